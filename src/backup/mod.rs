@@ -1,0 +1,305 @@
+//! Backup: from a source (paths, a stream, a command) to a committed snapshot. The snapshot manifest is written
+//! last, only after every pack and index segment it references is durable.
+
+mod fs;
+mod saver;
+mod stream;
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+pub use fs::{Excludes, read_exclude_file};
+pub use saver::BlobSaver;
+
+use crate::catalog::Catalog;
+use crate::chunker::ChunkerParams;
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::reader::BlobReader;
+use crate::repo::Repository;
+use crate::snapshot::{SNAPSHOT_VERSION, Snapshot, Summary};
+use crate::tree::{Node, NodeKind, RawName, Tree};
+
+/// Live counters a progress display reads while a backup runs.
+#[derive(Default)]
+pub struct Progress {
+    pub files_new: AtomicU64,
+    pub files_changed: AtomicU64,
+    pub files_unchanged: AtomicU64,
+    pub dirs: AtomicU64,
+    /// Bytes read from sources so far.
+    pub bytes: AtomicU64,
+    pub bytes_read: AtomicU64,
+    pub total_bytes: AtomicU64,
+    pub errors: AtomicU64,
+}
+
+impl Progress {
+    /// Files finished so far.
+    pub fn files(&self) -> u64 {
+        self.files_new.load(Ordering::Relaxed)
+            + self.files_changed.load(Ordering::Relaxed)
+            + self.files_unchanged.load(Ordering::Relaxed)
+    }
+}
+
+/// What to back up.
+pub enum Source {
+    /// Files and directories (absolute paths).
+    Paths(Vec<PathBuf>),
+    /// A byte stream saved as one file named `name` at the snapshot's root.
+    Stream { name: String, reader: Box<dyn Read + Send> },
+    /// A command whose standard output is saved as `name`; a non-zero exit fails the backup.
+    Command { argv: Vec<String>, name: String },
+}
+
+/// Options of one backup.
+#[derive(Clone, Debug, Default)]
+pub struct BackupOptions {
+    pub host: String,
+    pub tags: Vec<String>,
+    pub excludes: Vec<String>,
+    /// Chunker profile; default by source kind (`files` for paths, `stream` for streams and commands).
+    pub chunker: Option<String>,
+    /// Ignore the parent snapshot and read every file.
+    pub force: bool,
+    /// Snapshot time (defaults to now; tests set it).
+    pub time: Option<jiff::Timestamp>,
+}
+
+/// The outcome of a committed backup.
+#[derive(Debug)]
+pub struct BackupOutcome {
+    pub id: Id,
+    pub snapshot: Snapshot,
+    /// Inputs that could not be read (each also counted in `snapshot.summary.errors`).
+    pub warnings: Vec<String>,
+    /// Things worth telling that are not errors (a file changed while read).
+    pub notices: Vec<String>,
+}
+
+/// Everything the source walkers share.
+pub(crate) struct BackupContext<'a, 'c> {
+    pub repo: &'a Repository,
+    pub saver: &'a BlobSaver<'a>,
+    pub loader: &'a TreeLoader<'c>,
+    pub params: ChunkerParams,
+    pub excludes: Excludes,
+    pub progress: &'a Progress,
+    warnings: Mutex<Vec<String>>,
+    notices: Mutex<Vec<String>>,
+}
+
+impl BackupContext<'_, '_> {
+    /// Records an input that could not be read.
+    pub fn warn(&self, msg: String) {
+        self.progress.errors.fetch_add(1, Ordering::Relaxed);
+        self.warnings.lock().expect("warnings lock").push(msg);
+    }
+
+    pub fn notice(&self, msg: String) {
+        self.notices.lock().expect("notices lock").push(msg);
+    }
+}
+
+/// Loads parent-snapshot trees during a backup.
+pub(crate) struct TreeLoader<'a> {
+    reader: BlobReader<'a>,
+}
+
+impl TreeLoader<'_> {
+    fn load(&self, id: &Id) -> Result<Tree> {
+        self.reader.load_tree(id)
+    }
+}
+
+/// Runs a backup and commits the snapshot.
+pub fn run(
+    repo: &Repository,
+    catalog: &mut Catalog,
+    source: Source,
+    opts: &BackupOptions,
+    progress: &Progress,
+) -> Result<BackupOutcome> {
+    let started = Instant::now();
+    let time = opts.time.unwrap_or_else(jiff::Timestamp::now);
+    let (paths, default_profile) = match &source {
+        Source::Paths(p) => (normalize_paths(p)?, "files"),
+        Source::Stream { name, .. } | Source::Command { name, .. } => {
+            (vec![PathBuf::from(stream_path(name)?)], "stream")
+        }
+    };
+    let profile = opts.chunker.clone().unwrap_or_else(|| default_profile.to_string());
+    let params = repo.chunker_profile(&profile)?;
+    let path_strings: Vec<String> = paths.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+    let parent = find_parent(catalog, &opts.host, &path_strings)?;
+    let saver = BlobSaver::new(repo, catalog)?;
+    let loader = TreeLoader { reader: BlobReader::new(repo, catalog) };
+    let parent_root = match (&parent, opts.force, &source) {
+        (Some(p), false, Source::Paths(_)) => Some(loader.load(&p.1.tree)?),
+        _ => None,
+    };
+    let ctx = BackupContext {
+        repo,
+        saver: &saver,
+        loader: &loader,
+        params,
+        excludes: Excludes::new(&opts.excludes)?,
+        progress,
+        warnings: Mutex::new(Vec::new()),
+        notices: Mutex::new(Vec::new()),
+    };
+    let root = match source {
+        Source::Paths(_) => fs::save_paths(&ctx, &paths, parent_root),
+        Source::Stream { name, reader } => save_stream_root(&ctx, &name, reader, "standard input"),
+        Source::Command { argv, name } => save_command(&ctx, &argv, &name),
+    };
+    // Whatever happened, make what was written durable and indexed so a retry can reuse it.
+    let flushed = saver.flush();
+    let BackupContext { warnings, notices, .. } = ctx;
+    let warnings = warnings.into_inner().expect("warnings lock");
+    let notices = notices.into_inner().expect("notices lock");
+    let catalog = loader.reader.into_catalog();
+    saver.record_in(catalog)?;
+    let root = root?;
+    flushed?;
+    let summary = Summary {
+        files_new: progress.files_new.load(Ordering::Relaxed),
+        files_changed: progress.files_changed.load(Ordering::Relaxed),
+        files_unchanged: progress.files_unchanged.load(Ordering::Relaxed),
+        dirs: progress.dirs.load(Ordering::Relaxed),
+        bytes_read: progress.bytes_read.load(Ordering::Relaxed),
+        total_bytes: progress.total_bytes.load(Ordering::Relaxed),
+        blobs_added: saver.stats.blobs_added.load(Ordering::Relaxed),
+        bytes_added: saver.stats.bytes_added.load(Ordering::Relaxed),
+        stored_bytes_added: saver.stats.stored_bytes_added.load(Ordering::Relaxed),
+        errors: warnings.len() as u64,
+        duration_secs: started.elapsed().as_secs_f64(),
+    };
+    let snapshot = Snapshot {
+        version: SNAPSHOT_VERSION,
+        time,
+        host: opts.host.clone(),
+        paths: path_strings,
+        tags: opts.tags.clone(),
+        tree: root,
+        parent: parent.map(|p| p.0),
+        chunker: profile,
+        incomplete: !warnings.is_empty(),
+        summary,
+    };
+    let id = repo.save_snapshot(&snapshot)?;
+    catalog.add_snapshot(&id, &snapshot)?;
+    Ok(BackupOutcome { id, snapshot, warnings, notices })
+}
+
+/// Makes paths absolute and lexically clean, without following symlinks; drops duplicates.
+fn normalize_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    if paths.is_empty() {
+        return Err(Error::InvalidInput("nothing to back up: give at least one path, or --stdin, or --command".into()));
+    }
+    let cwd = std::env::current_dir().map_err(|e| Error::io("read the current directory", ".", e))?;
+    let mut out = Vec::new();
+    for p in paths {
+        let abs = if p.is_absolute() { p.clone() } else { cwd.join(p) };
+        let mut clean = PathBuf::from("/");
+        for c in abs.components() {
+            match c {
+                std::path::Component::Normal(n) => clean.push(n),
+                std::path::Component::ParentDir => {
+                    clean.pop();
+                }
+                _ => {}
+            }
+        }
+        if std::fs::symlink_metadata(&clean).is_err() {
+            return Err(Error::InvalidInput(format!("{} does not exist or cannot be read", clean.display())));
+        }
+        if clean == Path::new("/") {
+            return Err(Error::InvalidInput(
+                "backing up / as a whole is not supported yet; name its directories".into(),
+            ));
+        }
+        out.push(clean);
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+use std::path::Path;
+
+/// `/NAME` for a stream file; the name must be one plain file name.
+fn stream_path(name: &str) -> Result<String> {
+    let n = name.trim_start_matches('/');
+    if n.is_empty() || n.contains('/') || n == "." || n == ".." {
+        return Err(Error::InvalidInput(format!("--stdin-filename {name:?} must be a plain file name such as db.sql")));
+    }
+    Ok(format!("/{n}"))
+}
+
+/// The newest snapshot of the same host and paths.
+fn find_parent(catalog: &Catalog, host: &str, paths: &[String]) -> Result<Option<(Id, Snapshot)>> {
+    let snaps = catalog.snapshots()?;
+    Ok(snaps
+        .into_iter()
+        .rev()
+        .find(|s| s.snapshot.host == host && s.snapshot.paths == paths)
+        .map(|s| (s.id, s.snapshot)))
+}
+
+fn save_stream_root(ctx: &BackupContext<'_, '_>, name: &str, reader: Box<dyn Read + Send>, what: &str) -> Result<Id> {
+    let content = stream::save_stream(ctx.saver, reader, ctx.params, ctx.repo.gear(), ctx.progress, what)?;
+    ctx.progress.files_new.fetch_add(1, Ordering::Relaxed);
+    ctx.progress.bytes_read.fetch_add(content.size, Ordering::Relaxed);
+    ctx.progress.total_bytes.fetch_add(content.size, Ordering::Relaxed);
+    let now = jiff::Timestamp::now();
+    let node = Node {
+        name: RawName(name.trim_start_matches('/').as_bytes().to_vec()),
+        kind: NodeKind::File,
+        mode: 0o600,
+        uid: unsafe_free_uid(),
+        gid: unsafe_free_gid(),
+        mtime_ns: i64::try_from(now.as_nanosecond()).unwrap_or(i64::MAX),
+        ctime_ns: 0,
+        inode: 0,
+        dev: 0,
+        size: content.size,
+        content: content.blobs,
+        subtree: None,
+        target: None,
+        rdev: None,
+    };
+    ctx.saver.save(crate::blob::BlobKind::Tree, &Tree::new(vec![node]).to_bytes())
+}
+
+fn unsafe_free_uid() -> u32 {
+    std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m)).unwrap_or(0)
+}
+
+fn unsafe_free_gid() -> u32 {
+    std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::gid(&m)).unwrap_or(0)
+}
+
+/// Runs a command (no shell) and saves its standard output; its standard error goes to ours.
+fn save_command(ctx: &BackupContext<'_, '_>, argv: &[String], name: &str) -> Result<Id> {
+    let (prog, args) = argv.split_first().ok_or_else(|| Error::InvalidInput("--command is empty".into()))?;
+    let mut child = Command::new(prog)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| Error::SourceFailed(format!("cannot start command {prog:?}: {e}; no snapshot was written")))?;
+    let stdout = child.stdout.take().expect("stdout was piped");
+    let saved = save_stream_root(ctx, name, Box::new(stdout), &format!("output of {prog}"));
+    let status = child.wait().map_err(|e| Error::SourceFailed(format!("waiting for {prog:?} failed: {e}")))?;
+    if !status.success() {
+        return Err(Error::SourceFailed(format!("command {prog:?} failed ({status}); no snapshot was written")));
+    }
+    saved
+}

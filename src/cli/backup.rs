@@ -1,0 +1,129 @@
+//! `gumvault backup`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use clap::Args;
+use serde_json::json;
+
+use super::{GlobalArgs, format, progress::Ticker};
+use crate::backup::{self, BackupOptions, Progress, Source, read_exclude_file};
+use crate::exit;
+
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:
+  gumvault backup /etc/bubblegum /srv/uploads --exclude '*.tmp' --exclude node_modules
+  pg_dump -Fp mydb | gumvault backup --stdin --stdin-filename db.sql --tag db
+  gumvault backup --command 'pg_dump -Fc mydb' --stdin-filename db.dump --tag db
+
+A pattern with a '/' matches the whole absolute path; one without matches a name at any depth.
+Files whose size, mtime, ctime and inode match the previous snapshot of the same host and paths are not read again.")]
+pub struct BackupArgs {
+    /// Files and directories to back up
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Back up standard input as one file
+    #[arg(long, conflicts_with_all = ["paths", "command"])]
+    pub stdin: bool,
+    /// Back up the standard output of this command (split into words, no shell); it must exit 0
+    #[arg(long, value_name = "CMD", conflicts_with = "paths")]
+    pub command: Option<String>,
+    /// Name of the file that holds standard input or the command's output
+    #[arg(long, default_value = "stdin", value_name = "NAME")]
+    pub stdin_filename: String,
+    /// Exclude paths matching this glob (repeatable)
+    #[arg(long = "exclude", short = 'e', value_name = "GLOB")]
+    pub excludes: Vec<String>,
+    /// Read exclude globs from this file, one per line (repeatable)
+    #[arg(long = "exclude-file", value_name = "FILE")]
+    pub exclude_files: Vec<PathBuf>,
+    /// Tag the snapshot (repeatable)
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Host name recorded in the snapshot (default: this machine's)
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Chunker profile: `files` (default for paths) or `stream` (default for --stdin/--command)
+    #[arg(long, value_name = "PROFILE")]
+    pub chunker: Option<String>,
+    /// Read every file even if the parent snapshot says it is unchanged
+    #[arg(long)]
+    pub force: bool,
+}
+
+pub fn run(g: &GlobalArgs, a: &BackupArgs) -> anyhow::Result<i32> {
+    let mut excludes = a.excludes.clone();
+    for f in &a.exclude_files {
+        excludes.extend(read_exclude_file(f)?);
+    }
+    let source = if a.stdin {
+        Source::Stream { name: a.stdin_filename.clone(), reader: Box::new(std::io::stdin()) }
+    } else if let Some(cmd) = &a.command {
+        let argv = shell_words::split(cmd).map_err(|e| anyhow::anyhow!("cannot split --command into words: {e}"))?;
+        Source::Command { argv, name: a.stdin_filename.clone() }
+    } else {
+        if a.paths.is_empty() {
+            anyhow::bail!("nothing to back up: give paths, --stdin or --command (see `gumvault backup --help`)");
+        }
+        Source::Paths(a.paths.clone())
+    };
+    let opts = BackupOptions {
+        host: a.host.clone().unwrap_or_else(crate::hostname),
+        tags: a.tags.clone(),
+        excludes,
+        chunker: a.chunker.clone(),
+        force: a.force,
+        time: None,
+    };
+    let mut session = g.open()?;
+    let progress = Arc::new(Progress::default());
+    let shown = progress.clone();
+    let ticker = Ticker::start(g.quiet || g.json, move || {
+        let msg = format!(
+            "{} files, {} read, {} errors",
+            shown.files(),
+            format::bytes(shown.bytes.load(Ordering::Relaxed)),
+            shown.errors.load(Ordering::Relaxed)
+        );
+        (msg, None)
+    });
+    let outcome = backup::run(&session.repo, &mut session.catalog, source, &opts, &progress);
+    drop(ticker);
+    let outcome = outcome?;
+    for w in &outcome.warnings {
+        eprintln!("gumvault: warning: {w}");
+    }
+    for n in &outcome.notices {
+        eprintln!("gumvault: note: {n}");
+    }
+    let s = &outcome.snapshot.summary;
+    if g.json {
+        println!(
+            "{}",
+            json!({
+                "snapshot_id": outcome.id.to_hex(), "short_id": outcome.id.short(), "time": outcome.snapshot.time.to_string(),
+                "incomplete": outcome.snapshot.incomplete, "summary": s, "warnings": outcome.warnings,
+            })
+        );
+    } else if !g.quiet {
+        println!(
+            "snapshot {} saved{}",
+            outcome.id.short(),
+            if outcome.snapshot.incomplete { " (INCOMPLETE: some inputs could not be read)" } else { "" }
+        );
+        println!(
+            "files: {} new, {} changed, {} unchanged; {} directories",
+            s.files_new, s.files_changed, s.files_unchanged, s.dirs
+        );
+        println!(
+            "read {} of {}, added {} ({} stored) in {}",
+            format::bytes(s.bytes_read),
+            format::bytes(s.total_bytes),
+            format::bytes(s.bytes_added),
+            format::bytes(s.stored_bytes_added),
+            format::duration(s.duration_secs)
+        );
+    }
+    Ok(if outcome.snapshot.incomplete { exit::INCOMPLETE } else { exit::OK })
+}

@@ -1,0 +1,197 @@
+//! The command line: clap definitions, one module per group of commands, human and JSON output.
+
+mod backup;
+mod format;
+mod password;
+mod progress;
+mod repo_cmds;
+mod restore;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::catalog::{Catalog, default_cache_dir};
+use crate::exit;
+use crate::repo::Repository;
+use crate::select::Filter;
+use crate::storage::Storage;
+use password::PasswordSource;
+
+const AFTER_HELP: &str = "\
+Environment:
+  GUMVAULT_REPO              repository URL (instead of -r)
+  GUMVAULT_PASSWORD          the password itself
+  GUMVAULT_PASSWORD_FILE     a file holding the password
+  GUMVAULT_PASSWORD_COMMAND  a shell command that prints the password
+  GUMVAULT_CACHE_DIR         where the local catalog lives (default: ~/.cache/gumvault)
+
+Quick start:
+  export GUMVAULT_REPO=/var/backups/gumvault GUMVAULT_PASSWORD_FILE=/etc/gumvault.pass
+  gumvault init
+  gumvault backup /etc /srv/app --exclude node_modules
+  pg_dump mydb | gumvault backup --stdin --stdin-filename db.sql --tag db
+  gumvault snapshots
+  gumvault restore latest --target /tmp/restore
+  gumvault dump --tag db latest /db.sql | psql mydb
+
+Exit codes: 0 ok, 1 error, 2 bad usage, 3 backup incomplete (some inputs unreadable), 4 source failed
+(no snapshot written), 10 wrong password, 11 no repository, 12 corrupt or missing data.";
+
+/// gumvault — encrypted, deduplicating backups of a web application's stack.
+#[derive(Parser, Debug)]
+#[command(name = "gumvault", version, about, long_about = None, after_help = AFTER_HELP)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Commands,
+}
+
+/// Options every command takes.
+#[derive(Args, Debug, Clone)]
+pub struct GlobalArgs {
+    /// Repository URL: a path, file:///abs/path, s3://bucket/prefix?endpoint=URL&region=R, or memory://
+    #[arg(short = 'r', long = "repo", env = "GUMVAULT_REPO", global = true, value_name = "URL")]
+    pub repo: Option<String>,
+    /// Read the password from this file
+    #[arg(long, env = "GUMVAULT_PASSWORD_FILE", global = true, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// Run this shell command and use what it prints as the password
+    #[arg(long, env = "GUMVAULT_PASSWORD_COMMAND", global = true, value_name = "CMD")]
+    pub password_command: Option<String>,
+    /// Directory of the local catalog cache
+    #[arg(long, env = "GUMVAULT_CACHE_DIR", global = true, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Print machine-readable JSON instead of text
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print only errors and warnings; no progress bar
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Commands {
+    /// Create a new repository
+    Init(repo_cmds::InitArgs),
+    /// Back up files and directories, standard input, or a command's output
+    Backup(backup::BackupArgs),
+    /// List snapshots
+    Snapshots(repo_cmds::SnapshotsArgs),
+    /// Restore a snapshot (or part of it) into a directory
+    Restore(restore::RestoreArgs),
+    /// Write one file of a snapshot to standard output
+    Dump(restore::DumpArgs),
+    /// List the files of a snapshot
+    Ls(restore::LsArgs),
+    /// Manage the passwords that open the repository
+    #[command(subcommand)]
+    Key(repo_cmds::KeyCommand),
+    /// Manage the local catalog cache
+    #[command(subcommand)]
+    Catalog(repo_cmds::CatalogCommand),
+}
+
+/// Snapshot filters shared by snapshots, restore, dump and ls.
+#[derive(Args, Debug, Clone, Default)]
+pub struct FilterArgs {
+    /// Only snapshots of this host (repeatable)
+    #[arg(long = "host", value_name = "HOST")]
+    pub hosts: Vec<String>,
+    /// Only snapshots with this tag (repeatable: all must match)
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Only snapshots that include this path (repeatable)
+    #[arg(long = "path", value_name = "PATH")]
+    pub paths: Vec<String>,
+}
+
+impl FilterArgs {
+    pub fn filter(&self) -> Filter {
+        Filter { hosts: self.hosts.clone(), tags: self.tags.clone(), paths: self.paths.clone() }
+    }
+}
+
+/// An open repository and its synced catalog.
+pub struct Session {
+    pub repo: Repository,
+    pub catalog: Catalog,
+}
+
+impl GlobalArgs {
+    fn url(&self) -> anyhow::Result<&str> {
+        self.repo
+            .as_deref()
+            .ok_or_else(|| anyhow::anyhow!("no repository given: pass -r/--repo URL or set GUMVAULT_REPO"))
+    }
+
+    fn password_source(&self) -> PasswordSource {
+        PasswordSource { file: self.password_file.clone(), command: self.password_command.clone() }
+    }
+
+    fn cache_dir(&self) -> PathBuf {
+        self.cache_dir.clone().unwrap_or_else(default_cache_dir)
+    }
+
+    /// Opens the repository (asking for the password) without touching the catalog.
+    pub fn open_repo(&self) -> anyhow::Result<Repository> {
+        let storage = Storage::open_url(self.url()?)?;
+        let password = self.password_source().get(false)?;
+        Ok(Repository::open(storage, &password)?)
+    }
+
+    /// Opens the repository and brings its catalog up to date.
+    pub fn open(&self) -> anyhow::Result<Session> {
+        let repo = self.open_repo()?;
+        let catalog = Catalog::open(&self.cache_dir(), &repo)?;
+        Ok(Session { repo, catalog })
+    }
+}
+
+/// Parses arguments, runs the command, prints errors; returns the exit code.
+pub fn run() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { exit::USAGE } else { exit::OK };
+        }
+    };
+    match dispatch(&cli) {
+        Ok(code) => code,
+        Err(err) => report(&err),
+    }
+}
+
+fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
+    let g = &cli.global;
+    match &cli.command {
+        Commands::Init(a) => repo_cmds::init(g, a),
+        Commands::Backup(a) => backup::run(g, a),
+        Commands::Snapshots(a) => repo_cmds::snapshots(g, a),
+        Commands::Restore(a) => restore::restore(g, a),
+        Commands::Dump(a) => restore::dump(g, a),
+        Commands::Ls(a) => restore::ls(g, a),
+        Commands::Key(k) => repo_cmds::key(g, k),
+        Commands::Catalog(c) => repo_cmds::catalog(g, c),
+    }
+}
+
+/// Prints an error chain and picks its exit code. A closed pipe on standard output is not an error.
+fn report(err: &anyhow::Error) -> i32 {
+    for cause in err.chain() {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::BrokenPipe
+        {
+            return exit::OK;
+        }
+        if let Some(crate::Error::Io { source, .. }) = cause.downcast_ref::<crate::Error>()
+            && source.kind() == std::io::ErrorKind::BrokenPipe
+        {
+            return exit::OK;
+        }
+    }
+    eprintln!("gumvault: error: {err:#}");
+    err.chain().find_map(|c| c.downcast_ref::<crate::Error>()).map(crate::Error::exit_code).unwrap_or(exit::ERROR)
+}

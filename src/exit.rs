@@ -1,0 +1,19 @@
+//! Process exit codes. They are part of the interface: scripts and monitoring rely on them, so each one is
+//! documented in docs/user-guide.md and never reused for another meaning.
+
+/// Success.
+pub const OK: i32 = 0;
+/// A general error (the message says what failed).
+pub const ERROR: i32 = 1;
+/// Invalid command line (clap's own code).
+pub const USAGE: i32 = 2;
+/// The backup finished and a snapshot was written, but some inputs could not be read.
+pub const INCOMPLETE: i32 = 3;
+/// A source (stdin stream or `--command`) failed: no snapshot was written.
+pub const SOURCE_FAILED: i32 = 4;
+/// The password opens no key of the repository.
+pub const WRONG_PASSWORD: i32 = 10;
+/// No repository exists at the given URL.
+pub const REPO_NOT_FOUND: i32 = 11;
+/// Corrupt or missing repository data was detected (restore restored what it could).
+pub const DATA_ERROR: i32 = 12;
