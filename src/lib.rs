@@ -7,6 +7,7 @@
 pub mod backup;
 pub mod blob;
 pub mod catalog;
+pub mod check;
 pub mod chunker;
 pub mod cli;
 pub mod crypto;

@@ -1,6 +1,7 @@
 //! The command line: clap definitions, one module per group of commands, human and JSON output.
 
 mod backup;
+mod check;
 mod format;
 mod password;
 mod progress;
@@ -85,6 +86,8 @@ pub enum Commands {
     Dump(restore::DumpArgs),
     /// List the files of a snapshot
     Ls(restore::LsArgs),
+    /// Verify the repository: structure, and with --read-data every byte
+    Check(check::CheckArgs),
     /// Manage the passwords that open the repository
     #[command(subcommand)]
     Key(repo_cmds::KeyCommand),
@@ -173,6 +176,7 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Commands::Restore(a) => restore::restore(g, a),
         Commands::Dump(a) => restore::dump(g, a),
         Commands::Ls(a) => restore::ls(g, a),
+        Commands::Check(a) => check::run(g, a),
         Commands::Key(k) => repo_cmds::key(g, k),
         Commands::Catalog(c) => repo_cmds::catalog(g, c),
     }
