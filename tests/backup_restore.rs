@@ -298,9 +298,7 @@ fn unreadable_files_are_reported_and_the_snapshot_is_marked_incomplete() {
     // Root reads anything, so run the backup as an unprivileged user when we are root.
     let is_root = unsafe_geteuid() == 0;
     let out = if is_root {
-        for p in [env.dir.path().to_path_buf()] {
-            Command::new("chmod").args(["-R", "a+rwX"]).arg(&p).status().unwrap();
-        }
+        Command::new("chmod").args(["-R", "a+rwX"]).arg(env.dir.path()).status().unwrap();
         std::fs::set_permissions(src.join("locked"), std::fs::Permissions::from_mode(0o000)).unwrap();
         let c = env.cmd();
         let prog = c.get_program().to_owned();
