@@ -74,13 +74,21 @@ pub struct Chunker<'g, R> {
 impl<'g, R: Read> Chunker<'g, R> {
     /// A chunker over `source`; `params` must be valid (see [`ChunkerParams::validate`]).
     pub fn new(source: R, params: ChunkerParams, gear: &'g Gear) -> Self {
+        Self::with_size_hint(source, params, gear, None)
+    }
+
+    /// Like [`Chunker::new`], for a source of about `size` bytes: a small file gets a small buffer (allocating
+    /// and zeroing twice the maximum chunk size for each of 50,000 small files would dominate a backup).
+    pub fn with_size_hint(source: R, params: ChunkerParams, gear: &'g Gear, size: Option<u64>) -> Self {
         let (mask_s, mask_l) = select_masks(params.avg_size as usize, Normalization::Level1);
+        let full = params.max_size as usize * 2;
+        let initial = size.map_or(full, |n| (n as usize).saturating_add(1).clamp(1, full));
         Chunker {
             source,
             params,
             gear,
             masks: (mask_s, mask_l, mask_s << 1, mask_l << 1),
-            buf: vec![0u8; params.max_size as usize * 2],
+            buf: vec![0u8; initial],
             start: 0,
             end: 0,
             eof: false,
@@ -99,6 +107,10 @@ impl<'g, R: Read> Chunker<'g, R> {
             self.start = 0;
         }
         while self.end < max && !self.eof {
+            if self.end == self.buf.len() {
+                // The size hint was too small (the file grew): fall back to the full buffer.
+                self.buf.resize(max * 2, 0);
+            }
             match self.source.read(&mut self.buf[self.end..]) {
                 Ok(0) => self.eof = true,
                 Ok(n) => self.end += n,
@@ -227,11 +239,14 @@ mod tests {
 
     proptest! {
         #[test]
-        fn concatenation_is_the_input(len in 0usize..200_000, seed in any::<u64>(), step in 1usize..5000) {
+        fn concatenation_is_the_input(len in 0usize..200_000, seed in any::<u64>(), step in 1usize..5000, hint in 0usize..300_000) {
             let g = gear();
             let data = pseudo_random(len, seed);
             let whole: Vec<Vec<u8>> = Chunker::new(&data[..], SMALL, &g).map(|c| c.unwrap()).collect();
             let trickled: Vec<Vec<u8>> = Chunker::new(Trickle(&data, step), SMALL, &g).map(|c| c.unwrap()).collect();
+            let hinted: Vec<Vec<u8>> =
+                Chunker::with_size_hint(Trickle(&data, step), SMALL, &g, Some(hint as u64)).map(|c| c.unwrap()).collect();
+            prop_assert_eq!(&whole, &hinted);
             prop_assert_eq!(whole.concat(), data);
             prop_assert_eq!(whole, trickled);
         }

@@ -228,7 +228,8 @@ fn save_file(
             return Ok(None);
         }
     };
-    let content = match save_stream(ctx.saver, file, ctx.params, ctx.repo.gear(), ctx.progress, &path.to_string_lossy())
+    let what = path.to_string_lossy();
+    let content = match save_stream(ctx.saver, file, ctx.params, ctx.repo.gear(), ctx.progress, &what, Some(node.size))
     {
         Ok(c) => c,
         Err(Error::Io { source, .. }) => {

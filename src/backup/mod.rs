@@ -253,7 +253,7 @@ fn find_parent(catalog: &Catalog, host: &str, paths: &[String]) -> Result<Option
 }
 
 fn save_stream_root(ctx: &BackupContext<'_, '_>, name: &str, reader: Box<dyn Read + Send>, what: &str) -> Result<Id> {
-    let content = stream::save_stream(ctx.saver, reader, ctx.params, ctx.repo.gear(), ctx.progress, what)?;
+    let content = stream::save_stream(ctx.saver, reader, ctx.params, ctx.repo.gear(), ctx.progress, what, None)?;
     ctx.progress.files_new.fetch_add(1, Ordering::Relaxed);
     ctx.progress.bytes_read.fetch_add(content.size, Ordering::Relaxed);
     ctx.progress.total_bytes.fetch_add(content.size, Ordering::Relaxed);

@@ -30,8 +30,9 @@ pub fn save_stream(
     gear: &Gear,
     progress: &Progress,
     what: &str,
+    size_hint: Option<u64>,
 ) -> Result<StreamContent> {
-    let mut chunker = Chunker::new(reader, params, gear);
+    let mut chunker = Chunker::with_size_hint(reader, params, gear, size_hint);
     let read_err = |e: std::io::Error| Error::io("read", what, e);
     let mut out = StreamContent { blobs: Vec::new(), size: 0 };
     let mut batch = read_batch(&mut chunker).map_err(read_err)?;
