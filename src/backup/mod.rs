@@ -85,7 +85,7 @@ pub struct BackupOutcome {
 /// Everything the source walkers share.
 pub(crate) struct BackupContext<'a, 'c> {
     pub repo: &'a Repository,
-    pub saver: &'a BlobSaver<'a>,
+    pub saver: &'a BlobSaver<'c>,
     pub loader: &'a TreeLoader<'c>,
     pub params: ChunkerParams,
     pub excludes: Excludes,
@@ -137,34 +137,50 @@ pub fn run(
     let params = repo.chunker_profile(&profile)?;
     let path_strings: Vec<String> = paths.iter().map(|p| p.to_string_lossy().into_owned()).collect();
     let parent = find_parent(catalog, &opts.host, &path_strings)?;
-    let saver = BlobSaver::new(repo, catalog)?;
-    let loader = TreeLoader { reader: BlobReader::new(repo, catalog) };
-    let parent_root = match (&parent, opts.force, &source) {
-        (Some(p), false, Source::Paths(_)) => Some(loader.load(&p.1.tree)?),
-        _ => None,
-    };
-    let ctx = BackupContext {
-        repo,
-        saver: &saver,
-        loader: &loader,
-        params,
-        excludes: Excludes::new(&opts.excludes)?,
-        progress,
-        warnings: Mutex::new(Vec::new()),
-        notices: Mutex::new(Vec::new()),
-    };
-    let root = match source {
-        Source::Paths(_) => fs::save_paths(&ctx, &paths, parent_root),
-        Source::Stream { name, reader } => save_stream_root(&ctx, &name, reader, "standard input"),
-        Source::Command { argv, name } => save_command(&ctx, &argv, &name),
-    };
-    // Whatever happened, make what was written durable and indexed so a retry can reuse it.
-    let flushed = saver.flush();
-    let BackupContext { warnings, notices, .. } = ctx;
-    let warnings = warnings.into_inner().expect("warnings lock");
-    let notices = notices.into_inner().expect("notices lock");
-    let catalog = loader.reader.into_catalog();
-    saver.record_in(catalog)?;
+    let excludes = Excludes::new(&opts.excludes)?;
+    let uploads = saver::UploadState::default();
+    let stats = saver::SaverStats::default();
+    let walked = std::thread::scope(|scope| -> Result<Walked> {
+        let saver = BlobSaver::new(repo, catalog, &uploads, scope)?;
+        let loader = TreeLoader { reader: BlobReader::new(repo, catalog) };
+        let parent_root = match (&parent, opts.force, &source) {
+            (Some(p), false, Source::Paths(_)) => loader.load(&p.1.tree).map(Some),
+            _ => Ok(None),
+        };
+        let ctx = BackupContext {
+            repo,
+            saver: &saver,
+            loader: &loader,
+            params,
+            excludes,
+            progress,
+            warnings: Mutex::new(Vec::new()),
+            notices: Mutex::new(Vec::new()),
+        };
+        let root = parent_root.and_then(|parent_root| match source {
+            Source::Paths(_) => fs::save_paths(&ctx, &paths, parent_root),
+            Source::Stream { name, reader } => save_stream_root(&ctx, &name, reader, "standard input"),
+            Source::Command { argv, name } => save_command(&ctx, &argv, &name),
+        });
+        // Whatever happened, make what was written durable and indexed so a retry can reuse it.
+        let flushed = saver.flush();
+        let BackupContext { warnings, notices, .. } = ctx;
+        for (to, from) in [
+            (&stats.blobs_added, &saver.stats.blobs_added),
+            (&stats.bytes_added, &saver.stats.bytes_added),
+            (&stats.stored_bytes_added, &saver.stats.stored_bytes_added),
+        ] {
+            to.store(from.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+        Ok(Walked {
+            root,
+            flushed,
+            warnings: warnings.into_inner().expect("warnings lock"),
+            notices: notices.into_inner().expect("notices lock"),
+        })
+    })?;
+    uploads.record_in(catalog)?;
+    let Walked { root, flushed, warnings, notices } = walked;
     let root = root?;
     flushed?;
     let summary = Summary {
@@ -174,9 +190,9 @@ pub fn run(
         dirs: progress.dirs.load(Ordering::Relaxed),
         bytes_read: progress.bytes_read.load(Ordering::Relaxed),
         total_bytes: progress.total_bytes.load(Ordering::Relaxed),
-        blobs_added: saver.stats.blobs_added.load(Ordering::Relaxed),
-        bytes_added: saver.stats.bytes_added.load(Ordering::Relaxed),
-        stored_bytes_added: saver.stats.stored_bytes_added.load(Ordering::Relaxed),
+        blobs_added: stats.blobs_added.load(Ordering::Relaxed),
+        bytes_added: stats.bytes_added.load(Ordering::Relaxed),
+        stored_bytes_added: stats.stored_bytes_added.load(Ordering::Relaxed),
         errors: warnings.len() as u64,
         duration_secs: started.elapsed().as_secs_f64(),
     };
@@ -195,6 +211,14 @@ pub fn run(
     let id = repo.save_snapshot(&snapshot)?;
     catalog.add_snapshot(&id, &snapshot)?;
     Ok(BackupOutcome { id, snapshot, warnings, notices })
+}
+
+/// What the walk inside the upload scope produced.
+struct Walked {
+    root: Result<Id>,
+    flushed: Result<()>,
+    warnings: Vec<String>,
+    notices: Vec<String>,
 }
 
 /// Makes paths absolute and lexically clean, without following symlinks; drops duplicates.

@@ -1,15 +1,18 @@
 //! The write half of the blob pipeline: hash → dedup → compress → encrypt → pack → upload → index. Shared by
-//! every source and safe to call from many threads at once; the expensive steps run on the calling thread, so
-//! rayon's workers compress and encrypt in parallel.
+//! every source and safe to call from many threads at once. Hashing, compression and encryption run on the
+//! calling thread (rayon's workers, in parallel); full packs go through a small bounded queue to upload threads,
+//! so a slow write or fsync never stalls the CPU work, and memory stays bounded by the queue.
 
 use std::cell::RefCell;
 use std::collections::HashSet;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::thread::{Scope, ScopedJoinHandle};
 
 use crate::blob::{self, BlobKind};
 use crate::catalog::Catalog;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::index::PackEntry;
 use crate::pack::{FinishedPack, PackWriter};
@@ -18,6 +21,8 @@ use crate::storage;
 
 /// Index segments are written when this many blobs are waiting, which bounds the memory of long backups.
 const INDEX_FLUSH_BLOBS: usize = 100_000;
+/// Upload threads; with the queue of one more pack, at most this + 1 sealed packs are in flight.
+const UPLOADERS: usize = 2;
 
 thread_local! {
     static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
@@ -31,29 +36,105 @@ pub struct SaverStats {
     pub stored_bytes_added: AtomicU64,
 }
 
-/// Saves blobs into packs; see the module docs.
-pub struct BlobSaver<'r> {
-    repo: &'r Repository,
+/// What the upload threads produce; lives outside the thread scope so the caller can read it afterwards.
+#[derive(Default)]
+pub struct UploadState {
+    /// Packs uploaded but not yet in an index segment.
+    unindexed: Mutex<Vec<PackEntry>>,
+    /// Index segments written (the caller records them in the catalog).
+    written_indexes: Mutex<Vec<(Id, Vec<PackEntry>)>>,
+    failed: AtomicBool,
+    error: Mutex<Option<Error>>,
+}
+
+impl UploadState {
+    /// Records the index segments written so far in the catalog.
+    pub fn record_in(&self, catalog: &mut Catalog) -> Result<()> {
+        let written = std::mem::take(&mut *self.written_indexes.lock().expect("upload lock"));
+        for (id, packs) in written {
+            catalog.add_index(&id, &packs)?;
+        }
+        Ok(())
+    }
+
+    fn fail(&self, e: Error) {
+        let mut slot = self.error.lock().expect("upload lock");
+        if slot.is_none() {
+            *slot = Some(e);
+        }
+        self.failed.store(true, Ordering::SeqCst);
+    }
+
+    /// The first upload error, if any (taken once; later callers get a short reference to it).
+    fn take_error(&self) -> Option<Error> {
+        if !self.failed.load(Ordering::SeqCst) {
+            return None;
+        }
+        Some(self.error.lock().expect("upload lock").take().unwrap_or_else(|| {
+            Error::InvalidInput("the backup stopped because writing to the repository failed (see above)".into())
+        }))
+    }
+
+    /// Seals and writes one pack; writes an index segment when enough blobs wait for one.
+    fn upload(&self, repo: &Repository, pack: PackWriter) -> Result<()> {
+        let FinishedPack { id, kind, bytes, blobs } = pack.finish(&repo.key);
+        let size = bytes.len() as u64;
+        repo.storage.write(&storage::pack_path(&id), bytes)?;
+        let batch = {
+            let mut waiting = self.unindexed.lock().expect("upload lock");
+            waiting.push(PackEntry { id, kind, size, blobs });
+            let n: usize = waiting.iter().map(|p| p.blobs.len()).sum();
+            if n >= INDEX_FLUSH_BLOBS { std::mem::take(&mut *waiting) } else { Vec::new() }
+        };
+        self.write_index(repo, batch)
+    }
+
+    fn write_index(&self, repo: &Repository, packs: Vec<PackEntry>) -> Result<()> {
+        if packs.is_empty() {
+            return Ok(());
+        }
+        let id = repo.save_index(&packs)?;
+        self.written_indexes.lock().expect("upload lock").push((id, packs));
+        Ok(())
+    }
+}
+
+/// Saves blobs into packs; see the module docs. Lives inside a thread scope that runs its upload threads.
+pub struct BlobSaver<'a> {
+    repo: &'a Repository,
     known: Mutex<HashSet<Id>>,
     data_pack: Mutex<PackWriter>,
     tree_pack: Mutex<PackWriter>,
-    /// Packs uploaded but not yet in an index segment.
-    unindexed: Mutex<Vec<PackEntry>>,
-    /// Index segments written by this saver (the caller records them in the catalog).
-    written_indexes: Mutex<Vec<(Id, Vec<PackEntry>)>>,
+    queue: Mutex<Option<SyncSender<PackWriter>>>,
+    workers: Mutex<Vec<ScopedJoinHandle<'a, ()>>>,
+    state: &'a UploadState,
     pub stats: SaverStats,
 }
 
-impl<'r> BlobSaver<'r> {
-    /// A saver that skips every blob the catalog already knows.
-    pub fn new(repo: &'r Repository, catalog: &Catalog) -> Result<Self> {
+impl<'a> BlobSaver<'a> {
+    /// A saver that skips every blob the catalog already knows; its upload threads run in `scope`.
+    pub fn new<'env>(
+        repo: &'a Repository,
+        catalog: &Catalog,
+        state: &'a UploadState,
+        scope: &'a Scope<'a, 'env>,
+    ) -> Result<Self> {
+        let (tx, rx) = sync_channel::<PackWriter>(1);
+        let rx = Arc::new(Mutex::new(rx));
+        let workers = (0..UPLOADERS)
+            .map(|_| {
+                let rx = rx.clone();
+                scope.spawn(move || upload_loop(repo, state, &rx))
+            })
+            .collect();
         Ok(BlobSaver {
             repo,
             known: Mutex::new(catalog.blob_ids()?),
             data_pack: Mutex::new(PackWriter::new(BlobKind::Data)),
             tree_pack: Mutex::new(PackWriter::new(BlobKind::Tree)),
-            unindexed: Mutex::new(Vec::new()),
-            written_indexes: Mutex::new(Vec::new()),
+            queue: Mutex::new(Some(tx)),
+            workers: Mutex::new(workers),
+            state,
             stats: SaverStats::default(),
         })
     }
@@ -65,6 +146,9 @@ impl<'r> BlobSaver<'r> {
 
     /// Stores one blob unless it is already known; returns its id.
     pub fn save(&self, kind: BlobKind, data: &[u8]) -> Result<Id> {
+        if let Some(e) = self.state.take_error() {
+            return Err(e);
+        }
         let id = self.repo.key.blob_id(data);
         if !self.known.lock().expect("saver lock").insert(id) {
             return Ok(id);
@@ -93,7 +177,7 @@ impl<'r> BlobSaver<'r> {
             }
         };
         if let Some(pack) = full {
-            self.upload(pack)?;
+            self.enqueue(pack)?;
         }
         Ok(id)
     }
@@ -105,48 +189,51 @@ impl<'r> BlobSaver<'r> {
         }
     }
 
-    /// Seals and uploads one pack; writes an index segment when enough blobs wait for one.
-    fn upload(&self, pack: PackWriter) -> Result<()> {
-        let FinishedPack { id, kind, bytes, blobs } = pack.finish(&self.repo.key);
-        let size = bytes.len() as u64;
-        self.repo.storage.write(&storage::pack_path(&id), bytes)?;
-        let batch = {
-            let mut waiting = self.unindexed.lock().expect("saver lock");
-            waiting.push(PackEntry { id, kind, size, blobs });
-            let n: usize = waiting.iter().map(|p| p.blobs.len()).sum();
-            if n >= INDEX_FLUSH_BLOBS { std::mem::take(&mut *waiting) } else { Vec::new() }
-        };
-        self.write_index(batch)
-    }
-
-    fn write_index(&self, packs: Vec<PackEntry>) -> Result<()> {
-        if packs.is_empty() {
-            return Ok(());
+    /// Hands a full pack to the upload threads (blocks while the queue is full).
+    fn enqueue(&self, pack: PackWriter) -> Result<()> {
+        let tx = self.queue.lock().expect("saver lock").clone();
+        match tx {
+            Some(tx) if tx.send(pack).is_ok() => Ok(()),
+            _ => {
+                Err(self.state.take_error().unwrap_or_else(|| Error::InvalidInput("the upload queue is closed".into())))
+            }
         }
-        let id = self.repo.save_index(&packs)?;
-        self.written_indexes.lock().expect("saver lock").push((id, packs));
-        Ok(())
     }
 
-    /// Uploads the partial packs and writes the last index segment. After this returns, every blob saved so
-    /// far is durable and indexed, so a snapshot may reference it.
+    /// Uploads the partial packs, waits for every upload, and writes the last index segment. After this
+    /// returns `Ok`, every blob saved so far is durable and indexed, so a snapshot may reference it.
     pub fn flush(&self) -> Result<()> {
         for kind in [BlobKind::Data, BlobKind::Tree] {
             let pack = std::mem::replace(&mut *self.pack_for(kind).lock().expect("saver lock"), PackWriter::new(kind));
             if !pack.is_empty() {
-                self.upload(pack)?;
+                self.enqueue(pack)?;
             }
         }
-        let rest = std::mem::take(&mut *self.unindexed.lock().expect("saver lock"));
-        self.write_index(rest)
-    }
-
-    /// Records the index segments written so far in the catalog.
-    pub fn record_in(&self, catalog: &mut Catalog) -> Result<()> {
-        let written = std::mem::take(&mut *self.written_indexes.lock().expect("saver lock"));
-        for (id, packs) in written {
-            catalog.add_index(&id, &packs)?;
+        drop(self.queue.lock().expect("saver lock").take());
+        for w in std::mem::take(&mut *self.workers.lock().expect("saver lock")) {
+            if w.join().is_err() {
+                self.state.fail(Error::InvalidInput("an upload thread panicked".into()));
+            }
         }
-        Ok(())
+        if let Some(e) = self.state.take_error() {
+            return Err(e);
+        }
+        let rest = std::mem::take(&mut *self.state.unindexed.lock().expect("upload lock"));
+        self.state.write_index(self.repo, rest)
+    }
+}
+
+/// One upload thread: takes packs off the queue until it closes. After a failure it keeps draining (so senders
+/// never block forever) but writes nothing more.
+fn upload_loop(repo: &Repository, state: &UploadState, rx: &Mutex<Receiver<PackWriter>>) {
+    loop {
+        let next = rx.lock().expect("queue lock").recv();
+        let Ok(pack) = next else { return };
+        if state.failed.load(Ordering::SeqCst) {
+            continue;
+        }
+        if let Err(e) = state.upload(repo, pack) {
+            state.fail(e);
+        }
     }
 }
