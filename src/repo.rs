@@ -410,4 +410,41 @@ mod tests {
         assert!(Repository::open(Storage::open_url(url).unwrap(), b"pw3").is_ok());
         assert_eq!(repo.list_keys().unwrap().len(), 2);
     }
+
+    #[test]
+    fn unknown_versions_are_refused_with_a_clear_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = dir.path().to_str().unwrap();
+        let repo = Repository::init(Storage::open_url(url).unwrap(), b"pw", &fast()).unwrap();
+        let mut config = repo.config.clone();
+        config.version = 2;
+        let sealed = repo.key.seal(CONFIG_AAD, serde_json::to_vec(&config).unwrap());
+        repo.storage.write("config", sealed).unwrap();
+        let err = Repository::open(Storage::open_url(url).unwrap(), b"pw").err().unwrap();
+        assert!(matches!(err, Error::UnsupportedVersion { found: 2, .. }), "{err}");
+        assert!(err.to_string().contains("upgrade gumvault"));
+
+        let (path, _) = repo.storage.list("keys/").unwrap().remove(0);
+        let text =
+            String::from_utf8(repo.storage.read(&path).unwrap()).unwrap().replace("\"version\": 1", "\"version\": 7");
+        repo.storage.write(&path, text.into_bytes()).unwrap();
+        let err = Repository::open(Storage::open_url(url).unwrap(), b"pw").err().unwrap();
+        assert!(matches!(err, Error::UnsupportedVersion { found: 7, .. }), "{err}");
+    }
+
+    #[test]
+    fn a_damaged_key_file_or_config_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = dir.path().to_str().unwrap();
+        let repo = Repository::init(Storage::open_url(url).unwrap(), b"pw", &fast()).unwrap();
+        let mut sealed = repo.storage.read("config").unwrap();
+        sealed[30] ^= 1;
+        repo.storage.write("config", sealed).unwrap();
+        let err = Repository::open(Storage::open_url(url).unwrap(), b"pw").err().unwrap();
+        assert!(matches!(err, Error::Corrupt { ref object, .. } if object == "config"), "{err}");
+        let (path, _) = repo.storage.list("keys/").unwrap().remove(0);
+        repo.storage.write(&path, b"{not json".to_vec()).unwrap();
+        let err = Repository::open(Storage::open_url(url).unwrap(), b"pw").err().unwrap();
+        assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+    }
 }

@@ -63,6 +63,30 @@ pub fn read_exclude_file(path: &Path) -> Result<Vec<String>> {
     Ok(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from).collect())
 }
 
+/// Counts the files and bytes a backup of `paths` will visit (metadata only), for the progress bar's ETA.
+/// Runs beside the backup; stops early when `progress.estimate_done` is set by someone else.
+pub fn scan(paths: &[PathBuf], excludes: &Excludes, progress: &super::Progress) {
+    let mut stack: Vec<PathBuf> = paths.to_vec();
+    while let Some(p) = stack.pop() {
+        if progress.estimate_done.load(Ordering::Relaxed) {
+            return;
+        }
+        if excludes.matches(&p) {
+            continue;
+        }
+        let Ok(meta) = std::fs::symlink_metadata(&p) else { continue };
+        if meta.is_dir() {
+            if let Ok(rd) = std::fs::read_dir(&p) {
+                stack.extend(rd.flatten().map(|e| e.path()));
+            }
+        } else if meta.is_file() {
+            progress.estimate_files.fetch_add(1, Ordering::Relaxed);
+            progress.estimate_bytes.fetch_add(meta.size(), Ordering::Relaxed);
+        }
+    }
+    progress.estimate_done.store(true, Ordering::Relaxed);
+}
+
 /// The directory structure above the paths given on the command line.
 #[derive(Default)]
 struct VirtualDir {
@@ -218,6 +242,7 @@ fn save_file(
     {
         node.content = old.content.clone();
         ctx.progress.files_unchanged.fetch_add(1, Ordering::Relaxed);
+        ctx.progress.bytes_skipped.fetch_add(node.size, Ordering::Relaxed);
         ctx.progress.total_bytes.fetch_add(node.size, Ordering::Relaxed);
         return Ok(Some(node));
     }

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-pub use fs::{Excludes, read_exclude_file};
+pub use fs::{Excludes, read_exclude_file, scan};
 pub use saver::BlobSaver;
 
 use crate::catalog::Catalog;
@@ -35,7 +35,13 @@ pub struct Progress {
     pub bytes: AtomicU64,
     pub bytes_read: AtomicU64,
     pub total_bytes: AtomicU64,
+    /// Bytes of unchanged files taken from the parent snapshot without reading.
+    pub bytes_skipped: AtomicU64,
     pub errors: AtomicU64,
+    /// Filled in by [`scan`] running beside the backup, for an ETA.
+    pub estimate_files: AtomicU64,
+    pub estimate_bytes: AtomicU64,
+    pub estimate_done: std::sync::atomic::AtomicBool,
 }
 
 impl Progress {

@@ -80,15 +80,30 @@ pub fn run(g: &GlobalArgs, a: &BackupArgs) -> anyhow::Result<i32> {
     let progress = Arc::new(Progress::default());
     let shown = progress.clone();
     let ticker = Ticker::start(g.quiet || g.json, move || {
-        let msg = format!(
-            "{} files, {} read, {} errors",
-            shown.files(),
-            format::bytes(shown.bytes.load(Ordering::Relaxed)),
-            shown.errors.load(Ordering::Relaxed)
-        );
-        (msg, None)
+        let p = &shown;
+        let estimated = p.estimate_done.load(Ordering::Relaxed);
+        let files = if estimated {
+            format!("{}/{} files", p.files(), p.estimate_files.load(Ordering::Relaxed))
+        } else {
+            format!("{} files", p.files())
+        };
+        let msg = format!("{files}, {} errors", p.errors.load(Ordering::Relaxed));
+        let done = p.bytes.load(Ordering::Relaxed) + p.bytes_skipped.load(Ordering::Relaxed);
+        let total = estimated.then(|| p.estimate_bytes.load(Ordering::Relaxed));
+        (msg, Some((done, total.unwrap_or(0))))
     });
+    // Estimate the work in the background, only when someone watches the bar.
+    if let (Some(_), Source::Paths(paths)) = (&ticker, &source) {
+        let (paths, scanner, excludes) = (paths.clone(), progress.clone(), opts.excludes.clone());
+        std::thread::spawn(move || {
+            if let Ok(ex) = backup::Excludes::new(&excludes) {
+                let abs: Vec<PathBuf> = paths.iter().filter_map(|p| std::path::absolute(p).ok()).collect();
+                backup::scan(&abs, &ex, &scanner);
+            }
+        });
+    }
     let outcome = backup::run(&session.repo, &mut session.catalog, source, &opts, &progress);
+    progress.estimate_done.store(true, Ordering::Relaxed);
     drop(ticker);
     let outcome = outcome?;
     for w in &outcome.warnings {

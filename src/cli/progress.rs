@@ -29,6 +29,8 @@ impl Ticker {
                 "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {msg}",
             )
             .expect("valid template");
+            let counting = ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bytes} {bytes_per_sec} {msg}")
+                .expect("valid template");
             bar.set_style(spinner.clone());
             while !flag.load(Ordering::Relaxed) {
                 let (msg, pos) = render();
@@ -38,7 +40,11 @@ impl Ticker {
                         bar.set_length(total);
                         bar.set_position(done.min(total));
                     }
-                    _ => bar.set_style(spinner.clone()),
+                    Some((done, _)) => {
+                        bar.set_style(counting.clone());
+                        bar.set_position(done);
+                    }
+                    None => bar.set_style(spinner.clone()),
                 }
                 bar.set_message(msg);
                 bar.tick();

@@ -5,6 +5,7 @@ use serde_json::json;
 
 use super::{FilterArgs, GlobalArgs, format, password};
 use crate::catalog::Catalog;
+use crate::chunker::ChunkerParams;
 use crate::crypto::KdfParams;
 use crate::exit;
 use crate::repo::{InitOptions, Repository};
@@ -21,6 +22,37 @@ pub struct InitArgs {
     /// Argon2id passes (default 3)
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub kdf_iterations: u32,
+    /// Add or replace a chunker profile: NAME=MIN/AVG/MAX with sizes like 4K, 16K, 1M (repeatable).
+    /// Defaults: files=256K/1M/4M, stream=4K/16K/128K
+    #[arg(long = "chunker-profile", value_name = "NAME=MIN/AVG/MAX", value_parser = parse_profile)]
+    pub chunker_profiles: Vec<(String, ChunkerParams)>,
+}
+
+/// Parses `NAME=MIN/AVG/MAX`.
+fn parse_profile(s: &str) -> Result<(String, ChunkerParams), String> {
+    let (name, sizes) = s.split_once('=').ok_or("expected NAME=MIN/AVG/MAX, e.g. stream=4K/16K/128K")?;
+    let parts: Vec<u32> = sizes.split('/').map(parse_size).collect::<Result<_, _>>()?;
+    let [min_size, avg_size, max_size] = parts[..] else {
+        return Err("expected three sizes MIN/AVG/MAX".into());
+    };
+    let p = ChunkerParams { min_size, avg_size, max_size };
+    p.validate()?;
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        return Err(format!("invalid profile name {name:?}"));
+    }
+    Ok((name.to_string(), p))
+}
+
+/// `4096`, `16K`, `1M` (binary units).
+fn parse_size(s: &str) -> Result<u32, String> {
+    let t = s.trim().trim_end_matches(['B', 'b']).trim_end_matches(['i']);
+    let (num, mult) = match t.chars().last() {
+        Some('K' | 'k') => (&t[..t.len() - 1], 1u64 << 10),
+        Some('M' | 'm') => (&t[..t.len() - 1], 1u64 << 20),
+        _ => (t, 1),
+    };
+    let n: u64 = num.parse().map_err(|_| format!("invalid size {s:?}"))?;
+    u32::try_from(n * mult).map_err(|_| format!("size {s:?} is too large"))
 }
 
 impl InitArgs {
@@ -33,7 +65,8 @@ pub fn init(g: &GlobalArgs, a: &InitArgs) -> anyhow::Result<i32> {
     let url = g.url()?;
     let storage = Storage::open_url(url)?;
     let password = g.password_source().get(true)?;
-    let opts = InitOptions { kdf: a.kdf(), compression_level: a.compression, ..Default::default() };
+    let mut opts = InitOptions { kdf: a.kdf(), compression_level: a.compression, ..Default::default() };
+    opts.chunker_profiles.extend(a.chunker_profiles.iter().cloned());
     let repo = Repository::init(storage, &password, &opts)?;
     if g.json {
         println!("{}", json!({ "id": repo.config.id, "url": url }));
@@ -174,4 +207,20 @@ pub fn catalog(g: &GlobalArgs, cmd: &CatalogCommand) -> anyhow::Result<i32> {
         }
     }
     Ok(exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profiles_parse() {
+        let (n, p) = parse_profile("db=4K/16KiB/128K").unwrap();
+        assert_eq!(n, "db");
+        assert_eq!(p, ChunkerParams { min_size: 4096, avg_size: 16384, max_size: 131072 });
+        assert!(parse_profile("db=4K/15K/128K").is_err(), "average must be a power of two");
+        assert!(parse_profile("db=4K/16K").is_err());
+        assert!(parse_profile("=4K/16K/64K").is_err());
+        assert_eq!(parse_size("1M").unwrap(), 1 << 20);
+    }
 }
