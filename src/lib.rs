@@ -19,6 +19,7 @@ pub mod pack;
 pub mod reader;
 pub mod repo;
 pub mod restore;
+pub mod retention;
 pub mod select;
 pub mod snapshot;
 pub mod storage;
