@@ -213,6 +213,11 @@ impl Catalog {
         Ok(())
     }
 
+    /// The index segments the catalog has loaded.
+    pub fn index_ids(&self) -> Result<HashSet<Id>> {
+        self.id_set("SELECT id FROM index_objects")
+    }
+
     /// Every blob id the repository holds (for dedup).
     pub fn blob_ids(&self) -> Result<HashSet<Id>> {
         self.id_set("SELECT id FROM blobs")

@@ -56,6 +56,10 @@ pub enum Error {
     #[error("{0}")]
     SourceFailed(String),
 
+    /// Another maintenance run holds the repository's lease.
+    #[error("{0}")]
+    Locked(String),
+
     /// Restore finished what it could but some files could not be restored.
     #[error("{0}")]
     RestoreIncomplete(String),
@@ -88,6 +92,7 @@ impl Error {
             Error::Corrupt { .. } | Error::RestoreIncomplete(_) => crate::exit::DATA_ERROR,
             Error::UnsupportedVersion { .. } => crate::exit::ERROR,
             Error::SourceFailed(_) => crate::exit::SOURCE_FAILED,
+            Error::Locked(_) => crate::exit::LOCKED,
             _ => crate::exit::ERROR,
         }
     }

@@ -17,3 +17,5 @@ pub const WRONG_PASSWORD: i32 = 10;
 pub const REPO_NOT_FOUND: i32 = 11;
 /// Corrupt or missing repository data was detected (restore restored what it could).
 pub const DATA_ERROR: i32 = 12;
+/// Another maintenance run (prune, forget) holds the repository's lease.
+pub const LOCKED: i32 = 13;

@@ -1,6 +1,7 @@
 //! Backup: from a source (paths, a stream, a command) to a committed snapshot. The snapshot manifest is written
 //! last, only after every pack and index segment it references is durable.
 
+mod commit;
 mod fs;
 mod saver;
 mod stream;
@@ -144,6 +145,7 @@ pub fn run(
     let path_strings: Vec<String> = paths.iter().map(|p| p.to_string_lossy().into_owned()).collect();
     let parent = find_parent(catalog, &opts.host, &path_strings)?;
     let excludes = Excludes::new(&opts.excludes)?;
+    let indexes_at_start = catalog.index_ids()?;
     let uploads = saver::UploadState::default();
     let stats = saver::SaverStats::default();
     let walked = std::thread::scope(|scope| -> Result<Walked> {
@@ -189,6 +191,7 @@ pub fn run(
     let Walked { root, flushed, warnings, notices } = walked;
     let root = root?;
     flushed?;
+    commit::ensure_indexed(repo, catalog, &root, &indexes_at_start)?;
     let summary = Summary {
         files_new: progress.files_new.load(Ordering::Relaxed),
         files_changed: progress.files_changed.load(Ordering::Relaxed),

@@ -3,6 +3,7 @@
 mod backup;
 mod check;
 mod format;
+mod maintenance;
 mod password;
 mod progress;
 mod repo_cmds;
@@ -37,7 +38,8 @@ Quick start:
   gumvault dump --tag db latest /db.sql | psql mydb
 
 Exit codes: 0 ok, 1 error, 2 bad usage, 3 backup incomplete (some inputs unreadable), 4 source failed
-(no snapshot written), 10 wrong password, 11 no repository, 12 corrupt or missing data.";
+(no snapshot written), 10 wrong password, 11 no repository, 12 corrupt or missing data,
+13 repository busy with maintenance (another prune or forget holds the lease).";
 
 /// gumvault — encrypted, deduplicating backups of a web application's stack.
 #[derive(Parser, Debug)]
@@ -86,6 +88,10 @@ pub enum Commands {
     Dump(restore::DumpArgs),
     /// List the files of a snapshot
     Ls(restore::LsArgs),
+    /// Remove snapshots by a retention policy (or by id)
+    Forget(maintenance::ForgetArgs),
+    /// Reclaim the space of data no snapshot needs (two-phase, safe beside backups)
+    Prune(maintenance::PruneCmd),
     /// Verify the repository: structure, and with --read-data every byte
     Check(check::CheckArgs),
     /// Manage the passwords that open the repository
@@ -108,11 +114,30 @@ pub struct FilterArgs {
     /// Only snapshots that include this path (repeatable)
     #[arg(long = "path", value_name = "PATH")]
     pub paths: Vec<String>,
+    /// Point in time: with `latest`, pick the newest matching snapshot taken at or before it
+    /// (2026-11-20T14:00:00Z, '2026-11-20 14:00' local time, '2 days ago')
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
 }
 
 impl FilterArgs {
     pub fn filter(&self) -> Filter {
         Filter { hosts: self.hosts.clone(), tags: self.tags.clone(), paths: self.paths.clone() }
+    }
+
+    /// The point in time given with --at, if any.
+    pub fn at_time(&self) -> anyhow::Result<Option<jiff::Timestamp>> {
+        let tz = jiff::tz::TimeZone::system();
+        Ok(self.at.as_deref().map(|t| crate::select::parse_time(t, crate::clock::now(), &tz)).transpose()?)
+    }
+
+    /// Resolves a snapshot selector (`latest`, an id prefix) under these filters and --at.
+    pub fn pick(&self, catalog: &Catalog, selector: &str) -> anyhow::Result<crate::catalog::SnapshotEntry> {
+        match self.at_time()? {
+            Some(at) if selector == "latest" => Ok(crate::select::at(catalog, at, &self.filter())?),
+            Some(_) => anyhow::bail!("--at picks a snapshot by time; give `latest` (or nothing) instead of an id"),
+            None => Ok(crate::select::resolve(catalog, selector, &self.filter())?),
+        }
     }
 }
 
@@ -177,6 +202,8 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Commands::Dump(a) => restore::dump(g, a),
         Commands::Ls(a) => restore::ls(g, a),
         Commands::Check(a) => check::run(g, a),
+        Commands::Forget(a) => maintenance::forget(g, a),
+        Commands::Prune(a) => maintenance::prune_cmd(g, a),
         Commands::Key(k) => repo_cmds::key(g, k),
         Commands::Catalog(c) => repo_cmds::catalog(g, c),
     }

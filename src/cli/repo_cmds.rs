@@ -85,7 +85,10 @@ pub struct SnapshotsArgs {
 
 pub fn snapshots(g: &GlobalArgs, a: &SnapshotsArgs) -> anyhow::Result<i32> {
     let s = g.open()?;
-    let snaps = a.filter.filter().apply(&s.catalog)?;
+    let snaps = match a.filter.at_time()? {
+        Some(_) => vec![a.filter.pick(&s.catalog, "latest")?],
+        None => a.filter.filter().apply(&s.catalog)?,
+    };
     if g.json {
         let list: Vec<_> = snaps
             .iter()

@@ -12,16 +12,17 @@ use super::{FilterArgs, GlobalArgs, format, progress::Ticker};
 use crate::exit;
 use crate::reader::BlobReader;
 use crate::restore::{self, Includes, RestoreOptions, RestoreProgress};
-use crate::select;
 use crate::tree::NodeKind;
 
 #[derive(Args, Debug)]
 #[command(after_help = "Paths are recreated under the target: /srv/app in the snapshot becomes TARGET/srv/app.
 Examples:
   gumvault restore latest --target /tmp/r
-  gumvault restore 1a2b3c4d --target /tmp/r --include '/etc/bubblegum/*.toml'")]
+  gumvault restore 1a2b3c4d --target /tmp/r --include '/etc/bubblegum/*.toml'
+  gumvault restore --at '2026-11-20T14:00:00Z' --host web-1 --target /tmp/r")]
 pub struct RestoreArgs {
     /// Snapshot id (8+ hex characters) or `latest`
+    #[arg(default_value = "latest")]
     pub snapshot: String,
     /// Directory to restore into
     #[arg(long, short = 't')]
@@ -38,7 +39,7 @@ pub struct RestoreArgs {
 
 pub fn restore(g: &GlobalArgs, a: &RestoreArgs) -> anyhow::Result<i32> {
     let mut s = g.open()?;
-    let entry = select::resolve(&s.catalog, &a.snapshot, &a.filter.filter())?;
+    let entry = a.filter.pick(&s.catalog, &a.snapshot)?;
     let includes = Includes::new(&a.includes)?;
     let reader = BlobReader::new(&s.repo, &mut s.catalog);
     let entries = restore::walk(&reader, &entry.snapshot.tree, includes.as_ref())?;
@@ -105,7 +106,7 @@ pub struct DumpArgs {
 
 pub fn dump(g: &GlobalArgs, a: &DumpArgs) -> anyhow::Result<i32> {
     let mut s = g.open()?;
-    let entry = select::resolve(&s.catalog, &a.snapshot, &a.filter.filter())?;
+    let entry = a.filter.pick(&s.catalog, &a.snapshot)?;
     let reader = BlobReader::new(&s.repo, &mut s.catalog);
     let node = restore::find(&reader, &entry.snapshot.tree, &a.path)?;
     let stdout = std::io::stdout();
@@ -129,7 +130,7 @@ pub struct LsArgs {
 
 pub fn ls(g: &GlobalArgs, a: &LsArgs) -> anyhow::Result<i32> {
     let mut s = g.open()?;
-    let entry = select::resolve(&s.catalog, &a.snapshot, &a.filter.filter())?;
+    let entry = a.filter.pick(&s.catalog, &a.snapshot)?;
     let reader = BlobReader::new(&s.repo, &mut s.catalog);
     let prefix = a.path.as_deref().map(|p| format!("/{}", p.trim_matches('/'))).filter(|p| p != "/");
     let includes = match &prefix {

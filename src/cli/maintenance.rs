@@ -1,0 +1,245 @@
+//! `forget` and `prune`: the only commands that delete, and the only ones that take the maintenance lease.
+
+use std::time::Duration;
+
+use clap::Args;
+use serde_json::json;
+
+use super::{FilterArgs, GlobalArgs, format};
+use crate::exit;
+use crate::id::Id;
+use crate::lease;
+use crate::prune::{self, PruneOptions, PruneReport};
+use crate::repo::Repository;
+use crate::retention::{self, GroupBy, Policy, SnapshotInfo};
+
+#[derive(Args, Debug, Clone)]
+pub struct LockArgs {
+    /// Wait this long for another maintenance run to finish (e.g. 5m) instead of failing at once
+    #[arg(long, value_name = "DURATION", value_parser = parse_std_duration)]
+    pub retry_lock: Option<Duration>,
+}
+
+fn parse_std_duration(s: &str) -> Result<Duration, String> {
+    let d = retention::parse_duration(s)?;
+    Ok(Duration::from_secs(d.as_secs().max(0) as u64))
+}
+
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:
+  gumvault forget --keep-within 30d --prune
+  gumvault forget --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --dry-run
+  gumvault forget 1a2b3c4d            # remove one snapshot by id
+
+Snapshots are judged per group (host and paths by default). The newest snapshot of each group is kept unless
+--allow-remove-newest is given. --dry-run prints every decision and the rule behind it.")]
+pub struct ForgetArgs {
+    /// Snapshots to remove by id (instead of a policy)
+    pub ids: Vec<String>,
+    /// Keep the N newest snapshots
+    #[arg(long, default_value_t = 0)]
+    pub keep_last: usize,
+    /// Keep the newest snapshot of each of the last N hours that have one
+    #[arg(long, default_value_t = 0)]
+    pub keep_hourly: usize,
+    /// … of the last N days
+    #[arg(long, default_value_t = 0)]
+    pub keep_daily: usize,
+    /// … of the last N ISO weeks
+    #[arg(long, default_value_t = 0)]
+    pub keep_weekly: usize,
+    /// … of the last N months
+    #[arg(long, default_value_t = 0)]
+    pub keep_monthly: usize,
+    /// … of the last N years
+    #[arg(long, default_value_t = 0)]
+    pub keep_yearly: usize,
+    /// Keep every snapshot newer than this (e.g. 30d, 12h, 2w)
+    #[arg(long, value_name = "DURATION")]
+    pub keep_within: Option<String>,
+    /// Keep snapshots with this tag (repeatable)
+    #[arg(long = "keep-tag", value_name = "TAG")]
+    pub keep_tags: Vec<String>,
+    /// Group by these fields: any of host, paths, tags (comma separated; empty = one group)
+    #[arg(long, default_value = "host,paths")]
+    pub group_by: String,
+    /// Allow removing the newest snapshot of a group
+    #[arg(long)]
+    pub allow_remove_newest: bool,
+    /// Show what would be removed, remove nothing
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+    /// Prune afterwards
+    #[arg(long)]
+    pub prune: bool,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    #[command(flatten)]
+    pub prune_opts: PruneArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct PruneArgs {
+    /// Repack partly used packs until unused space is at most this share of used space
+    #[arg(long, default_value = "5%", value_parser = parse_percent)]
+    pub max_unused: f64,
+    /// How long packs stay marked for deletion before a later prune deletes them
+    #[arg(long, default_value = "24h", value_name = "DURATION")]
+    pub grace: String,
+    #[command(flatten)]
+    pub lock: LockArgs,
+}
+
+fn parse_percent(s: &str) -> Result<f64, String> {
+    let v: f64 = s.trim_end_matches('%').trim().parse().map_err(|_| format!("invalid percentage {s:?}"))?;
+    if !(0.0..=100.0).contains(&v) {
+        return Err(format!("percentage {s:?} is not between 0% and 100%"));
+    }
+    Ok(v / 100.0)
+}
+
+impl PruneArgs {
+    fn options(&self, dry_run: bool) -> anyhow::Result<PruneOptions> {
+        Ok(PruneOptions {
+            max_unused: self.max_unused,
+            grace: retention::parse_duration(&self.grace).map_err(anyhow::Error::msg)?,
+            dry_run,
+        })
+    }
+}
+
+pub fn forget(g: &GlobalArgs, a: &ForgetArgs) -> anyhow::Result<i32> {
+    let mut s = g.open()?;
+    let policy = Policy {
+        keep_last: a.keep_last,
+        keep_hourly: a.keep_hourly,
+        keep_daily: a.keep_daily,
+        keep_weekly: a.keep_weekly,
+        keep_monthly: a.keep_monthly,
+        keep_yearly: a.keep_yearly,
+        keep_within: a.keep_within.as_deref().map(retention::parse_duration).transpose().map_err(anyhow::Error::msg)?,
+        keep_tags: a.keep_tags.clone(),
+        allow_remove_newest: a.allow_remove_newest,
+    };
+    let candidates = a.filter.filter().apply(&s.catalog)?;
+    let remove: Vec<Id> = if !a.ids.is_empty() {
+        if !policy.is_empty() {
+            anyhow::bail!("give snapshot ids or a policy (--keep-…), not both");
+        }
+        a.ids.iter().map(|id| Ok(a.filter.pick(&s.catalog, id)?.id)).collect::<anyhow::Result<_>>()?
+    } else {
+        if policy.is_empty() {
+            anyhow::bail!(
+                "no policy given: pass at least one --keep-… option (e.g. --keep-within 30d), or snapshot ids"
+            );
+        }
+        let infos: Vec<SnapshotInfo> = candidates
+            .iter()
+            .map(|e| SnapshotInfo {
+                id: e.id,
+                time: e.snapshot.time,
+                host: e.snapshot.host.clone(),
+                paths: e.snapshot.paths.clone(),
+                tags: e.snapshot.tags.clone(),
+            })
+            .collect();
+        let group_by = GroupBy::parse(&a.group_by).map_err(anyhow::Error::msg)?;
+        let decisions = retention::apply(&infos, &policy, group_by, crate::clock::now(), &jiff::tz::TimeZone::system());
+        if g.json {
+            let list: Vec<_> = decisions
+                .iter()
+                .map(|d| json!({"id": d.id.to_hex(), "group": d.group, "keep": d.keep, "reasons": d.reasons}))
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&list)?);
+        } else if !g.quiet {
+            let mut group = None;
+            for d in &decisions {
+                if group.as_ref() != Some(&d.group) {
+                    println!("group {}:", if d.group.is_empty() { "(all)" } else { &d.group });
+                    group = Some(d.group.clone());
+                }
+                let time = candidates.iter().find(|e| e.id == d.id).map(|e| format::local_time(&e.snapshot.time));
+                let verdict = if d.keep { format!("keep    {}", d.reasons.join(", ")) } else { "remove".to_string() };
+                println!("  {} {}  {verdict}", d.id.short(), time.unwrap_or_default());
+            }
+        }
+        decisions.iter().filter(|d| !d.keep).map(|d| d.id).collect()
+    };
+    if a.dry_run {
+        if !g.json {
+            println!("dry run: would remove {} of {} snapshots", remove.len(), candidates.len());
+        }
+        return Ok(exit::OK);
+    }
+    let lease = lease::acquire(&s.repo, "forget", a.prune_opts.lock.retry_lock.unwrap_or_default())?;
+    report_takeovers(&lease.taken_over);
+    for id in &remove {
+        s.repo.storage.delete(&crate::storage::snapshot_path(id))?;
+    }
+    drop(lease);
+    s.catalog.sync(&s.repo)?;
+    if !g.json && !g.quiet {
+        println!("removed {} snapshots", remove.len());
+    }
+    if a.prune {
+        return run_prune(g, &s.repo, &a.prune_opts, false);
+    }
+    Ok(exit::OK)
+}
+
+fn report_takeovers(msgs: &[String]) {
+    for m in msgs {
+        eprintln!("gumvault: note: {m}");
+    }
+}
+
+#[derive(Args, Debug)]
+#[command(after_help = "Prune works in two phases, so it is safe while backups run:
+  1. packs no snapshot needs are marked for deletion and dropped from the index;
+  2. a later prune deletes packs that have been marked for longer than --grace (default 24h),
+     unless a snapshot committed meanwhile needs them, which brings them back.
+Run it regularly (e.g. after `forget`, or daily); each run reports what it freed and what waits.")]
+pub struct PruneCmd {
+    /// Show what would happen, change nothing
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub opts: PruneArgs,
+}
+
+pub fn prune_cmd(g: &GlobalArgs, a: &PruneCmd) -> anyhow::Result<i32> {
+    let repo = g.open_repo()?;
+    run_prune(g, &repo, &a.opts, a.dry_run)
+}
+
+fn run_prune(g: &GlobalArgs, repo: &Repository, a: &PruneArgs, dry_run: bool) -> anyhow::Result<i32> {
+    let opts = a.options(dry_run)?;
+    let lease = lease::acquire(repo, "prune", a.lock.retry_lock.unwrap_or_default())?;
+    report_takeovers(&lease.taken_over);
+    let report = prune::prune(repo, &opts, crate::clock::now())?;
+    drop(lease);
+    print_prune(g, &report, dry_run);
+    Ok(exit::OK)
+}
+
+fn print_prune(g: &GlobalArgs, r: &PruneReport, dry_run: bool) {
+    if g.json {
+        println!("{}", json!({ "dry_run": dry_run, "report": r }));
+        return;
+    }
+    if g.quiet {
+        return;
+    }
+    let verb = if dry_run { "would" } else { "did" };
+    println!("{} snapshots need {} blobs in {} packs", r.snapshots, r.used_blobs, r.packs);
+    println!(
+        "{verb}: delete {} packs ({}), repack {} ({}), mark {} for deletion, restore {} to the index",
+        r.packs_deleted,
+        format::bytes(r.bytes_freed),
+        r.packs_repacked,
+        format::bytes(r.bytes_repacked),
+        r.packs_marked,
+        r.packs_restored
+    );
+    println!("waiting for the grace period: {} packs ({})", r.packs_waiting, format::bytes(r.bytes_waiting));
+}
