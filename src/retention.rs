@@ -72,6 +72,9 @@ impl GroupBy {
     }
 }
 
+/// Names the calendar bucket (hour, day, week, …) a time falls in.
+type BucketFn = fn(&jiff::Zoned) -> String;
+
 /// A retention policy.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Policy {
@@ -126,7 +129,7 @@ pub fn apply(
         for (i, r) in reasons.iter_mut().enumerate().take(policy.keep_last) {
             r.push(format!("last {}", i + 1));
         }
-        let buckets: [(&str, usize, fn(&jiff::Zoned) -> String); 5] = [
+        let buckets: [(&str, usize, BucketFn); 5] = [
             ("hourly", policy.keep_hourly, |z| z.strftime("%Y-%m-%d %H").to_string()),
             ("daily", policy.keep_daily, |z| z.strftime("%Y-%m-%d").to_string()),
             ("weekly", policy.keep_weekly, |z| {

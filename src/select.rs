@@ -97,7 +97,7 @@ pub fn parse_time(s: &str, now: jiff::Timestamp, tz: &jiff::tz::TimeZone) -> Res
 
 /// The newest matching snapshot taken at or before `at`.
 pub fn at(catalog: &Catalog, at: jiff::Timestamp, filter: &Filter) -> Result<SnapshotEntry> {
-    filter.apply(catalog)?.into_iter().filter(|s| s.snapshot.time <= at).last().ok_or_else(|| {
+    filter.apply(catalog)?.into_iter().rev().find(|s| s.snapshot.time <= at).ok_or_else(|| {
         Error::SnapshotNotFound(format!("no snapshot matches at or before {at} (the filters or the time exclude all)"))
     })
 }
