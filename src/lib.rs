@@ -12,6 +12,7 @@ pub mod chunker;
 pub mod cli;
 pub mod clock;
 pub mod crypto;
+pub mod diff;
 pub mod error;
 pub mod exit;
 pub mod id;

@@ -156,3 +156,33 @@ fn restore_and_dump_at_a_point_in_time() {
     let out = env.run(&["dump", "latest", "/db.sql", "--at", "next tuesday"]);
     assert!(stderr(&out).contains("cannot read the time"), "{}", stderr(&out));
 }
+
+#[test]
+fn diff_and_stats() {
+    let env = Env::new();
+    let src = env.path("src");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::write(src.join("keep"), "same").unwrap();
+    std::fs::write(src.join("change"), "one").unwrap();
+    std::fs::write(src.join("sub/gone"), "bye").unwrap();
+    std::fs::write(src.join("dup1"), pseudo_random(100_000, 1)).unwrap();
+    std::fs::write(src.join("dup2"), pseudo_random(100_000, 1)).unwrap();
+    let a = env.json(&["backup", src.to_str().unwrap()])["snapshot_id"].as_str().unwrap().to_string();
+    std::fs::write(src.join("change"), "two!").unwrap();
+    std::fs::remove_file(src.join("sub/gone")).unwrap();
+    std::fs::write(src.join("new"), "hi").unwrap();
+    let b = env.json(&["backup", src.to_str().unwrap()])["snapshot_id"].as_str().unwrap().to_string();
+    let out = env.ok(&["diff", &a[..8], &b[..8]]);
+    let base = src.display().to_string();
+    assert!(out.contains(&format!("M {base}/change")), "{out}");
+    assert!(out.contains(&format!("- {base}/sub/gone")), "{out}");
+    assert!(out.contains(&format!("+ {base}/new")), "{out}");
+    assert!(!out.contains(&format!("{base}/keep")), "{out}");
+
+    let st = env.json(&["stats", "latest"]);
+    assert_eq!(st["stats"]["files"], 5);
+    assert!(st["stats"]["dedup_ratio"].as_f64().unwrap() > 1.9, "two identical files dedup: {st}");
+    let repo = env.json(&["stats"]);
+    assert_eq!(repo["snapshots"], 2);
+    assert!(repo["stored_bytes"].as_u64().unwrap() > 0);
+}

@@ -3,6 +3,7 @@
 mod backup;
 mod check;
 mod format;
+mod inspect;
 mod maintenance;
 mod password;
 mod progress;
@@ -94,6 +95,10 @@ pub enum Commands {
     Prune(maintenance::PruneCmd),
     /// Verify the repository: structure, and with --read-data every byte
     Check(check::CheckArgs),
+    /// Show what changed between two snapshots
+    Diff(inspect::DiffArgs),
+    /// Sizes and deduplication of a snapshot or the whole repository
+    Stats(inspect::StatsArgs),
     /// Manage the passwords that open the repository
     #[command(subcommand)]
     Key(repo_cmds::KeyCommand),
@@ -202,6 +207,8 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Commands::Dump(a) => restore::dump(g, a),
         Commands::Ls(a) => restore::ls(g, a),
         Commands::Check(a) => check::run(g, a),
+        Commands::Diff(a) => inspect::diff(g, a),
+        Commands::Stats(a) => inspect::stats(g, a),
         Commands::Forget(a) => maintenance::forget(g, a),
         Commands::Prune(a) => maintenance::prune_cmd(g, a),
         Commands::Key(k) => repo_cmds::key(g, k),
