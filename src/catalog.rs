@@ -3,7 +3,7 @@
 //! another schema, or out of date (another machine wrote to the repository), it is brought up to date from the
 //! repository's own index segments and snapshots.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -17,7 +17,7 @@ use crate::repo::Repository;
 use crate::snapshot::Snapshot;
 
 /// Bump whenever the schema changes: older catalogs are dropped and rebuilt, never migrated.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -28,6 +28,7 @@ CREATE TABLE blobs (id BLOB PRIMARY KEY, pid INTEGER NOT NULL, offset INTEGER NO
 CREATE TABLE snapshots (id BLOB PRIMARY KEY, time TEXT NOT NULL, host TEXT NOT NULL, paths TEXT NOT NULL,
                         tags TEXT NOT NULL, manifest TEXT NOT NULL);
 CREATE INDEX snapshots_time ON snapshots(time);
+CREATE TABLE pack_checks (id BLOB PRIMARY KEY, checked_at TEXT NOT NULL, ok INTEGER NOT NULL);
 ";
 
 /// Where a blob is stored.
@@ -49,6 +50,8 @@ pub struct SnapshotEntry {
 pub struct Catalog {
     conn: Connection,
     path: PathBuf,
+    /// Damaged objects skipped by the last sync (they are retried on the next one).
+    pub warnings: Vec<String>,
 }
 
 /// The catalog directory: `GUMVAULT_CACHE_DIR`, else the user's cache directory.
@@ -81,7 +84,7 @@ impl Catalog {
             .optional()
             .unwrap_or(None)
             .and_then(|v| v.parse().ok());
-        let cat = Catalog { conn, path: path.to_path_buf() };
+        let cat = Catalog { conn, path: path.to_path_buf(), warnings: Vec::new() };
         if version != Some(SCHEMA_VERSION) {
             cat.recreate()?;
         }
@@ -129,10 +132,15 @@ impl Catalog {
             return self.sync(repo);
         }
         let new_idx: Vec<Id> = remote_idx.into_iter().filter(|id| !local_idx.contains(id)).collect();
-        let loaded: Vec<(Id, Vec<PackEntry>)> =
-            new_idx.par_iter().map(|id| Ok((*id, repo.load_index(id)?))).collect::<Result<_>>()?;
+        self.warnings.clear();
+        let loaded: Vec<(Id, Result<Vec<PackEntry>>)> =
+            new_idx.par_iter().map(|id| (*id, repo.load_index(id))).collect();
         for (id, packs) in loaded {
-            self.add_index(&id, &packs)?;
+            match packs {
+                Ok(packs) => self.add_index(&id, &packs)?,
+                Err(e @ Error::Corrupt { .. }) => self.warnings.push(format!("{e}; skipped (run `gumvault check`)")),
+                Err(e) => return Err(e),
+            }
         }
 
         let remote_snaps: HashSet<Id> = repo.list_snapshots()?.into_iter().collect();
@@ -141,10 +149,16 @@ impl Catalog {
             self.conn.execute("DELETE FROM snapshots WHERE id = ?1", [&gone.0[..]]).map_err(|e| self.err(e))?;
         }
         let new_snaps: Vec<Id> = remote_snaps.into_iter().filter(|id| !local_snaps.contains(id)).collect();
-        let loaded: Vec<(Id, Snapshot)> =
-            new_snaps.par_iter().map(|id| Ok((*id, repo.load_snapshot(id)?))).collect::<Result<_>>()?;
+        let loaded: Vec<(Id, Result<Snapshot>)> =
+            new_snaps.par_iter().map(|id| (*id, repo.load_snapshot(id))).collect();
         for (id, snap) in loaded {
-            self.add_snapshot(&id, &snap)?;
+            match snap {
+                Ok(snap) => self.add_snapshot(&id, &snap)?,
+                Err(e @ (Error::Corrupt { .. } | Error::UnsupportedVersion { .. })) => {
+                    self.warnings.push(format!("{e}; skipped (run `gumvault check`)"))
+                }
+                Err(e) => return Err(e),
+            }
         }
         Ok(())
     }
@@ -281,6 +295,48 @@ impl Catalog {
             out.push(SnapshotEntry { id, snapshot });
         }
         Ok(out)
+    }
+
+    /// When each pack was last verified by `check --read-data` (only packs that were).
+    pub fn pack_checks(&self) -> Result<HashMap<Id, (jiff::Timestamp, bool)>> {
+        let mut st = self.conn.prepare("SELECT id, checked_at, ok FROM pack_checks").map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?, r.get::<_, bool>(2)?)))
+            .map_err(|e| self.err(e))?;
+        let mut out = HashMap::new();
+        for row in rows {
+            let (id, at, ok) = row.map_err(|e| self.err(e))?;
+            if let (Ok(id), Ok(at)) = (<[u8; 32]>::try_from(id.as_slice()), at.parse()) {
+                out.insert(Id(id), (at, ok));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records that a pack was verified now.
+    pub fn record_pack_check(&self, id: &Id, at: jiff::Timestamp, ok: bool) -> Result<()> {
+        self.conn
+            .execute("INSERT OR REPLACE INTO pack_checks VALUES (?1, ?2, ?3)", params![&id.0[..], at.to_string(), ok])
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// A value in the catalog's key/value table.
+    pub fn meta(&self, key: &str) -> Result<Option<String>> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Sets (or with `None` removes) a value in the key/value table.
+    pub fn set_meta(&self, key: &str, value: Option<&str>) -> Result<()> {
+        match value {
+            Some(v) => self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?1, ?2)", [key, v]),
+            None => self.conn.execute("DELETE FROM meta WHERE key = ?1", [key]),
+        }
+        .map_err(|e| self.err(e))?;
+        Ok(())
     }
 
     /// Counts of packs and blobs, and stored bytes.

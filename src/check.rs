@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use rayon::prelude::*;
 
 use crate::blob::{self, BlobKind};
+use crate::catalog::Catalog;
 use crate::error::Result;
 use crate::id::Id;
 use crate::index::PackEntry;
@@ -17,11 +18,44 @@ use crate::repo::{self, Repository};
 use crate::storage;
 use crate::tree::NodeKind;
 
+/// Which packs `--read-data` downloads and verifies.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum DataSubset {
+    /// Every pack (an interrupted run resumes where it stopped).
+    All,
+    /// This share of the packs, those verified longest ago (never first).
+    Fraction(f64),
+    /// Slice `k` of `n` (1-based): a fixed partition by pack id, so `n` runs with k = 1..n cover everything.
+    Slice { k: u64, n: u64 },
+    /// The packs verified longest ago, about a seventh of the data: daily runs cover everything in a week.
+    Auto,
+}
+
+impl DataSubset {
+    /// Parses `10%`, `3/7` or `auto`.
+    pub fn parse(s: &str) -> std::result::Result<DataSubset, String> {
+        let bad = || format!("invalid subset {s:?}: use a percentage (10%), a slice (3/7) or auto");
+        if s == "auto" {
+            return Ok(DataSubset::Auto);
+        }
+        if let Some(p) = s.strip_suffix('%') {
+            let v: f64 = p.trim().parse().map_err(|_| bad())?;
+            return if v > 0.0 && v <= 100.0 { Ok(DataSubset::Fraction(v / 100.0)) } else { Err(bad()) };
+        }
+        let (k, n) = s.split_once('/').ok_or_else(bad)?;
+        let (k, n): (u64, u64) = (k.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+        if n == 0 || k == 0 || k > n {
+            return Err(bad());
+        }
+        Ok(DataSubset::Slice { k, n })
+    }
+}
+
 /// Options of a check.
 #[derive(Clone, Debug, Default)]
 pub struct CheckOptions {
-    /// Download and verify every pack.
-    pub read_data: bool,
+    /// Download and verify packs.
+    pub read_data: Option<DataSubset>,
 }
 
 /// What a check found.
@@ -33,6 +67,8 @@ pub struct CheckReport {
     pub blobs: usize,
     pub packs_read: usize,
     pub bytes_read: u64,
+    /// Names of the packs read and verified.
+    pub packs_verified: Vec<String>,
     /// Each problem names the object and, where it matters, the snapshot and path.
     pub problems: Vec<String>,
     /// Things that are not damage (unreferenced packs left by an interrupted backup).
@@ -47,7 +83,7 @@ struct Located {
 }
 
 /// Runs the check.
-pub fn check(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
+pub fn check(repo: &Repository, catalog: &Catalog, opts: &CheckOptions) -> Result<CheckReport> {
     let mut report = CheckReport::default();
     let stored: HashMap<Id, u64> = repo
         .storage
@@ -88,8 +124,12 @@ pub fn check(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
     report.packs = packs.len();
     report.blobs = blobs.len();
     check_snapshots(repo, &blobs, &mut report)?;
-    if opts.read_data {
-        read_packs(repo, &packs, &mut report);
+    if let Some(subset) = opts.read_data {
+        let chosen = choose_packs(catalog, &packs, subset, &mut report)?;
+        read_packs(repo, catalog, &chosen, &mut report)?;
+        if subset == DataSubset::All {
+            catalog.set_meta(RUN_KEY, None)?;
+        }
     }
     Ok(report)
 }
@@ -154,20 +194,96 @@ fn check_snapshots(repo: &Repository, blobs: &HashMap<Id, Located>, report: &mut
     Ok(())
 }
 
-/// Downloads every indexed pack and verifies it completely.
-fn read_packs(repo: &Repository, packs: &HashMap<Id, PackEntry>, report: &mut CheckReport) {
+/// Catalog key remembering when an unfinished full `--read-data` run began.
+const RUN_KEY: &str = "read_data_run_started";
+
+/// Picks the packs to read, oldest-verified first where the subset allows a choice.
+fn choose_packs<'p>(
+    catalog: &Catalog,
+    packs: &'p HashMap<Id, PackEntry>,
+    subset: DataSubset,
+    report: &mut CheckReport,
+) -> Result<Vec<&'p PackEntry>> {
+    let history = catalog.pack_checks()?;
+    let mut all: Vec<&PackEntry> = packs.values().collect();
+    // Never verified first, then by the time of the last verification; ties by id for determinism.
+    all.sort_by_key(|p| (history.get(&p.id).map(|h| h.0), p.id));
+    Ok(match subset {
+        DataSubset::All => {
+            let now = crate::clock::now();
+            match catalog.meta(RUN_KEY)?.and_then(|s| s.parse::<jiff::Timestamp>().ok()) {
+                Some(started) => {
+                    let before = all.len();
+                    all.retain(|p| !history.get(&p.id).is_some_and(|(at, ok)| *ok && *at >= started));
+                    if all.len() < before {
+                        report.notes.push(format!(
+                            "resuming the check interrupted at {started}: {} packs were already verified",
+                            before - all.len()
+                        ));
+                    }
+                }
+                None => catalog.set_meta(RUN_KEY, Some(&now.to_string()))?,
+            }
+            all
+        }
+        DataSubset::Slice { k, n } => all
+            .into_iter()
+            .filter(|p| u64::from_le_bytes(p.id.0[..8].try_into().expect("8 bytes")) % n == k - 1)
+            .collect(),
+        DataSubset::Fraction(f) => {
+            let take = ((all.len() as f64) * f).ceil() as usize;
+            all.truncate(take);
+            all
+        }
+        DataSubset::Auto => {
+            let budget = packs.values().map(|p| p.size).sum::<u64>() / 7;
+            let mut sum = 0;
+            all.into_iter()
+                .take_while(|p| {
+                    let go = sum == 0 || sum < budget;
+                    sum += p.size;
+                    go
+                })
+                .collect()
+        }
+    })
+}
+
+/// Downloads the chosen packs and verifies them completely, recording each in the catalog as it goes.
+fn read_packs(repo: &Repository, catalog: &Catalog, list: &[&PackEntry], report: &mut CheckReport) -> Result<()> {
     let problems = Mutex::new(Vec::new());
     let bytes = std::sync::atomic::AtomicU64::new(0);
-    let list: Vec<&PackEntry> = packs.values().collect();
-    list.par_iter().for_each(|p| {
-        if let Err(msg) = verify_pack(repo, p) {
-            problems.lock().expect("problems lock").push(format!("pack {}: {msg}", p.id.short()));
+    let (tx, rx) = std::sync::mpsc::channel::<(Id, bool)>();
+    let mut record_err = None;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            list.par_iter().for_each_with(tx, |tx, p| {
+                let ok = match verify_pack(repo, p) {
+                    Ok(()) => true,
+                    Err(msg) => {
+                        problems.lock().expect("problems lock").push(format!("pack {}: {msg}", p.id.short()));
+                        false
+                    }
+                };
+                bytes.fetch_add(p.size, std::sync::atomic::Ordering::Relaxed);
+                let _ = tx.send((p.id, ok));
+            });
+        });
+        // The catalog is not shared between threads; this thread records results as they arrive.
+        for (id, ok) in rx {
+            if let Err(e) = catalog.record_pack_check(&id, crate::clock::now(), ok) {
+                record_err.get_or_insert(e);
+            }
         }
-        bytes.fetch_add(p.size, std::sync::atomic::Ordering::Relaxed);
     });
+    if let Some(e) = record_err {
+        return Err(e);
+    }
     report.packs_read = list.len();
+    report.packs_verified = list.iter().map(|p| p.id.to_hex()).collect();
     report.bytes_read = bytes.into_inner();
     report.problems.extend(problems.into_inner().expect("problems lock"));
+    Ok(())
 }
 
 fn verify_pack(repo: &Repository, p: &PackEntry) -> std::result::Result<(), String> {
@@ -184,4 +300,19 @@ fn verify_pack(repo: &Repository, p: &PackEntry) -> std::result::Result<(), Stri
             .map_err(|e| format!("blob {} at offset {}: {e}", b.info.id.short(), b.offset))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subsets_parse() {
+        assert_eq!(DataSubset::parse("10%").unwrap(), DataSubset::Fraction(0.1));
+        assert_eq!(DataSubset::parse("3/7").unwrap(), DataSubset::Slice { k: 3, n: 7 });
+        assert_eq!(DataSubset::parse("auto").unwrap(), DataSubset::Auto);
+        for bad in ["0%", "101%", "8/7", "0/7", "x", "1/0"] {
+            assert!(DataSubset::parse(bad).is_err(), "{bad}");
+        }
+    }
 }

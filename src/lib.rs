@@ -21,6 +21,7 @@ pub mod lease;
 pub mod pack;
 pub mod prune;
 pub mod reader;
+pub mod repair;
 pub mod repo;
 pub mod restore;
 pub mod retention;

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 pub use fs::{Excludes, read_exclude_file, scan};
-pub use saver::BlobSaver;
+pub use saver::{BlobSaver, UploadState};
 
 use crate::catalog::Catalog;
 use crate::chunker::ChunkerParams;

@@ -4,7 +4,7 @@ use clap::Args;
 use serde_json::json;
 
 use super::{GlobalArgs, format, progress::Ticker};
-use crate::check::{self, CheckOptions};
+use crate::check::{self, CheckOptions, DataSubset};
 use crate::exit;
 
 #[derive(Args, Debug)]
@@ -12,16 +12,20 @@ use crate::exit;
 every referenced blob is indexed in a pack that exists with the right size. With --read-data it also
 downloads every pack and verifies every blob (authentication tag and id). Exit code 12 on any problem.")]
 pub struct CheckArgs {
-    /// Download and verify every pack
+    /// Download and verify every pack (an interrupted run resumes where it stopped)
     #[arg(long)]
     pub read_data: bool,
+    /// Verify only part of the data: 10% (the packs verified longest ago), 3/7 (a fixed slice), or auto
+    #[arg(long, value_name = "SUBSET", value_parser = DataSubset::parse, conflicts_with = "read_data")]
+    pub read_data_subset: Option<DataSubset>,
 }
 
 pub fn run(g: &GlobalArgs, a: &CheckArgs) -> anyhow::Result<i32> {
-    let repo = g.open_repo()?;
+    let s = g.open()?;
     let ticker = Ticker::start(g.quiet || g.json, || ("checking".to_string(), None));
     let started = std::time::Instant::now();
-    let report = check::check(&repo, &CheckOptions { read_data: a.read_data });
+    let read_data = if a.read_data { Some(DataSubset::All) } else { a.read_data_subset };
+    let report = check::check(&s.repo, &s.catalog, &CheckOptions { read_data });
     drop(ticker);
     let report = report?;
     if g.json {
@@ -40,7 +44,11 @@ pub fn run(g: &GlobalArgs, a: &CheckArgs) -> anyhow::Result<i32> {
                 report.trees,
                 report.packs,
                 report.blobs,
-                if a.read_data { format!(", read {}", format::bytes(report.bytes_read)) } else { String::new() },
+                if read_data.is_some() {
+                    format!(", read {} packs ({})", report.packs_read, format::bytes(report.bytes_read))
+                } else {
+                    String::new()
+                },
                 format::duration(started.elapsed().as_secs_f64()),
                 if report.problems.is_empty() {
                     "no problems".to_string()

@@ -7,6 +7,7 @@ mod inspect;
 mod maintenance;
 mod password;
 mod progress;
+mod repair;
 mod repo_cmds;
 mod restore;
 
@@ -99,6 +100,9 @@ pub enum Commands {
     Diff(inspect::DiffArgs),
     /// Sizes and deduplication of a snapshot or the whole repository
     Stats(inspect::StatsArgs),
+    /// Rebuild the index from packs, or rewrite snapshots that reference lost data
+    #[command(subcommand)]
+    Repair(repair::RepairCommand),
     /// Manage the passwords that open the repository
     #[command(subcommand)]
     Key(repo_cmds::KeyCommand),
@@ -178,6 +182,9 @@ impl GlobalArgs {
     pub fn open(&self) -> anyhow::Result<Session> {
         let repo = self.open_repo()?;
         let catalog = Catalog::open(&self.cache_dir(), &repo)?;
+        for w in &catalog.warnings {
+            eprintln!("gumvault: warning: {w}");
+        }
         Ok(Session { repo, catalog })
     }
 }
@@ -207,6 +214,7 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Commands::Dump(a) => restore::dump(g, a),
         Commands::Ls(a) => restore::ls(g, a),
         Commands::Check(a) => check::run(g, a),
+        Commands::Repair(c) => repair::run(g, c),
         Commands::Diff(a) => inspect::diff(g, a),
         Commands::Stats(a) => inspect::stats(g, a),
         Commands::Forget(a) => maintenance::forget(g, a),
