@@ -38,7 +38,12 @@ pub fn encode(key: &MasterKey, packs: &[PackEntry]) -> Vec<u8> {
             encode_entry(&mut out, &b.info);
         }
     }
-    key.seal(AAD, out)
+    seal_plain(key, out)
+}
+
+/// Seals an index segment's plaintext.
+pub fn seal_plain(key: &MasterKey, body: Vec<u8>) -> Vec<u8> {
+    key.seal(AAD, body)
 }
 
 /// Opens and parses a segment; every blob must lie inside its pack.

@@ -325,7 +325,8 @@ impl Repository {
     }
 }
 
-fn parse_config(plain: &[u8]) -> Result<RepoConfig> {
+/// Parses and validates the config's plaintext, refusing unknown versions.
+pub fn parse_config(plain: &[u8]) -> Result<RepoConfig> {
     #[derive(Deserialize)]
     struct VersionOnly {
         version: u32,
@@ -425,8 +426,9 @@ mod tests {
         assert!(err.to_string().contains("upgrade gumvault"));
 
         let (path, _) = repo.storage.list("keys/").unwrap().remove(0);
-        let text =
-            String::from_utf8(repo.storage.read(&path).unwrap()).unwrap().replace("\"version\": 1", "\"version\": 7");
+        let text = String::from_utf8(repo.storage.read(&path).unwrap().to_vec())
+            .unwrap()
+            .replace("\"version\": 1", "\"version\": 7");
         repo.storage.write(&path, text.into_bytes()).unwrap();
         let err = Repository::open(Storage::open_url(url).unwrap(), b"pw").err().unwrap();
         assert!(matches!(err, Error::UnsupportedVersion { found: 7, .. }), "{err}");
@@ -437,7 +439,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = dir.path().to_str().unwrap();
         let repo = Repository::init(Storage::open_url(url).unwrap(), b"pw", &fast()).unwrap();
-        let mut sealed = repo.storage.read("config").unwrap();
+        let mut sealed = repo.storage.read("config").unwrap().to_vec();
         sealed[30] ^= 1;
         repo.storage.write("config", sealed).unwrap();
         let err = Repository::open(Storage::open_url(url).unwrap(), b"pw").err().unwrap();

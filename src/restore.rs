@@ -212,11 +212,12 @@ pub fn restore(
                 summary.dirs += 1;
             }
             NodeKind::File => {
-                if let Some(parent) = path.parent() {
-                    create_dir(parent)?;
+                // Parents come before children in `entries`, so the directory exists. Files of one blob are
+                // created when their data arrives (one open instead of two); the others are sized now.
+                if e.node.content.len() != 1 {
+                    let f = std::fs::File::create(&path).map_err(|err| Error::io("create file", &path, err))?;
+                    f.set_len(e.node.size).map_err(|err| Error::io("size file", &path, err))?;
                 }
-                let f = std::fs::File::create(&path).map_err(|e| Error::io("create file", &path, e))?;
-                f.set_len(e.node.size).map_err(|err| Error::io("size file", &path, err))?;
                 files.push((path, e));
                 summary.files += 1;
             }
@@ -321,7 +322,7 @@ fn fetch_pack(
         let mut span_end = needs[start].offset + needs[start].info.stored_len as u64;
         while end < needs.len()
             && needs[end].offset <= span_end + COALESCE_GAP
-            && needs[end].offset - needs[start].offset < 32 << 20
+            && needs[end].offset - needs[start].offset < 8 << 20
         {
             span_end = span_end.max(needs[end].offset + needs[end].info.stored_len as u64);
             end += 1;
@@ -363,8 +364,12 @@ fn write_targets(
     progress: &RestoreProgress,
 ) {
     for (file, offset) in &need.targets {
-        let path = &files[*file].0;
-        let res = std::fs::OpenOptions::new().write(true).open(path).and_then(|f| f.write_all_at(plain, *offset));
+        let (path, entry) = &files[*file];
+        let res = if entry.node.content.len() == 1 {
+            std::fs::File::create(path).and_then(|mut f| f.write_all(plain))
+        } else {
+            std::fs::OpenOptions::new().write(true).open(path).and_then(|f| f.write_all_at(plain, *offset))
+        };
         match res {
             Ok(()) => {
                 progress.bytes.fetch_add(plain.len() as u64, Ordering::Relaxed);

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use bytes::Bytes;
 use opendal::{ErrorKind, Operator};
 
 use crate::error::{Error, Result};
@@ -18,9 +19,9 @@ use crate::error::{Error, Result};
 /// One storage location: an opendal operator and its name.
 pub trait Backend: Send + Sync {
     /// Whole object.
-    fn read(&self, path: &str) -> Result<Vec<u8>>;
+    fn read(&self, path: &str) -> Result<Bytes>;
     /// `len` bytes at `offset`.
-    fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>>;
+    fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Bytes>;
     /// Stores a whole object durably.
     fn write(&self, path: &str, data: Vec<u8>) -> Result<()>;
     /// Object names (relative to the repository root) and sizes under `prefix` (a directory, ending in `/`).
@@ -182,11 +183,11 @@ impl OpendalBackend {
 }
 
 impl Backend for OpendalBackend {
-    fn read(&self, path: &str) -> Result<Vec<u8>> {
-        self.op.read(path).map(|b| b.to_vec()).map_err(|e| self.err("read", path, e))
+    fn read(&self, path: &str) -> Result<Bytes> {
+        self.op.read(path).map(|b| b.to_bytes()).map_err(|e| self.err("read", path, e))
     }
 
-    fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+    fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Bytes> {
         let buf = self
             .op
             .read_options(
@@ -203,7 +204,7 @@ impl Backend for OpendalBackend {
                 not_found: false,
             });
         }
-        Ok(buf.to_vec())
+        Ok(buf.to_bytes())
     }
 
     fn write(&self, path: &str, data: Vec<u8>) -> Result<()> {
@@ -284,12 +285,12 @@ impl Storage {
     }
 
     /// Reads from the first region that has the object.
-    pub fn read(&self, path: &str) -> Result<Vec<u8>> {
+    pub fn read(&self, path: &str) -> Result<Bytes> {
         self.try_regions(|r| r.backend.read(path))
     }
 
     /// Reads a range from the first region that has the object.
-    pub fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+    pub fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Bytes> {
         self.try_regions(|r| r.backend.read_range(path, offset, len))
     }
 
@@ -378,8 +379,8 @@ mod tests {
         let url = dir.path().to_str().unwrap();
         let s = Storage::open_url(url).unwrap();
         s.write("data/ab/abc", b"hello world".to_vec()).unwrap();
-        assert_eq!(s.read("data/ab/abc").unwrap(), b"hello world");
-        assert_eq!(s.read_range("data/ab/abc", 6, 5).unwrap(), b"world");
+        assert_eq!(&s.read("data/ab/abc").unwrap()[..], b"hello world");
+        assert_eq!(&s.read_range("data/ab/abc", 6, 5).unwrap()[..], b"world");
         assert!(s.read_range("data/ab/abc", 6, 50).is_err());
         assert_eq!(s.list("data/").unwrap(), vec![("data/ab/abc".to_string(), 11)]);
         assert_eq!(s.stat("data/ab/abc").unwrap(), Some(11));

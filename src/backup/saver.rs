@@ -21,7 +21,7 @@ use crate::storage;
 
 /// Index segments are written when this many blobs are waiting, which bounds the memory of long backups.
 const INDEX_FLUSH_BLOBS: usize = 100_000;
-/// Upload threads; with the queue of one more pack, at most this + 1 sealed packs are in flight.
+/// Upload threads; a pack is handed over only to an idle one, so at most this many are in flight.
 const UPLOADERS: usize = 2;
 
 thread_local! {
@@ -119,7 +119,7 @@ impl<'a> BlobSaver<'a> {
         state: &'a UploadState,
         scope: &'a Scope<'a, 'env>,
     ) -> Result<Self> {
-        let (tx, rx) = sync_channel::<PackWriter>(1);
+        let (tx, rx) = sync_channel::<PackWriter>(0);
         let rx = Arc::new(Mutex::new(rx));
         let workers = (0..UPLOADERS)
             .map(|_| {
@@ -130,8 +130,8 @@ impl<'a> BlobSaver<'a> {
         Ok(BlobSaver {
             repo,
             known: Mutex::new(catalog.blob_ids()?),
-            data_pack: Mutex::new(PackWriter::new(BlobKind::Data)),
-            tree_pack: Mutex::new(PackWriter::new(BlobKind::Tree)),
+            data_pack: Mutex::new(new_pack(repo, BlobKind::Data)),
+            tree_pack: Mutex::new(new_pack(repo, BlobKind::Tree)),
             queue: Mutex::new(Some(tx)),
             workers: Mutex::new(workers),
             state,
@@ -171,7 +171,7 @@ impl<'a> BlobSaver<'a> {
             let mut pack = self.pack_for(kind).lock().expect("saver lock");
             pack.add(info, &sealed);
             if pack.len() >= repo::pack_target(&self.repo.config, kind) {
-                Some(std::mem::replace(&mut *pack, PackWriter::new(kind)))
+                Some(std::mem::replace(&mut *pack, new_pack(self.repo, kind)))
             } else {
                 None
             }
@@ -221,6 +221,10 @@ impl<'a> BlobSaver<'a> {
         let rest = std::mem::take(&mut *self.state.unindexed.lock().expect("upload lock"));
         self.state.write_index(self.repo, rest)
     }
+}
+
+fn new_pack(repo: &Repository, kind: BlobKind) -> PackWriter {
+    PackWriter::with_target(kind, repo::pack_target(&repo.config, kind))
 }
 
 /// One upload thread: takes packs off the queue until it closes. After a failure it keeps draining (so senders

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::id::Id;
 
 /// Bytes of chunks read ahead while the previous batch is being saved.
-const BATCH_BYTES: usize = 8 << 20;
+const BATCH_BYTES: usize = 4 << 20;
 
 /// What reading a stream produced.
 pub struct StreamContent {

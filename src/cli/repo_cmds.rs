@@ -23,14 +23,14 @@ pub struct InitArgs {
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub kdf_iterations: u32,
     /// Add or replace a chunker profile: NAME=MIN/AVG/MAX with sizes like 4K, 16K, 1M (repeatable).
-    /// Defaults: files=256K/1M/4M, stream=4K/16K/128K
+    /// Defaults: files=256K/1M/4M, stream=2K/8K/64K
     #[arg(long = "chunker-profile", value_name = "NAME=MIN/AVG/MAX", value_parser = parse_profile)]
     pub chunker_profiles: Vec<(String, ChunkerParams)>,
 }
 
 /// Parses `NAME=MIN/AVG/MAX`.
 fn parse_profile(s: &str) -> Result<(String, ChunkerParams), String> {
-    let (name, sizes) = s.split_once('=').ok_or("expected NAME=MIN/AVG/MAX, e.g. stream=4K/16K/128K")?;
+    let (name, sizes) = s.split_once('=').ok_or("expected NAME=MIN/AVG/MAX, e.g. stream=2K/8K/64K")?;
     let parts: Vec<u32> = sizes.split('/').map(parse_size).collect::<Result<_, _>>()?;
     let [min_size, avg_size, max_size] = parts[..] else {
         return Err("expected three sizes MIN/AVG/MAX".into());

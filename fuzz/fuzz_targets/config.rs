@@ -1,0 +1,7 @@
+//! The repository config (JSON after decryption) must never panic.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = gumvault::repo::parse_config(data);
+});
