@@ -257,7 +257,9 @@ fn read_packs(repo: &Repository, catalog: &Catalog, list: &[&PackEntry], report:
     let mut record_err = None;
     std::thread::scope(|s| {
         s.spawn(|| {
-            list.par_iter().for_each_with(tx, |tx, p| {
+            let tx = tx; // moved in, so the receiver below ends when this thread does
+            // One pack in memory at a time; its blobs are verified in parallel (verify_pack).
+            list.iter().for_each(|p| {
                 let ok = match verify_pack(repo, p) {
                     Ok(()) => true,
                     Err(msg) => {
@@ -294,12 +296,12 @@ fn verify_pack(repo: &Repository, p: &PackEntry) -> std::result::Result<(), Stri
     if header.len() != p.blobs.len() || header.iter().zip(&p.blobs).any(|(a, b)| a != b) {
         return Err("its header disagrees with the index".into());
     }
-    for b in &header {
+    header.par_iter().try_for_each(|b| {
         let sealed = &bytes[b.offset as usize..(b.offset + b.info.stored_len as u64) as usize];
         blob::decode(&repo.key, &b.info, sealed)
-            .map_err(|e| format!("blob {} at offset {}: {e}", b.info.id.short(), b.offset))?;
-    }
-    Ok(())
+            .map(drop)
+            .map_err(|e| format!("blob {} at offset {}: {e}", b.info.id.short(), b.offset))
+    })
 }
 
 #[cfg(test)]
