@@ -1,6 +1,8 @@
 //! Property test: random histories of backup, forget and prune (with the clock moving on) leave every remaining
 //! snapshot restorable byte-identical, and a clean `check --read-data`.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -8,13 +10,11 @@ use gumvault::backup::{self, BackupOptions, Progress, Source};
 use gumvault::catalog::Catalog;
 use gumvault::check::{self, CheckOptions, DataSubset};
 use gumvault::chunker::ChunkerParams;
-use gumvault::crypto::KdfParams;
 use gumvault::id::Id;
 use gumvault::prune::{self, PruneOptions};
 use gumvault::reader::BlobReader;
-use gumvault::repo::{InitOptions, Repository};
+use gumvault::repo::Repository;
 use gumvault::restore;
-use gumvault::storage::Storage;
 use jiff::{SignedDuration, Timestamp};
 use proptest::prelude::*;
 
@@ -37,27 +37,11 @@ fn arb_op() -> impl Strategy<Value = Op> {
 }
 
 fn content(seed: u8) -> Vec<u8> {
-    let mut x = 0x9E37_79B9u64 + seed as u64 * 7919;
-    (0..40_000 + seed as usize * 3_000)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
+    common::pseudo_random(40_000 + seed as usize * 3_000, 0x9E37 + seed as u64)
 }
 
 fn small_repo() -> Repository {
-    let mut profiles = gumvault::repo::default_profiles();
-    profiles.insert("files".into(), ChunkerParams { min_size: 1024, avg_size: 4096, max_size: 16384 });
-    let opts = InitOptions {
-        kdf: KdfParams { memory_kib: 256, iterations: 1, parallelism: 1 },
-        pack_size: 32 << 10,
-        chunker_profiles: profiles,
-        ..Default::default()
-    };
-    Repository::init(Storage::open_url("memory://").unwrap(), b"pw", &opts).unwrap()
+    common::small_repo(ChunkerParams { min_size: 1024, avg_size: 4096, max_size: 16384 }, 32 << 10)
 }
 
 fn read_file(reader: &BlobReader<'_>, root: &Id, path: &Path) -> Vec<u8> {

@@ -8,25 +8,13 @@ use std::path::PathBuf;
 use gumvault::backup::{self, BackupOptions, Progress, Source};
 use gumvault::catalog::Catalog;
 use gumvault::chunker::ChunkerParams;
-use gumvault::crypto::KdfParams;
 use gumvault::reader::BlobReader;
-use gumvault::repo::{InitOptions, Repository};
+use gumvault::repo::Repository;
 use gumvault::restore::{self, RestoreOptions, RestoreProgress};
-use gumvault::storage::Storage;
 use proptest::prelude::*;
 
 fn small_repo() -> Repository {
-    let mut profiles = gumvault::repo::default_profiles();
-    // Small chunks so that even small random files span several blobs and packs.
-    profiles.insert("files".into(), ChunkerParams { min_size: 256, avg_size: 1024, max_size: 4096 });
-    profiles.insert("stream".into(), ChunkerParams { min_size: 256, avg_size: 1024, max_size: 4096 });
-    let opts = InitOptions {
-        kdf: KdfParams { memory_kib: 256, iterations: 1, parallelism: 1 },
-        pack_size: 64 << 10,
-        chunker_profiles: profiles,
-        ..Default::default()
-    };
-    Repository::init(Storage::open_url("memory://").unwrap(), b"pw", &opts).unwrap()
+    common::small_repo(ChunkerParams { min_size: 256, avg_size: 1024, max_size: 4096 }, 64 << 10)
 }
 
 #[derive(Debug, Clone)]

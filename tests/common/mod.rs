@@ -149,6 +149,22 @@ pub fn assert_same_tree(a: &Path, b: &Path) {
     assert!(diff.status.success(), "diff -r found differences:\n{}", String::from_utf8_lossy(&diff.stdout));
 }
 
+/// A repository in memory with small chunks and packs, so small test data spans many blobs and packs.
+pub fn small_repo(files_chunks: gumvault::chunker::ChunkerParams, pack_size: u32) -> gumvault::repo::Repository {
+    use gumvault::chunker::ChunkerParams;
+    let mut profiles = gumvault::repo::default_profiles();
+    profiles.insert("files".into(), files_chunks);
+    profiles.insert("stream".into(), ChunkerParams { min_size: 256, avg_size: 1024, max_size: 4096 });
+    let opts = gumvault::repo::InitOptions {
+        kdf: gumvault::crypto::KdfParams { memory_kib: 256, iterations: 1, parallelism: 1 },
+        pack_size,
+        chunker_profiles: profiles,
+        ..Default::default()
+    };
+    let storage = gumvault::storage::Storage::open_url("memory://").expect("memory storage");
+    gumvault::repo::Repository::init(storage, b"pw", &opts).expect("init")
+}
+
 /// Writes `n` bytes of deterministic pseudo-random data.
 pub fn pseudo_random(n: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
