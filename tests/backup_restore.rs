@@ -125,19 +125,7 @@ fn a_flipped_byte_is_detected_and_other_data_stays_restorable() {
 }
 
 fn largest_file(root: &Path) -> std::path::PathBuf {
-    let mut best = (0, root.to_path_buf());
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(d).unwrap().flatten() {
-            let m = e.metadata().unwrap();
-            if m.is_dir() {
-                stack.push(e.path());
-            } else if m.len() > best.0 {
-                best = (m.len(), e.path());
-            }
-        }
-    }
-    best.1
+    common::files_under(root).into_iter().max_by_key(|(_, size)| *size).expect("a file").0
 }
 
 #[test]

@@ -116,23 +116,11 @@ fn killing_backup_and_prune_at_random_moments_never_loses_a_snapshot() {
             state += 1;
             fill(&src, state);
             let after = Duration::from_micros(rng.below(backup_time.as_micros() as u64 * 12 / 10));
-            let before: Vec<String> = env
-                .json(&["snapshots"])
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|s| s["id"].as_str().unwrap().to_string())
-                .collect();
+            let before = env.snapshot_ids();
             if !run_and_kill(&env, &["backup", src.to_str().unwrap()], &offset, after) {
                 killed += 1;
             }
-            let now: Vec<String> = env
-                .json(&["snapshots"])
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|s| s["id"].as_str().unwrap().to_string())
-                .collect();
+            let now = env.snapshot_ids();
             for id in now.iter().filter(|id| !before.contains(id)) {
                 expected.insert(id.clone(), snapshot_copy(&env, state));
             }

@@ -9,15 +9,7 @@ use std::path::{Path, PathBuf};
 use common::{Env, code, pseudo_random, stderr};
 
 fn objects(repo: &str, dir: &str) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![Path::new(repo).join(dir)];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(d).unwrap().flatten() {
-            if e.path().is_dir() { stack.push(e.path()) } else { out.push(e.path()) }
-        }
-    }
-    out.sort();
-    out
+    common::files_under(&Path::new(repo).join(dir)).into_iter().map(|(p, _)| p).collect()
 }
 
 /// Two snapshots in separate backups: `a` (two files) and `b`; returns the env and the source dirs.

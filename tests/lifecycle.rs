@@ -7,15 +7,7 @@ use std::path::Path;
 use common::{Env, assert_same_tree, code, pseudo_random, stderr};
 
 fn repo_bytes(repo: &str) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![Path::new(repo).to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(d).unwrap().flatten() {
-            let m = e.metadata().unwrap();
-            if m.is_dir() { stack.push(e.path()) } else { total += m.len() }
-        }
-    }
-    total
+    common::files_under(Path::new(repo)).iter().map(|(_, size)| size).sum()
 }
 
 fn prune_json(env: &Env, offset: Option<&str>) -> serde_json::Value {

@@ -77,8 +77,28 @@ impl Env {
     }
 
     pub fn snapshot_count(&self) -> usize {
-        self.json(&["snapshots"]).as_array().expect("array").len()
+        self.snapshot_ids().len()
     }
+
+    /// Full ids of every snapshot, oldest first.
+    pub fn snapshot_ids(&self) -> Vec<String> {
+        let v = self.json(&["snapshots"]);
+        v.as_array().expect("array").iter().map(|s| s["id"].as_str().expect("id").to_string()).collect()
+    }
+}
+
+/// Every regular file below `root` with its size, sorted by path.
+pub fn files_under(root: &Path) -> Vec<(PathBuf, u64)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(d).expect("read_dir").flatten() {
+            let m = e.metadata().expect("metadata");
+            if m.is_dir() { stack.push(e.path()) } else { out.push((e.path(), m.len())) }
+        }
+    }
+    out.sort();
+    out
 }
 
 /// Exit code of an output (panics on signals).
