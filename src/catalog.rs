@@ -31,6 +31,32 @@ CREATE INDEX snapshots_time ON snapshots(time);
 CREATE TABLE pack_checks (id BLOB PRIMARY KEY, checked_at TEXT NOT NULL, ok INTEGER NOT NULL);
 ";
 
+/// Tables of local history (runs of jobs, test restores). Unlike the cache tables above they cannot be rebuilt
+/// from the repository, so a rebuild keeps them; losing them loses only the history, never backup data.
+const HISTORY_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY, job TEXT NOT NULL, kind TEXT NOT NULL,
+                                 started TEXT NOT NULL, finished TEXT NOT NULL, ok INTEGER NOT NULL,
+                                 snapshot BLOB, bytes INTEGER NOT NULL, error TEXT, detail TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS runs_job_kind ON runs(job, kind, started);
+";
+
+/// One recorded run of a job or maintenance task.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct RunRecord {
+    pub job: String,
+    /// `backup`, `test-restore`, ...
+    pub kind: String,
+    pub started: jiff::Timestamp,
+    pub finished: jiff::Timestamp,
+    pub ok: bool,
+    pub snapshot: Option<Id>,
+    /// Bytes added to the repository (backups) or restored (test restores).
+    pub bytes: u64,
+    pub error: Option<String>,
+    /// Kind-specific details (e.g. query results of a test restore).
+    pub detail: serde_json::Value,
+}
+
 /// Where a blob is stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BlobLocation {
@@ -88,6 +114,7 @@ impl Catalog {
         if version != Some(SCHEMA_VERSION) {
             cat.recreate()?;
         }
+        cat.conn.execute_batch(HISTORY_SCHEMA).map_err(|e| cat.err(e))?;
         Ok(cat)
     }
 
@@ -106,7 +133,7 @@ impl Catalog {
                 .map_err(|e| self.err(e))?
         };
         let mut sql = String::from("BEGIN;");
-        for t in tables {
+        for t in tables.iter().filter(|t| *t != "runs") {
             sql.push_str(&format!("DROP TABLE IF EXISTS \"{t}\";"));
         }
         sql.push_str(SCHEMA);
@@ -340,6 +367,71 @@ impl Catalog {
     }
 
     /// Counts of packs and blobs, and stored bytes.
+    /// Records a run in the local history.
+    pub fn record_run(&self, r: &RunRecord) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO runs (job, kind, started, finished, ok, snapshot, bytes, error, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    r.job,
+                    r.kind,
+                    r.started.to_string(),
+                    r.finished.to_string(),
+                    r.ok,
+                    r.snapshot.map(|id| id.0.to_vec()),
+                    r.bytes as i64,
+                    r.error,
+                    r.detail.to_string()
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Recorded runs of a job and kind, newest first, at most `limit`.
+    pub fn runs(&self, job: &str, kind: &str, limit: usize) -> Result<Vec<RunRecord>> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT job, kind, started, finished, ok, snapshot, bytes, error, detail FROM runs
+                 WHERE job = ?1 AND kind = ?2 ORDER BY started DESC, id DESC LIMIT ?3",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map(params![job, kind, limit as i64], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, bool>(4)?,
+                    r.get::<_, Option<Vec<u8>>>(5)?,
+                    r.get::<_, i64>(6)?,
+                    r.get::<_, Option<String>>(7)?,
+                    r.get::<_, String>(8)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (job, kind, started, finished, ok, snapshot, bytes, error, detail) = row.map_err(|e| self.err(e))?;
+            let time = |t: &str| t.parse::<jiff::Timestamp>().unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+            out.push(RunRecord {
+                job,
+                kind,
+                started: time(&started),
+                finished: time(&finished),
+                ok,
+                snapshot: snapshot.and_then(|v| <[u8; 32]>::try_from(v.as_slice()).ok()).map(Id),
+                bytes: bytes.max(0) as u64,
+                error,
+                detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
+            });
+        }
+        Ok(out)
+    }
+
     pub fn totals(&self) -> Result<(u64, u64, u64)> {
         self.conn
             .query_row(

@@ -11,6 +11,8 @@ pub const USAGE: i32 = 2;
 pub const INCOMPLETE: i32 = 3;
 /// A source (stdin stream or `--command`) failed: no snapshot was written.
 pub const SOURCE_FAILED: i32 = 4;
+/// A test restore ran but its verification failed (or the dump did not load).
+pub const VERIFY_FAILED: i32 = 5;
 /// The password opens no key of the repository.
 pub const WRONG_PASSWORD: i32 = 10;
 /// No repository exists at the given URL.

@@ -11,6 +11,7 @@ pub mod check;
 pub mod chunker;
 pub mod cli;
 pub mod clock;
+pub mod config;
 pub mod crypto;
 pub mod diff;
 pub mod error;
@@ -27,7 +28,9 @@ pub mod restore;
 pub mod retention;
 pub mod select;
 pub mod snapshot;
+pub mod sources;
 pub mod storage;
+pub mod test_restore;
 pub mod tree;
 mod wire;
 

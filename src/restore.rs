@@ -123,8 +123,8 @@ pub fn find(reader: &BlobReader<'_>, root: &Id, path: &str) -> Result<Node> {
     Err(Error::InvalidInput("give the path of a file inside the snapshot, e.g. /db.sql".into()))
 }
 
-/// Streams a file's content to `out`, fetching a few blobs ahead in parallel.
-pub fn dump(reader: &BlobReader<'_>, node: &Node, path: &str, out: &mut dyn Write) -> Result<u64> {
+/// Streams a file's content to `out` (named `dest` in messages), fetching a few blobs ahead in parallel.
+pub fn dump(reader: &BlobReader<'_>, node: &Node, path: &str, out: &mut dyn Write, dest: &str) -> Result<u64> {
     if node.kind != NodeKind::File {
         return Err(Error::InvalidInput(format!(
             "{path} is not a regular file; use `gumvault restore` for directories"
@@ -134,11 +134,11 @@ pub fn dump(reader: &BlobReader<'_>, node: &Node, path: &str, out: &mut dyn Writ
     for batch in node.content.chunks(16) {
         let blobs: Vec<Vec<u8>> = batch.par_iter().map(|id| reader.read(id)).collect::<Result<_>>()?;
         for b in blobs {
-            out.write_all(&b).map_err(|e| Error::io("write", "standard output", e))?;
+            out.write_all(&b).map_err(|e| Error::io("write to", dest, e))?;
             written += b.len() as u64;
         }
     }
-    out.flush().map_err(|e| Error::io("write", "standard output", e))?;
+    out.flush().map_err(|e| Error::io("write to", dest, e))?;
     Ok(written)
 }
 

@@ -26,6 +26,9 @@ pub struct Summary {
     /// Inputs that could not be read (the snapshot is then incomplete).
     pub errors: u64,
     pub duration_secs: f64,
+    /// Optional sources of a job that failed and were left out (each with the reason).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped_sources: Vec<String>,
 }
 
 /// A snapshot manifest.
@@ -46,6 +49,9 @@ pub struct Snapshot {
     pub parent: Option<Id>,
     /// Chunker profile used for content.
     pub chunker: String,
+    /// The job (`gumvault run JOB`) that took this snapshot; its top-level directories are the job's sources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
     /// True when some inputs could not be read.
     #[serde(default)]
     pub incomplete: bool,

@@ -109,6 +109,22 @@ impl Location {
 
     /// Opens the location as a backend.
     pub fn open(&self, name: &str, url: &str) -> Result<Box<dyn Backend>> {
+        let op = self.operator(name, url, None)?;
+        let fs_root = match self {
+            Location::Fs(root) => Some(root.clone()),
+            _ => None,
+        };
+        Ok(Box::new(OpendalBackend { op, region: name.to_string(), fs_root }))
+    }
+
+    /// A blocking opendal operator rooted at this location, with retries and timeouts. S3 credentials come from
+    /// `credentials` (access key id, secret) or else `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`.
+    pub fn operator(
+        &self,
+        name: &str,
+        url: &str,
+        credentials: Option<(String, String)>,
+    ) -> Result<opendal::blocking::Operator> {
         let rt = runtime()?;
         let _guard = rt.enter();
         let map = |e: opendal::Error| Error::Storage {
@@ -118,14 +134,13 @@ impl Location {
             message: e.to_string(),
             not_found: false,
         };
-        let (op, fs_root) = match self {
-            Location::Memory => (Operator::new(opendal::services::Memory::default()).map_err(map)?, None),
+        let op = match self {
+            Location::Memory => Operator::new(opendal::services::Memory::default()).map_err(map)?,
             Location::Fs(root) => {
-                let root_s = root.to_string_lossy().to_string();
                 let builder = opendal::services::Fs::default()
-                    .root(&root_s)
+                    .root(&root.to_string_lossy())
                     .atomic_write_dir(&root.join(".tmp").to_string_lossy());
-                (Operator::new(builder).map_err(map)?, Some(root.clone()))
+                Operator::new(builder).map_err(map)?
             }
             Location::S3 { bucket, prefix, endpoint, region } => {
                 let mut b = opendal::services::S3::default()
@@ -136,17 +151,18 @@ impl Location {
                 if let Some(ep) = endpoint {
                     b = b.endpoint(ep);
                 }
-                if let (Ok(k), Ok(s)) = (std::env::var("AWS_ACCESS_KEY_ID"), std::env::var("AWS_SECRET_ACCESS_KEY")) {
+                let env_keys =
+                    || Some((std::env::var("AWS_ACCESS_KEY_ID").ok()?, std::env::var("AWS_SECRET_ACCESS_KEY").ok()?));
+                if let Some((k, s)) = credentials.or_else(env_keys) {
                     b = b.access_key_id(&k).secret_access_key(&s);
                 }
-                (Operator::new(b).map_err(map)?, None)
+                Operator::new(b).map_err(map)?
             }
         };
         let op = op
             .layer(opendal::layers::RetryLayer::new().with_max_times(4).with_jitter())
             .layer(opendal::layers::TimeoutLayer::new().with_timeout(Duration::from_secs(120)));
-        let blocking = opendal::blocking::Operator::new(op).map_err(map)?;
-        Ok(Box::new(OpendalBackend { op: blocking, region: name.to_string(), fs_root }))
+        opendal::blocking::Operator::new(op).map_err(map)
     }
 }
 

@@ -102,6 +102,12 @@ pub struct Node {
     /// Device number of character and block devices.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rdev: Option<u64>,
+    /// Objects from an S3 bucket: the object's ETag, used to skip unchanged objects in the next backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    /// Objects from an S3 bucket: the Content-Type to restore.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
 }
 
 /// A directory's entries, sorted by name bytes.
@@ -164,6 +170,8 @@ mod tests {
             subtree: None,
             target: None,
             rdev: None,
+            etag: None,
+            content_type: None,
         }
     }
 

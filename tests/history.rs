@@ -47,7 +47,7 @@ fn small_repo() -> Repository {
 fn read_file(reader: &BlobReader<'_>, root: &Id, path: &Path) -> Vec<u8> {
     let node = restore::find(reader, root, path.to_str().unwrap()).unwrap();
     let mut out = Vec::new();
-    restore::dump(reader, &node, "", &mut out).unwrap();
+    restore::dump(reader, &node, "", &mut out, "memory").unwrap();
     out
 }
 

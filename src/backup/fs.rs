@@ -311,6 +311,8 @@ fn base_node(name: RawName, meta: &Metadata, kind: NodeKind) -> Node {
         subtree: None,
         target: None,
         rdev: None,
+        etag: None,
+        content_type: None,
     }
 }
 

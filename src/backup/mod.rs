@@ -4,7 +4,7 @@
 mod commit;
 mod fs;
 mod saver;
-mod stream;
+pub(crate) mod stream;
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -24,6 +24,7 @@ use crate::reader::BlobReader;
 use crate::repo::Repository;
 use crate::snapshot::{SNAPSHOT_VERSION, Snapshot, Summary};
 use crate::tree::{Node, NodeKind, RawName, Tree};
+pub(crate) use fs::save_paths;
 
 /// Live counters a progress display reads while a backup runs.
 #[derive(Default)]
@@ -62,6 +63,8 @@ pub enum Source {
     Stream { name: String, reader: Box<dyn Read + Send> },
     /// A command whose standard output is saved as `name`; a non-zero exit fails the backup.
     Command { argv: Vec<String>, name: String },
+    /// A job of the config file: one top-level directory per source, named after it.
+    Job { name: String, sources: Vec<crate::config::SourceSpec> },
 }
 
 /// Options of one backup.
@@ -97,11 +100,11 @@ pub(crate) struct BackupContext<'a, 'c> {
     pub params: ChunkerParams,
     pub excludes: Excludes,
     pub progress: &'a Progress,
-    warnings: Mutex<Vec<String>>,
-    notices: Mutex<Vec<String>>,
+    warnings: &'a Mutex<Vec<String>>,
+    notices: &'a Mutex<Vec<String>>,
 }
 
-impl BackupContext<'_, '_> {
+impl<'a, 'c> BackupContext<'a, 'c> {
     /// Records an input that could not be read.
     pub fn warn(&self, msg: String) {
         self.progress.errors.fetch_add(1, Ordering::Relaxed);
@@ -111,6 +114,11 @@ impl BackupContext<'_, '_> {
     pub fn notice(&self, msg: String) {
         self.notices.lock().expect("notices lock").push(msg);
     }
+
+    /// The same backup with other chunker parameters and excludes (for one source of a job).
+    pub fn derive(&self, params: ChunkerParams, excludes: Excludes) -> BackupContext<'a, 'c> {
+        BackupContext { params, excludes, ..*self }
+    }
 }
 
 /// Loads parent-snapshot trees during a backup.
@@ -119,7 +127,7 @@ pub(crate) struct TreeLoader<'a> {
 }
 
 impl TreeLoader<'_> {
-    fn load(&self, id: &Id) -> Result<Tree> {
+    pub(crate) fn load(&self, id: &Id) -> Result<Tree> {
         self.reader.load_tree(id)
     }
 }
@@ -139,20 +147,33 @@ pub fn run(
         Source::Stream { name, .. } | Source::Command { name, .. } => {
             (vec![PathBuf::from(stream_path(name)?)], "stream")
         }
+        Source::Job { sources, .. } => {
+            let mut p: Vec<PathBuf> = sources.iter().map(|s| PathBuf::from(format!("/{}", s.name()))).collect();
+            p.sort();
+            (p, JOB_PROFILES)
+        }
+    };
+    let job = match &source {
+        Source::Job { name, .. } => Some(name.clone()),
+        _ => None,
     };
     let profile = opts.chunker.clone().unwrap_or_else(|| default_profile.to_string());
-    let params = repo.chunker_profile(&profile)?;
+    let params = if job.is_some() { repo.chunker_profile("files")? } else { repo.chunker_profile(&profile)? };
+    let stream_params = if job.is_some() { repo.chunker_profile("stream")? } else { params };
     let path_strings: Vec<String> = paths.iter().map(|p| p.to_string_lossy().into_owned()).collect();
-    let parent = find_parent(catalog, &opts.host, &path_strings)?;
+    let parent = find_parent(catalog, &opts.host, &path_strings, job.as_deref())?;
     let excludes = Excludes::new(&opts.excludes)?;
     let indexes_at_start = catalog.index_ids()?;
     let uploads = saver::UploadState::default();
     let stats = saver::SaverStats::default();
+    let warnings = Mutex::new(Vec::new());
+    let notices = Mutex::new(Vec::new());
+    let skipped_sources = Mutex::new(Vec::new());
     let walked = std::thread::scope(|scope| -> Result<Walked> {
         let saver = BlobSaver::new(repo, catalog, &uploads, scope)?;
         let loader = TreeLoader { reader: BlobReader::new(repo, catalog) };
         let parent_root = match (&parent, opts.force, &source) {
-            (Some(p), false, Source::Paths(_)) => loader.load(&p.1.tree).map(Some),
+            (Some(p), false, Source::Paths(_) | Source::Job { .. }) => loader.load(&p.1.tree).map(Some),
             _ => Ok(None),
         };
         let ctx = BackupContext {
@@ -162,17 +183,19 @@ pub fn run(
             params,
             excludes,
             progress,
-            warnings: Mutex::new(Vec::new()),
-            notices: Mutex::new(Vec::new()),
+            warnings: &warnings,
+            notices: &notices,
         };
         let root = parent_root.and_then(|parent_root| match source {
             Source::Paths(_) => fs::save_paths(&ctx, &paths, parent_root),
             Source::Stream { name, reader } => save_stream_root(&ctx, &name, reader, "standard input"),
             Source::Command { argv, name } => save_command(&ctx, &argv, &name),
+            Source::Job { sources, .. } => {
+                save_job(&ctx, &sources, stream_params, parent_root.as_ref(), &skipped_sources)
+            }
         });
         // Whatever happened, make what was written durable and indexed so a retry can reuse it.
         let flushed = saver.flush();
-        let BackupContext { warnings, notices, .. } = ctx;
         for (to, from) in [
             (&stats.blobs_added, &saver.stats.blobs_added),
             (&stats.bytes_added, &saver.stats.bytes_added),
@@ -180,15 +203,14 @@ pub fn run(
         ] {
             to.store(from.load(Ordering::Relaxed), Ordering::Relaxed);
         }
-        Ok(Walked {
-            root,
-            flushed,
-            warnings: warnings.into_inner().expect("warnings lock"),
-            notices: notices.into_inner().expect("notices lock"),
-        })
+        Ok(Walked { root, flushed })
     })?;
     uploads.record_in(catalog)?;
-    let Walked { root, flushed, warnings, notices } = walked;
+    let Walked { root, flushed } = walked;
+    let warnings = warnings.into_inner().expect("warnings lock");
+    let mut notices = notices.into_inner().expect("notices lock");
+    let skipped_sources: Vec<String> = skipped_sources.into_inner().expect("skipped lock");
+    notices.extend(skipped_sources.iter().map(|s| format!("optional source left out: {s}")));
     let root = root?;
     flushed?;
     commit::ensure_indexed(repo, catalog, &root, &indexes_at_start)?;
@@ -204,6 +226,7 @@ pub fn run(
         stored_bytes_added: stats.stored_bytes_added.load(Ordering::Relaxed),
         errors: warnings.len() as u64,
         duration_secs: started.elapsed().as_secs_f64(),
+        skipped_sources,
     };
     let snapshot = Snapshot {
         version: SNAPSHOT_VERSION,
@@ -214,6 +237,7 @@ pub fn run(
         tree: root,
         parent: parent.map(|p| p.0),
         chunker: profile,
+        job,
         incomplete: !warnings.is_empty(),
         summary,
     };
@@ -226,12 +250,98 @@ pub fn run(
 struct Walked {
     root: Result<Id>,
     flushed: Result<()>,
-    warnings: Vec<String>,
-    notices: Vec<String>,
+}
+
+/// The `chunker` recorded in job snapshots: each source uses the profile of its kind.
+pub const JOB_PROFILES: &str = "per-source";
+
+/// Saves every source of a job as a top-level directory. A required source that fails fails the whole job; an
+/// optional one is left out and named in `skipped`.
+fn save_job(
+    ctx: &BackupContext<'_, '_>,
+    sources: &[crate::config::SourceSpec],
+    stream_params: ChunkerParams,
+    parent_root: Option<&Tree>,
+    skipped: &Mutex<Vec<String>>,
+) -> Result<Id> {
+    let mut nodes = Vec::new();
+    for spec in sources {
+        let parent_node = parent_root.and_then(|t| t.find(spec.name().as_bytes()));
+        match crate::sources::save(ctx, spec, stream_params, parent_node) {
+            Ok(node) => nodes.push(node),
+            Err(Error::SourceFailed(why)) if spec.optional() => {
+                skipped.lock().expect("skipped lock").push(format!("{} ({}): {why}", spec.name(), spec.kind()))
+            }
+            Err(Error::SourceFailed(why)) => {
+                return Err(Error::SourceFailed(format!(
+                    "source {:?} ({}) failed: {why}; no snapshot was written",
+                    spec.name(),
+                    spec.kind()
+                )));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    save_tree_nodes(ctx, nodes)
+}
+
+/// Saves a directory's tree.
+pub(crate) fn save_tree_nodes(ctx: &BackupContext<'_, '_>, nodes: Vec<Node>) -> Result<Id> {
+    ctx.saver.save(crate::blob::BlobKind::Tree, &Tree::new(nodes).to_bytes())
+}
+
+/// A directory node made by gumvault itself (a job's source directory, an S3 prefix): owned by us, mode 0700.
+pub(crate) fn synthetic_dir(name: &str, tree: Id) -> Node {
+    let mut n = synthetic_file(name, 0o700);
+    n.kind = NodeKind::Dir;
+    n.subtree = Some(tree);
+    n
+}
+
+/// A file node for content gumvault produced (a dump, an environment file), stamped now.
+pub(crate) fn synthetic_file(name: &str, mode: u32) -> Node {
+    let now = jiff::Timestamp::now();
+    Node {
+        name: RawName(name.as_bytes().to_vec()),
+        kind: NodeKind::File,
+        mode,
+        uid: unsafe_free_uid(),
+        gid: unsafe_free_gid(),
+        mtime_ns: i64::try_from(now.as_nanosecond()).unwrap_or(i64::MAX),
+        ctime_ns: 0,
+        inode: 0,
+        dev: 0,
+        size: 0,
+        content: Vec::new(),
+        subtree: None,
+        target: None,
+        rdev: None,
+        etag: None,
+        content_type: None,
+    }
+}
+
+/// Saves a stream as one file node (mode `mode`); `what` names the stream in messages.
+pub(crate) fn save_stream_file(
+    ctx: &BackupContext<'_, '_>,
+    params: ChunkerParams,
+    name: &str,
+    mode: u32,
+    reader: impl Read + Send,
+    what: &str,
+) -> Result<Node> {
+    let content = stream::save_stream(ctx.saver, reader, params, ctx.repo.gear(), ctx.progress, what, None)?;
+    ctx.progress.files_new.fetch_add(1, Ordering::Relaxed);
+    ctx.progress.bytes_read.fetch_add(content.size, Ordering::Relaxed);
+    ctx.progress.total_bytes.fetch_add(content.size, Ordering::Relaxed);
+    let mut node = synthetic_file(name, mode);
+    node.size = content.size;
+    node.content = content.blobs;
+    Ok(node)
 }
 
 /// Makes paths absolute and lexically clean, without following symlinks; drops duplicates.
-fn normalize_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+pub(crate) fn normalize_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     if paths.is_empty() {
         return Err(Error::InvalidInput("nothing to back up: give at least one path, or --stdin, or --command".into()));
     }
@@ -275,39 +385,19 @@ fn stream_path(name: &str) -> Result<String> {
     Ok(format!("/{n}"))
 }
 
-/// The newest snapshot of the same host and paths.
-fn find_parent(catalog: &Catalog, host: &str, paths: &[String]) -> Result<Option<(Id, Snapshot)>> {
+/// The newest snapshot of the same host, paths and job.
+fn find_parent(catalog: &Catalog, host: &str, paths: &[String], job: Option<&str>) -> Result<Option<(Id, Snapshot)>> {
     let snaps = catalog.snapshots()?;
     Ok(snaps
         .into_iter()
         .rev()
-        .find(|s| s.snapshot.host == host && s.snapshot.paths == paths)
+        .find(|s| s.snapshot.host == host && s.snapshot.paths == paths && s.snapshot.job.as_deref() == job)
         .map(|s| (s.id, s.snapshot)))
 }
 
 fn save_stream_root(ctx: &BackupContext<'_, '_>, name: &str, reader: Box<dyn Read + Send>, what: &str) -> Result<Id> {
-    let content = stream::save_stream(ctx.saver, reader, ctx.params, ctx.repo.gear(), ctx.progress, what, None)?;
-    ctx.progress.files_new.fetch_add(1, Ordering::Relaxed);
-    ctx.progress.bytes_read.fetch_add(content.size, Ordering::Relaxed);
-    ctx.progress.total_bytes.fetch_add(content.size, Ordering::Relaxed);
-    let now = jiff::Timestamp::now();
-    let node = Node {
-        name: RawName(name.trim_start_matches('/').as_bytes().to_vec()),
-        kind: NodeKind::File,
-        mode: 0o600,
-        uid: unsafe_free_uid(),
-        gid: unsafe_free_gid(),
-        mtime_ns: i64::try_from(now.as_nanosecond()).unwrap_or(i64::MAX),
-        ctime_ns: 0,
-        inode: 0,
-        dev: 0,
-        size: content.size,
-        content: content.blobs,
-        subtree: None,
-        target: None,
-        rdev: None,
-    };
-    ctx.saver.save(crate::blob::BlobKind::Tree, &Tree::new(vec![node]).to_bytes())
+    let node = save_stream_file(ctx, ctx.params, name.trim_start_matches('/'), 0o600, reader, what)?;
+    save_tree_nodes(ctx, vec![node])
 }
 
 fn unsafe_free_uid() -> u32 {

@@ -77,6 +77,17 @@ pub fn run(g: &GlobalArgs, a: &BackupArgs) -> anyhow::Result<i32> {
         time: None,
     };
     let mut session = g.open()?;
+    let outcome = perform(g, &mut session, source, &opts)?;
+    Ok(print_outcome(g, &outcome))
+}
+
+/// Runs a backup with a progress bar (when on a terminal) and prints its warnings and notes.
+pub(super) fn perform(
+    g: &GlobalArgs,
+    session: &mut super::Session,
+    source: Source,
+    opts: &BackupOptions,
+) -> anyhow::Result<backup::BackupOutcome> {
     let progress = Arc::new(Progress::default());
     let shown = progress.clone();
     let ticker = Ticker::start(g.quiet || g.json, move || {
@@ -102,7 +113,7 @@ pub fn run(g: &GlobalArgs, a: &BackupArgs) -> anyhow::Result<i32> {
             }
         });
     }
-    let outcome = backup::run(&session.repo, &mut session.catalog, source, &opts, &progress);
+    let outcome = backup::run(&session.repo, &mut session.catalog, source, opts, &progress);
     progress.estimate_done.store(true, Ordering::Relaxed);
     drop(ticker);
     let outcome = outcome?;
@@ -112,6 +123,11 @@ pub fn run(g: &GlobalArgs, a: &BackupArgs) -> anyhow::Result<i32> {
     for n in &outcome.notices {
         eprintln!("gumvault: note: {n}");
     }
+    Ok(outcome)
+}
+
+/// Prints what a backup did (text or JSON); returns the exit code.
+pub(super) fn print_outcome(g: &GlobalArgs, outcome: &backup::BackupOutcome) -> i32 {
     let s = &outcome.snapshot.summary;
     if g.json {
         println!(
@@ -140,5 +156,5 @@ pub fn run(g: &GlobalArgs, a: &BackupArgs) -> anyhow::Result<i32> {
             format::duration(s.duration_secs)
         );
     }
-    Ok(if outcome.snapshot.incomplete { exit::INCOMPLETE } else { exit::OK })
+    if outcome.snapshot.incomplete { exit::INCOMPLETE } else { exit::OK }
 }

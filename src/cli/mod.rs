@@ -10,12 +10,15 @@ mod progress;
 mod repair;
 mod repo_cmds;
 mod restore;
+mod run;
+mod test_restore;
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
 use crate::catalog::{Catalog, default_cache_dir};
+use crate::config::Config;
 use crate::exit;
 use crate::repo::Repository;
 use crate::select::Filter;
@@ -24,6 +27,7 @@ use password::PasswordSource;
 
 const AFTER_HELP: &str = "\
 Environment:
+  GUMVAULT_CONFIG            the config file (instead of --config)
   GUMVAULT_REPO              repository URL (instead of -r)
   GUMVAULT_PASSWORD          the password itself
   GUMVAULT_PASSWORD_FILE     a file holding the password
@@ -40,7 +44,7 @@ Quick start:
   gumvault dump --tag db latest /db.sql | psql mydb
 
 Exit codes: 0 ok, 1 error, 2 bad usage, 3 backup incomplete (some inputs unreadable), 4 source failed
-(no snapshot written), 10 wrong password, 11 no repository, 12 corrupt or missing data,
+(no snapshot written), 5 test restore failed its verification, 10 wrong password, 11 no repository, 12 corrupt or missing data,
 13 repository busy with maintenance (another prune or forget holds the lease).";
 
 /// gumvault — encrypted, deduplicating backups of a web application's stack.
@@ -56,6 +60,9 @@ pub struct Cli {
 /// Options every command takes.
 #[derive(Args, Debug, Clone)]
 pub struct GlobalArgs {
+    /// The config file (repository, password, jobs); flags and environment variables override it
+    #[arg(short = 'c', long, env = "GUMVAULT_CONFIG", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Repository URL: a path, file:///abs/path, s3://bucket/prefix?endpoint=URL&region=R, or memory://
     #[arg(short = 'r', long = "repo", env = "GUMVAULT_REPO", global = true, value_name = "URL")]
     pub repo: Option<String>,
@@ -82,6 +89,10 @@ pub enum Commands {
     Init(repo_cmds::InitArgs),
     /// Back up files and directories, standard input, or a command's output
     Backup(backup::BackupArgs),
+    /// Back up every source of a job from the config file into one snapshot
+    Run(run::RunArgs),
+    /// Restore a job's newest database dump into a scratch database and run verification queries
+    TestRestore(test_restore::TestRestoreArgs),
     /// List snapshots
     Snapshots(repo_cmds::SnapshotsArgs),
     /// Restore a snapshot (or part of it) into a directory
@@ -157,24 +168,51 @@ pub struct Session {
 }
 
 impl GlobalArgs {
-    fn url(&self) -> anyhow::Result<&str> {
-        self.repo
-            .as_deref()
-            .ok_or_else(|| anyhow::anyhow!("no repository given: pass -r/--repo URL or set GUMVAULT_REPO"))
+    /// The config file, when one is given with --config or GUMVAULT_CONFIG.
+    pub fn load_config(&self) -> anyhow::Result<Option<Config>> {
+        Ok(self.config.as_deref().map(Config::load).transpose()?)
     }
 
-    fn password_source(&self) -> PasswordSource {
-        PasswordSource { file: self.password_file.clone(), command: self.password_command.clone() }
+    /// The config file, which this command needs.
+    pub fn require_config(&self) -> anyhow::Result<Config> {
+        self.load_config()?.ok_or_else(|| {
+            anyhow::anyhow!("this command needs a config file: pass --config FILE or set GUMVAULT_CONFIG (example: docs/gumvault.example.toml)")
+        })
+    }
+
+    /// The repository URL: -r/--repo or GUMVAULT_REPO, else the config file's `repository.url`.
+    fn url(&self) -> anyhow::Result<String> {
+        if let Some(r) = &self.repo {
+            return Ok(r.clone());
+        }
+        if let Some(url) = self.load_config()?.and_then(|c| c.repository.url) {
+            return Ok(url);
+        }
+        anyhow::bail!(
+            "no repository given: pass -r/--repo URL, set GUMVAULT_REPO, or set repository.url in the config file"
+        )
+    }
+
+    fn password_source(&self) -> anyhow::Result<PasswordSource> {
+        let config = self.load_config()?.map(|c| c.repository);
+        Ok(PasswordSource {
+            file: self.password_file.clone(),
+            command: self.password_command.clone().or_else(|| config.as_ref().and_then(|c| c.password_command.clone())),
+            config: config.and_then(|c| c.password),
+        })
     }
 
     fn cache_dir(&self) -> PathBuf {
-        self.cache_dir.clone().unwrap_or_else(default_cache_dir)
+        self.cache_dir
+            .clone()
+            .or_else(|| self.load_config().ok().flatten().and_then(|c| c.repository.cache_dir))
+            .unwrap_or_else(default_cache_dir)
     }
 
     /// Opens the repository (asking for the password) without touching the catalog.
     pub fn open_repo(&self) -> anyhow::Result<Repository> {
-        let storage = Storage::open_url(self.url()?)?;
-        let password = self.password_source().get(false)?;
+        let storage = Storage::open_url(&self.url()?)?;
+        let password = self.password_source()?.get(false)?;
         Ok(Repository::open(storage, &password)?)
     }
 
@@ -209,6 +247,8 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
     match &cli.command {
         Commands::Init(a) => repo_cmds::init(g, a),
         Commands::Backup(a) => backup::run(g, a),
+        Commands::Run(a) => run::run(g, a),
+        Commands::TestRestore(a) => test_restore::run(g, a),
         Commands::Snapshots(a) => repo_cmds::snapshots(g, a),
         Commands::Restore(a) => restore::restore(g, a),
         Commands::Dump(a) => restore::dump(g, a),

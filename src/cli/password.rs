@@ -11,6 +11,8 @@ use anyhow::{Context, bail};
 pub struct PasswordSource {
     pub file: Option<std::path::PathBuf>,
     pub command: Option<String>,
+    /// `repository.password` of the config file, used when nothing else is given.
+    pub config: Option<crate::config::Secret>,
 }
 
 impl PasswordSource {
@@ -26,6 +28,10 @@ impl PasswordSource {
         }
         if let Some(cmd) = &self.command {
             return run_password_command(cmd);
+        }
+        if let Some(secret) = &self.config {
+            let value = secret.resolve().with_context(|| "cannot read repository.password from the config file")?;
+            return Ok(value.into_bytes());
         }
         prompt("repository password: ", confirm)
     }

@@ -63,8 +63,9 @@ impl InitArgs {
 
 pub fn init(g: &GlobalArgs, a: &InitArgs) -> anyhow::Result<i32> {
     let url = g.url()?;
+    let url = url.as_str();
     let storage = Storage::open_url(url)?;
-    let password = g.password_source().get(true)?;
+    let password = g.password_source()?.get(true)?;
     let mut opts = InitOptions { kdf: a.kdf(), compression_level: a.compression, ..Default::default() };
     opts.chunker_profiles.extend(a.chunker_profiles.iter().cloned());
     let repo = Repository::init(storage, &password, &opts)?;

@@ -9,24 +9,47 @@ use clap::Args;
 use serde_json::json;
 
 use super::{FilterArgs, GlobalArgs, format, progress::Ticker};
+use crate::catalog::SnapshotEntry;
 use crate::exit;
 use crate::reader::BlobReader;
 use crate::restore::{self, Includes, RestoreOptions, RestoreProgress};
+use crate::sources::postgres::PgConn;
 use crate::tree::NodeKind;
 
 #[derive(Args, Debug)]
 #[command(after_help = "Paths are recreated under the target: /srv/app in the snapshot becomes TARGET/srv/app.
+With --source NAME only that source of a job's snapshot is restored, relative to its directory: /cache/dump.rdb
+becomes TARGET/dump.rdb.
 Examples:
   gumvault restore latest --target /tmp/r
   gumvault restore 1a2b3c4d --target /tmp/r --include '/etc/bubblegum/*.toml'
-  gumvault restore --at '2026-11-20T14:00:00Z' --host web-1 --target /tmp/r")]
+  gumvault restore --at '2026-11-20T14:00:00Z' --host web-1 --target /tmp/r
+  gumvault restore latest --source db --to-postgres postgres://app@127.0.0.1/bubble_restored
+  gumvault restore latest --source uploads --to-s3 's3://bubblegum-uploads?endpoint=http://127.0.0.1:9000'
+  gumvault restore latest --source uploads --include 'avatars/42.png' --target /tmp/one-file
+  gumvault restore latest --source env --target /tmp/env       (files of mode 0600)")]
 pub struct RestoreArgs {
     /// Snapshot id (8+ hex characters) or `latest`
     #[arg(default_value = "latest")]
     pub snapshot: String,
     /// Directory to restore into
-    #[arg(long, short = 't')]
-    pub target: PathBuf,
+    #[arg(long, short = 't', required_unless_present_any = ["to_postgres", "to_s3"])]
+    pub target: Option<PathBuf>,
+    /// Restore only this source of a job's snapshot (its top-level directory)
+    #[arg(long, value_name = "NAME")]
+    pub source: Option<String>,
+    /// Load the source's database dump into this (empty) database; also takes env:NAME or file:/path
+    #[arg(long, value_name = "URL", requires = "source", conflicts_with_all = ["target", "to_s3", "includes"])]
+    pub to_postgres: Option<String>,
+    /// With --to-postgres: drop everything in the target database first
+    #[arg(long, requires = "to_postgres")]
+    pub clean: bool,
+    /// Write the source's objects into this bucket and prefix (s3://bucket/prefix?endpoint=URL&region=R)
+    #[arg(long, value_name = "URL", requires = "source", conflicts_with = "target")]
+    pub to_s3: Option<String>,
+    /// Objects written to S3 at once
+    #[arg(long, default_value_t = crate::sources::s3::DEFAULT_CONCURRENCY, value_name = "N")]
+    pub concurrency: usize,
     /// Restore only paths matching this glob (repeatable); matching directories come whole
     #[arg(long = "include", short = 'i', value_name = "GLOB")]
     pub includes: Vec<String>,
@@ -39,10 +62,25 @@ pub struct RestoreArgs {
 
 pub fn restore(g: &GlobalArgs, a: &RestoreArgs) -> anyhow::Result<i32> {
     let mut s = g.open()?;
-    let entry = a.filter.pick(&s.catalog, &a.snapshot)?;
+    let mut filter = a.filter.clone();
+    if let Some(src) = &a.source {
+        filter.paths.push(format!("/{}", src.trim_matches('/')));
+    }
+    let entry = filter.pick(&s.catalog, &a.snapshot)?;
     let includes = Includes::new(&a.includes)?;
     let reader = BlobReader::new(&s.repo, &mut s.catalog);
-    let entries = restore::walk(&reader, &entry.snapshot.tree, includes.as_ref())?;
+    let root = match &a.source {
+        Some(src) => source_tree(&reader, &entry, src)?,
+        None => entry.snapshot.tree,
+    };
+    if let Some(url) = &a.to_postgres {
+        return to_postgres(g, &reader, &entry, a.source.as_deref().unwrap_or_default(), url, a.clean);
+    }
+    let entries = restore::walk(&reader, &root, includes.as_ref())?;
+    if let Some(url) = &a.to_s3 {
+        return to_s3(g, &reader, &entry, &entries, url, a);
+    }
+    let Some(target) = a.target.clone() else { anyhow::bail!("give --target DIR, --to-postgres URL or --to-s3 URL") };
     if entries.is_empty() {
         anyhow::bail!("nothing in snapshot {} matches the --include patterns", entry.id.short());
     }
@@ -56,7 +94,7 @@ pub fn restore(g: &GlobalArgs, a: &RestoreArgs) -> anyhow::Result<i32> {
     let summary = restore::restore(
         &reader,
         &entries,
-        &RestoreOptions { target: a.target.clone(), overwrite: a.overwrite },
+        &RestoreOptions { target: target.clone(), overwrite: a.overwrite },
         &progress,
     );
     drop(ticker);
@@ -68,12 +106,12 @@ pub fn restore(g: &GlobalArgs, a: &RestoreArgs) -> anyhow::Result<i32> {
         eprintln!("gumvault: note: skipped {s}");
     }
     if g.json {
-        println!("{}", json!({ "snapshot_id": entry.id.to_hex(), "target": a.target, "summary": summary }));
+        println!("{}", json!({ "snapshot_id": entry.id.to_hex(), "target": target, "summary": summary }));
     } else if !g.quiet {
         println!(
             "restored snapshot {} to {}: {} files, {} directories, {} symlinks, {} in {}",
             entry.id.short(),
-            a.target.display(),
+            target.display(),
             summary.files,
             summary.dirs,
             summary.symlinks,
@@ -87,6 +125,99 @@ pub fn restore(g: &GlobalArgs, a: &RestoreArgs) -> anyhow::Result<i32> {
             summary.errors.len()
         );
         return Ok(exit::DATA_ERROR);
+    }
+    Ok(exit::OK)
+}
+
+/// The tree of a source's top-level directory in a job snapshot.
+fn source_tree(reader: &BlobReader<'_>, entry: &SnapshotEntry, source: &str) -> anyhow::Result<crate::id::Id> {
+    let name = source.trim_matches('/');
+    let node = restore::find(reader, &entry.snapshot.tree, name).map_err(|_| {
+        anyhow::anyhow!(
+            "snapshot {} has no source {name:?} (its top-level entries: {})",
+            entry.id.short(),
+            entry.snapshot.paths.join(", ")
+        )
+    })?;
+    match (node.kind, node.subtree) {
+        (NodeKind::Dir, Some(id)) => Ok(id),
+        _ => anyhow::bail!("/{name} in snapshot {} is not a source directory", entry.id.short()),
+    }
+}
+
+/// `restore --source NAME --to-postgres URL`: loads the dump into a database, in one transaction.
+fn to_postgres(
+    g: &GlobalArgs,
+    reader: &BlobReader<'_>,
+    entry: &SnapshotEntry,
+    source: &str,
+    url: &str,
+    clean: bool,
+) -> anyhow::Result<i32> {
+    let url = crate::config::Secret::new(url).resolve()?;
+    let conn = PgConn::parse(&url)?;
+    let (path, node, format) = crate::test_restore::find_dump(reader, &entry.snapshot.tree, source.trim_matches('/'))?;
+    if clean {
+        conn.clean()?;
+    } else if !conn.is_empty()? {
+        anyhow::bail!(
+            "database {} is not empty; restore into an empty database, or pass --clean to drop everything in it first",
+            conn.display()
+        );
+    }
+    let started = std::time::Instant::now();
+    let bytes = crate::sources::postgres::load_dump(&conn, format, |w| {
+        restore::dump(reader, &node, &path, w, "the database restore")
+    })?;
+    if g.json {
+        println!(
+            "{}",
+            json!({ "snapshot_id": entry.id.to_hex(), "dump": path, "database": conn.display(), "bytes": bytes })
+        );
+    } else if !g.quiet {
+        println!(
+            "restored {path} of snapshot {} into {} ({} in {})",
+            entry.id.short(),
+            conn.display(),
+            format::bytes(bytes),
+            format::duration(started.elapsed().as_secs_f64())
+        );
+    }
+    Ok(exit::OK)
+}
+
+/// `restore --source NAME --to-s3 URL`: writes the source's files back as objects.
+fn to_s3(
+    g: &GlobalArgs,
+    reader: &BlobReader<'_>,
+    entry: &SnapshotEntry,
+    entries: &[restore::Entry],
+    url: &str,
+    a: &RestoreArgs,
+) -> anyhow::Result<i32> {
+    if entries.is_empty() {
+        anyhow::bail!("nothing in snapshot {} matches the --include patterns", entry.id.short());
+    }
+    let total: u64 = entries.iter().filter(|e| e.node.kind == NodeKind::File).map(|e| e.node.size).sum();
+    let progress = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let shown = progress.clone();
+    let ticker = Ticker::start(g.quiet || g.json, move || {
+        ("uploading".to_string(), Some((shown.load(Ordering::Relaxed), total)))
+    });
+    let started = std::time::Instant::now();
+    let done = crate::sources::s3::restore_to_bucket(reader, entries, url, a.overwrite, a.concurrency, &progress);
+    drop(ticker);
+    let done = done?;
+    if g.json {
+        println!("{}", json!({ "snapshot_id": entry.id.to_hex(), "bucket": url, "summary": done }));
+    } else if !g.quiet {
+        println!(
+            "restored {} objects ({}) of snapshot {} to {url} in {}",
+            done.objects,
+            format::bytes(done.bytes),
+            entry.id.short(),
+            format::duration(started.elapsed().as_secs_f64())
+        );
     }
     Ok(exit::OK)
 }
@@ -111,7 +242,7 @@ pub fn dump(g: &GlobalArgs, a: &DumpArgs) -> anyhow::Result<i32> {
     let node = restore::find(&reader, &entry.snapshot.tree, &a.path)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
-    restore::dump(&reader, &node, &a.path, &mut out)?;
+    restore::dump(&reader, &node, &a.path, &mut out, "standard output")?;
     Ok(exit::OK)
 }
 

@@ -1,0 +1,104 @@
+//! `gumvault test-restore JOB`: proves the newest database dump of a job restores and holds what it should.
+
+use clap::Args;
+use serde_json::json;
+
+use super::{FilterArgs, GlobalArgs, format};
+use crate::catalog::RunRecord;
+use crate::exit;
+use crate::reader::BlobReader;
+use crate::sources::postgres::PgConn;
+
+#[derive(Args, Debug)]
+#[command(after_help = "Restores the job's database dump into a new scratch database on the same server (or on
+test_restore.admin_url), runs the verification queries of [jobs.JOB.test_restore], drops the scratch database
+whatever happens, records the result in the local catalog and exits 0 when every query passed, 5 when not.
+
+Config:
+  [jobs.bubblegum.test_restore]
+  queries = [
+    { sql = \"SELECT COUNT(*) FROM users\", min = 1 },
+    { sql = \"SELECT id FROM orders ORDER BY id DESC LIMIT 10\", min_rows = 10 },
+  ]
+
+Examples:
+  gumvault test-restore bubblegum
+  gumvault test-restore bubblegum 1a2b3c4d --json")]
+pub struct TestRestoreArgs {
+    /// The job (its postgres source is restored)
+    pub job: String,
+    /// Snapshot id (8+ hex characters) or `latest`
+    #[arg(default_value = "latest")]
+    pub snapshot: String,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+pub fn run(g: &GlobalArgs, a: &TestRestoreArgs) -> anyhow::Result<i32> {
+    let config = g.require_config()?;
+    let job = config.job(&a.job)?;
+    let source = job.test_restore_source()?;
+    let queries = job.test_restore.as_ref().map(|t| t.queries.clone()).unwrap_or_default();
+    let admin = match job.test_restore.as_ref().and_then(|t| t.admin_url.as_ref()) {
+        Some(url) => PgConn::parse(&url.resolve()?)?,
+        None => PgConn::from_source(source)?,
+    };
+    let mut s = g.open()?;
+    let mut filter = a.filter.clone();
+    filter.tags.push(a.job.clone());
+    filter.paths.push(format!("/{}", source.name));
+    let entry = filter.pick(&s.catalog, &a.snapshot)?;
+    let started = crate::clock::now();
+    let report = {
+        let reader = BlobReader::new(&s.repo, &mut s.catalog);
+        crate::test_restore::run(&reader, entry.id, &entry.snapshot.tree, &source.name, &admin, &queries)
+    };
+    let record = RunRecord {
+        job: a.job.clone(),
+        kind: "test-restore".into(),
+        started,
+        finished: crate::clock::now(),
+        ok: report.as_ref().is_ok_and(|r| r.ok),
+        snapshot: Some(entry.id),
+        bytes: report.as_ref().map(|r| r.restored_bytes).unwrap_or(0),
+        error: match &report {
+            Ok(r) => r.error.clone(),
+            Err(e) => Some(e.to_string()),
+        },
+        detail: report.as_ref().map(|r| json!({ "queries": r.queries, "dump": r.dump })).unwrap_or_default(),
+    };
+    if let Err(e) = s.catalog.record_run(&record) {
+        eprintln!("gumvault: warning: could not record the test restore in the catalog: {e}");
+    }
+    let report = report?;
+    if let Some(e) = &report.cleanup_error {
+        eprintln!("gumvault: warning: {e}");
+    }
+    if g.json {
+        println!("{}", serde_json::to_string(&json!({ "job": a.job, "report": report }))?);
+    } else if !g.quiet || !report.ok {
+        println!(
+            "test restore of {} from snapshot {} into scratch database {}: {} ({} restored in {})",
+            report.dump,
+            entry.id.short(),
+            report.scratch_database,
+            if report.ok { "PASSED" } else { "FAILED" },
+            format::bytes(report.restored_bytes),
+            format::duration(report.duration_secs)
+        );
+        for q in &report.queries {
+            let verdict = if q.ok { "ok" } else { "FAILED" };
+            let value = q.value.as_deref().unwrap_or("-");
+            println!(
+                "  {verdict:6} {} → {value} ({} rows){}",
+                q.sql,
+                q.rows,
+                q.error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
+            );
+        }
+        if let (Some(e), true) = (&report.error, report.queries.is_empty() || report.queries.iter().all(|q| q.ok)) {
+            println!("  error: {e}");
+        }
+    }
+    Ok(if report.ok { exit::OK } else { exit::VERIFY_FAILED })
+}

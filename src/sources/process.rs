@@ -1,0 +1,123 @@
+//! Running a source's program (pg_dump, redis-cli): its standard output streams into the backup, its standard
+//! error is kept (the last few KiB) so a failure can say why in the program's own words.
+
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::thread::JoinHandle;
+
+use crate::error::{Error, Result};
+
+/// How much of a program's standard error is kept for messages.
+const STDERR_TAIL: usize = 8 << 10;
+
+/// A started program whose stdout is to be read and whose stderr is being collected.
+pub struct Running {
+    child: Child,
+    stderr: Option<JoinHandle<Vec<u8>>>,
+    program: String,
+}
+
+/// Starts `cmd` with stdin closed, stdout piped and stderr collected.
+pub fn spawn(mut cmd: Command, program: &str) -> Result<(Running, std::process::ChildStdout)> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::SourceFailed(format!("cannot start {program}: {e} (is it installed and on PATH?)")))?;
+    let stdout = child.stdout.take().expect("stdout was piped");
+    let stderr = child.stderr.take().expect("stderr was piped");
+    let handle = std::thread::spawn(move || collect_tail(stderr));
+    Ok((Running { child, stderr: Some(handle), program: program.to_string() }, stdout))
+}
+
+impl Running {
+    /// Waits for the program. `consumed` is how feeding or reading it went. When that failed because the program
+    /// closed the pipe, the program's own failure is the better message; otherwise the program is killed (it may
+    /// be blocked on a pipe nobody serves) and `consumed`'s error is returned.
+    pub fn finish<T>(mut self, consumed: Result<T>) -> Result<T> {
+        if let Err(e) = &consumed {
+            let exited = if is_broken_pipe(e) { self.wait_a_little() } else { self.child.try_wait().ok().flatten() };
+            match exited {
+                Some(status) if !status.success() => return Err(self.failure(status)),
+                _ => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    return consumed;
+                }
+            }
+        }
+        let status =
+            self.child.wait().map_err(|e| Error::SourceFailed(format!("waiting for {} failed: {e}", self.program)))?;
+        if status.success() { consumed } else { Err(self.failure(status)) }
+    }
+
+    fn wait_a_little(&mut self) -> Option<std::process::ExitStatus> {
+        for _ in 0..100 {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return Some(s);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// The program's failure in its own words.
+    fn failure(&mut self, status: std::process::ExitStatus) -> Error {
+        let stderr = self.stderr.take().and_then(|h| h.join().ok()).unwrap_or_default();
+        let text = String::from_utf8_lossy(&stderr);
+        let text = text.trim();
+        Error::SourceFailed(if text.is_empty() {
+            format!("{} failed ({status})", self.program)
+        } else {
+            format!("{} failed ({status}): {text}", self.program)
+        })
+    }
+}
+
+fn is_broken_pipe(e: &Error) -> bool {
+    matches!(e, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
+/// Starts `cmd` to be fed on its standard input; its standard output is discarded, its standard error collected.
+pub fn spawn_writer(mut cmd: Command, program: &str) -> Result<(Running, std::process::ChildStdin)> {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::SourceFailed(format!("cannot start {program}: {e} (is it installed and on PATH?)")))?;
+    let stdin = child.stdin.take().expect("stdin was piped");
+    let stderr = child.stderr.take().expect("stderr was piped");
+    let handle = std::thread::spawn(move || collect_tail(stderr));
+    Ok((Running { child, stderr: Some(handle), program: program.to_string() }, stdin))
+}
+
+/// Runs `cmd` to completion and returns its standard output; a failure carries its standard error.
+pub fn output(cmd: Command, program: &str) -> Result<Vec<u8>> {
+    let (running, mut stdout) = spawn(cmd, program)?;
+    let mut out = Vec::new();
+    let read = stdout.read_to_end(&mut out).map_err(|e| Error::io("read the output of", program, e));
+    drop(stdout);
+    running.finish(read).map(|_| out)
+}
+
+fn collect_tail(mut r: impl Read) -> Vec<u8> {
+    let mut tail = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                tail.extend_from_slice(&buf[..n]);
+                if tail.len() > 2 * STDERR_TAIL {
+                    tail.drain(..tail.len() - STDERR_TAIL);
+                }
+            }
+        }
+    }
+    if tail.len() > STDERR_TAIL {
+        tail.drain(..tail.len() - STDERR_TAIL);
+    }
+    tail
+}
