@@ -105,7 +105,7 @@ proptest! {
             let reader = BlobReader::new(&repo, &mut cat);
             let node = restore::find(&reader, &snap.tree, "/db.sql").unwrap();
             let mut buf = Vec::new();
-            restore::dump(&reader, &node, "/db.sql", &mut buf).unwrap();
+            restore::dump(&reader, &node, "/db.sql", &mut buf, "memory").unwrap();
             prop_assert_eq!(&buf, &data);
         }
     }
