@@ -1,16 +1,26 @@
 #!/usr/bin/env bash
 # Installs the real servers the tests run against, if missing. Idempotent.
-#   s3s-fs  (S3-compatible server, crates.io)        ~3.5 min the first time
-#   diffutils, util-linux (diff -r, setpriv)          Debian packages
+#   postgresql (server + pg_dump/psql/pgbench), redis-server + redis-cli   Debian packages
+#   s3s-fs  (S3-compatible server, crates.io)                             ~3.5 min the first time
+#   diffutils, util-linux (diff -r, setpriv, runuser)                      Debian packages
+# The tests start their own throw-away servers on 127.0.0.1 (tests/common): nothing here starts a service.
 set -euo pipefail
 export PATH="$HOME/.cargo/bin:$PATH"
 
 need_apt=()
 command -v diff >/dev/null || need_apt+=(diffutils)
 command -v setpriv >/dev/null || need_apt+=(util-linux)
+command -v runuser >/dev/null || need_apt+=(util-linux)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql postgresql-contrib)
+command -v redis-server >/dev/null || need_apt+=(redis-server)
+command -v redis-cli >/dev/null || need_apt+=(redis-tools)
 if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "== installing ${need_apt[*]} (Debian packages)"
   apt-get update -qq
+  # Packages must not start their own servers: the tests run private ones.
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+  rm -f /usr/sbin/policy-rc.d
 fi
 
 if ! command -v s3s-fs >/dev/null; then

@@ -133,8 +133,15 @@ impl PgConn {
         Ok(rows.first().and_then(|r| r.first()).is_some_and(|v| v == "0"))
     }
 
-    /// Drops every schema of the database's own (and what is in them), leaving an empty `public`.
+    /// Drops every schema of the database's own (and what is in them), leaving an empty `public` made as initdb
+    /// makes it, so a restored database dumps the same as the original.
     pub fn clean(&self) -> Result<()> {
+        let version: u32 = self
+            .query("SHOW server_version_num")?
+            .first()
+            .and_then(|r| r.first())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
         let schemas = self.query(
             "SELECT quote_ident(nspname) FROM pg_namespace WHERE nspname <> 'information_schema' AND nspname NOT LIKE 'pg\\_%'",
         )?;
@@ -142,7 +149,12 @@ impl PgConn {
         for s in schemas.iter().filter_map(|r| r.first()) {
             sql.push_str(&format!("DROP SCHEMA {s} CASCADE;"));
         }
-        sql.push_str("CREATE SCHEMA public; COMMIT;");
+        sql.push_str(if version >= 150000 {
+            "CREATE SCHEMA public AUTHORIZATION pg_database_owner; GRANT USAGE ON SCHEMA public TO PUBLIC;"
+        } else {
+            "CREATE SCHEMA public; GRANT ALL ON SCHEMA public TO PUBLIC;"
+        });
+        sql.push_str("COMMENT ON SCHEMA public IS 'standard public schema'; COMMIT;");
         self.query(&sql).map(|_| ())
     }
 

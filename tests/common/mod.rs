@@ -1,6 +1,8 @@
 //! Shared helpers for end-to-end tests: a temporary repository and the real `gumvault` binary.
 #![allow(dead_code)]
 
+pub mod pg;
+pub mod redis;
 pub mod s3;
 
 use std::collections::BTreeMap;
