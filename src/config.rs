@@ -553,6 +553,15 @@ names = ["DATABASE_URL", "STRIPE_SECRET_KEY"]
     }
 
     #[test]
+    fn the_shipped_example_config_parses() {
+        let text = include_str!("../docs/gumvault.example.toml");
+        let c = parse(text).unwrap();
+        let job = c.job("bubblegum").unwrap();
+        assert_eq!(job.sources.len(), 5);
+        assert_eq!(job.test_restore.as_ref().unwrap().queries.len(), 2);
+    }
+
+    #[test]
     fn test_restore_needs_a_postgres_source() {
         let e = err(
             "[jobs.a]\nsources = [{ name = \"c\", kind = \"files\", paths = [\"/a\"] }]\n[jobs.a.test_restore]\nqueries = [{ sql = \"SELECT 1\", min = 1 }]\n",
