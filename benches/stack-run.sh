@@ -10,6 +10,7 @@ set -euo pipefail
 bin="$(realpath "${1:-target/release/gumvault}")"
 : "${TXNS:=500}" "${ROUNDS:=4}" "${SCALE:=30}" "${FILLER:=text}" "${TOOLS:=gumvault restic}" "${PGPORT:=54339}"
 work="$(mktemp -d /tmp/stack-run.XXXXXX)"
+chmod 755 "$work"   # the postgres user must reach its cluster below it
 pgbin="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
 as_pg() { runuser -u postgres -- "$@"; }
 cleanup() { as_pg "$pgbin/pg_ctl" -D "$work/pg/data" stop -m immediate >/dev/null 2>&1 || true; rm -rf "$work"; }

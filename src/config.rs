@@ -38,6 +38,19 @@ pub struct RepositoryConfig {
     pub password_command: Option<String>,
     /// Directory of the local catalog.
     pub cache_dir: Option<PathBuf>,
+    /// The regions (each a complete copy): used by `init`, and to override stored URLs by name.
+    #[serde(default)]
+    pub regions: Vec<RegionConfig>,
+    /// Regions that must hold each new object (default: all).
+    pub min_regions: Option<u32>,
+}
+
+/// `[[repository.regions]]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionConfig {
+    pub name: String,
+    pub url: String,
 }
 
 /// `[jobs.NAME]`: what one `gumvault run NAME` backs up into one snapshot.

@@ -13,6 +13,8 @@ pub const INCOMPLETE: i32 = 3;
 pub const SOURCE_FAILED: i32 = 4;
 /// A test restore ran but its verification failed (or the dump did not load).
 pub const VERIFY_FAILED: i32 = 5;
+/// The backup was saved, but not in every region (it met `min_regions`); `gumvault sync` heals it.
+pub const DEGRADED: i32 = 6;
 /// The password opens no key of the repository.
 pub const WRONG_PASSWORD: i32 = 10;
 /// No repository exists at the given URL.

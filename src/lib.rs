@@ -22,6 +22,7 @@ pub mod lease;
 pub mod pack;
 pub mod prune;
 pub mod reader;
+pub mod regions;
 pub mod repair;
 pub mod repo;
 pub mod restore;

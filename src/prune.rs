@@ -219,6 +219,8 @@ fn used_blobs(repo: &Repository, st: &State, restore: &mut HashMap<Id, PackEntry
 
 /// Plans and (unless `dry_run`) performs a prune. The caller holds the maintenance lease.
 pub fn prune(repo: &Repository, opts: &PruneOptions, now: Timestamp) -> Result<PruneReport> {
+    // A region that was down during an earlier prune still holds what that prune deleted: finish it first.
+    crate::regions::finish_pending_deletes(repo)?;
     let st = load_state(repo)?;
     let mut restore: HashMap<Id, PackEntry> = HashMap::new();
     let (used, snapshots) = used_blobs(repo, &st, &mut restore)?;
@@ -321,6 +323,7 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, now: Timestamp) -> Result<P
     for id in &delete {
         repo.storage.delete(&storage::pack_path(id))?;
     }
+    crate::regions::write_tombstone(repo)?;
     Ok(report)
 }
 

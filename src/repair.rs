@@ -63,6 +63,7 @@ pub fn repair_index(repo: &Repository) -> Result<IndexRepair> {
         repo.storage.delete(&storage::index_path(id))?;
         report.segments_removed += 1;
     }
+    crate::regions::write_tombstone(repo)?;
     Ok(report)
 }
 
@@ -126,6 +127,9 @@ pub fn repair_snapshots(repo: &Repository, catalog: &mut Catalog, dry_run: bool)
     })?;
     uploads.record_in(catalog)?;
     catalog.sync(repo)?;
+    if !dry_run {
+        crate::regions::write_tombstone(repo)?;
+    }
     Ok(out)
 }
 

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::index::{self, PackEntry};
 use crate::snapshot::Snapshot;
-use crate::storage::{self, Storage};
+use crate::storage::{self, RegionSpec, Storage};
 use crate::tree::Tree;
 
 /// Version of the repository format this build writes and reads.
@@ -38,6 +38,12 @@ pub struct RepoConfig {
     pub pack_size: u32,
     /// Target size of tree packs in bytes.
     pub tree_pack_size: u32,
+    /// The regions that each hold the whole repository (empty: just the location it was opened from).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<RegionSpec>,
+    /// Regions that must hold an object before a write counts as done (default: all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_regions: Option<u32>,
 }
 
 /// Options for `init`.
@@ -47,6 +53,9 @@ pub struct InitOptions {
     pub compression_level: i32,
     pub pack_size: u32,
     pub chunker_profiles: BTreeMap<String, ChunkerParams>,
+    /// Regions to record (the storage passed to `init` must be opened on exactly these).
+    pub regions: Vec<RegionSpec>,
+    pub min_regions: Option<u32>,
 }
 
 impl Default for InitOptions {
@@ -56,6 +65,8 @@ impl Default for InitOptions {
             compression_level: 3,
             pack_size: 16 << 20,
             chunker_profiles: default_profiles(),
+            regions: Vec::new(),
+            min_regions: None,
         }
     }
 }
@@ -155,6 +166,12 @@ pub struct Repository {
 impl Repository {
     /// Creates a repository: a master key, a key file for `password`, the config. Refuses a non-empty location.
     pub fn init(storage: Storage, password: &[u8], opts: &InitOptions) -> Result<Repository> {
+        // Every region must answer before anything is written: a repository is created whole or not at all.
+        for r in storage.regions() {
+            if r.backend.stat("config")?.is_some() || !r.backend.list("keys/")?.is_empty() {
+                return Err(Error::RepoExists { url: r.url.clone() });
+            }
+        }
         if storage.stat("config")?.is_some() || !storage.list("keys/")?.is_empty() {
             return Err(Error::RepoExists { url: storage.url().to_string() });
         }
@@ -169,6 +186,8 @@ impl Repository {
             compression_level: opts.compression_level,
             pack_size: opts.pack_size,
             tree_pack_size: (opts.pack_size / 4).max(1 << 20),
+            regions: opts.regions.clone(),
+            min_regions: opts.min_regions,
         };
         let key_id = write_key_file(&storage, &key, password, opts.kdf)?;
         let sealed = key.seal(CONFIG_AAD, serde_json::to_vec(&config).expect("config serializes"));
@@ -192,17 +211,54 @@ impl Repository {
             }
         }
         let (key, key_id) = found.ok_or_else(|| Error::WrongPassword { repo: storage.url().to_string() })?;
-        let sealed = match storage.read("config") {
-            Ok(s) => s,
+        let plain = match storage.read_with("config", |sealed| {
+            key.open(CONFIG_AAD, &sealed).ok_or_else(|| Error::corrupt("config", "authentication failed"))
+        }) {
+            Ok(p) => p,
             Err(e) if e.is_not_found() => {
                 return Err(Error::corrupt("config", "the repository has keys but no config object"));
             }
             Err(e) => return Err(e),
         };
-        let plain = key.open(CONFIG_AAD, &sealed).ok_or_else(|| Error::corrupt("config", "authentication failed"))?;
         let config = parse_config(&plain)?;
         let gear = Gear::new(key.gear_table());
         Ok(Repository { storage, key, config, gear, key_id })
+    }
+
+    /// Opens every region the config lists (URLs replaced by `overrides` of the same name), in place of the
+    /// single location the repository was opened from. `min_regions` overrides the stored value.
+    pub fn connect_regions(&mut self, overrides: &[RegionSpec], min_regions: Option<usize>) -> Result<()> {
+        if self.config.regions.is_empty() {
+            if let Some(o) = overrides.first() {
+                return Err(Error::InvalidInput(format!(
+                    "--region {}: this repository has no named regions (it was created without --region)",
+                    o.name
+                )));
+            }
+            return match min_regions {
+                Some(n) => self.storage.set_min_regions(n),
+                None => Ok(()),
+            };
+        }
+        for o in overrides {
+            if !self.config.regions.iter().any(|r| r.name == o.name) {
+                let known: Vec<&str> = self.config.regions.iter().map(|r| r.name.as_str()).collect();
+                return Err(Error::InvalidInput(format!(
+                    "--region {}: no such region (the repository's regions: {})",
+                    o.name,
+                    known.join(", ")
+                )));
+            }
+        }
+        let specs: Vec<RegionSpec> = self
+            .config
+            .regions
+            .iter()
+            .map(|r| overrides.iter().find(|o| o.name == r.name).cloned().unwrap_or_else(|| r.clone()))
+            .collect();
+        let min = min_regions.or(self.config.min_regions.map(|n| n as usize));
+        self.storage = Storage::open_regions(&specs, min)?;
+        Ok(())
     }
 
     /// The chunker's secret gear table.
@@ -229,16 +285,16 @@ impl Repository {
     /// Loads and verifies a snapshot manifest.
     pub fn load_snapshot(&self, id: &Id) -> Result<Snapshot> {
         let path = storage::snapshot_path(id);
-        let sealed = self.storage.read(&path)?;
-        verify_name(&path, id, &sealed)?;
-        let plain =
-            self.key.open(SNAPSHOT_AAD, &sealed).ok_or_else(|| Error::corrupt(&path, "authentication failed"))?;
+        let plain = self.storage.read_with(&path, |sealed| {
+            verify_name(&path, id, &sealed)?;
+            self.key.open(SNAPSHOT_AAD, &sealed).ok_or_else(|| Error::corrupt(&path, "authentication failed"))
+        })?;
         Snapshot::from_bytes(&plain).map_err(|e| Error::corrupt(&path, e))
     }
 
     /// Ids of every snapshot in the repository.
     pub fn list_snapshots(&self) -> Result<Vec<Id>> {
-        list_ids(&self.storage, "snapshots/")
+        self.live_ids("snapshots/")
     }
 
     /// Seals and stores an index segment; returns its id.
@@ -252,22 +308,45 @@ impl Repository {
     /// Loads and verifies an index segment.
     pub fn load_index(&self, id: &Id) -> Result<Vec<PackEntry>> {
         let path = storage::index_path(id);
-        let sealed = self.storage.read(&path)?;
-        verify_name(&path, id, &sealed)?;
-        index::decode(&self.key, &sealed).map_err(|e| Error::corrupt(&path, e))
+        self.storage.read_with(&path, |sealed| {
+            verify_name(&path, id, &sealed)?;
+            index::decode(&self.key, &sealed).map_err(|e| Error::corrupt(&path, e))
+        })
     }
 
     /// Ids of every index segment.
     pub fn list_indexes(&self) -> Result<Vec<Id>> {
-        list_ids(&self.storage, "index/")
+        self.live_ids("index/")
+    }
+
+    /// Ids under a prefix, less what a prune or forget deleted while some region could not (tombstones): a
+    /// region that lagged behind must not bring deleted index segments or snapshots back.
+    fn live_ids(&self, prefix: &str) -> Result<Vec<Id>> {
+        let listed = self.storage.list(prefix)?;
+        let dead = if self.storage.regions().len() > 1 { self.tombstoned()? } else { Default::default() };
+        Ok(listed
+            .iter()
+            .filter(|(p, _)| !dead.contains(p))
+            .filter_map(|(p, _)| Id::from_hex(p.rsplit('/').next()?))
+            .collect())
+    }
+
+    /// Every path listed in a tombstone.
+    pub fn tombstoned(&self) -> Result<std::collections::BTreeSet<String>> {
+        let mut out = std::collections::BTreeSet::new();
+        for (name, _) in self.storage.list(crate::regions::TOMBSTONE_PREFIX)? {
+            out.extend(crate::regions::read_tombstone(self, &name)?);
+        }
+        Ok(out)
     }
 
     /// Reads, decrypts and verifies one blob from its pack with a range read.
     pub fn read_blob(&self, pack: &Id, offset: u64, info: &BlobInfo) -> Result<Vec<u8>> {
         let path = storage::pack_path(pack);
-        let sealed = self.storage.read_range(&path, offset, info.stored_len as u64)?;
-        blob::decode(&self.key, info, &sealed)
-            .map_err(|e| Error::corrupt(format!("{path} (blob {} at offset {offset})", info.id.short()), e))
+        self.storage.read_range_with(&path, offset, info.stored_len as u64, |sealed| {
+            blob::decode(&self.key, info, &sealed)
+                .map_err(|e| Error::corrupt(format!("{path} (blob {} at offset {offset})", info.id.short()), e))
+        })
     }
 
     /// Decodes a tree blob's plaintext.
@@ -363,11 +442,6 @@ pub fn verify_name(path: &str, id: &Id, bytes: &[u8]) -> Result<()> {
         return Err(Error::corrupt(path, "content does not match its name (damaged or truncated)"));
     }
     Ok(())
-}
-
-/// Ids of the objects under a prefix; names that are not ids are ignored.
-fn list_ids(storage: &Storage, prefix: &str) -> Result<Vec<Id>> {
-    Ok(storage.list(prefix)?.iter().filter_map(|(p, _)| Id::from_hex(p.rsplit('/').next()?)).collect())
 }
 
 /// Blob kinds' pack size targets.

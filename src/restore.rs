@@ -336,20 +336,45 @@ fn fetch_pack(
             names.dedup();
             errors.lock().expect("errors lock").push(format!("{msg}; affected files: {}", names.join(", ")));
         };
-        match reader.repo.storage.read_range(&path, base, span_end - base) {
-            Ok(bytes) => {
-                for need in run {
+        // Every blob of the run must decode; a region with a bad copy is passed over for the next one.
+        let decoded = reader.repo.storage.read_range_with(&path, base, span_end - base, |bytes| {
+            run.iter()
+                .map(|need| {
                     let at = (need.offset - base) as usize;
                     let sealed = &bytes[at..at + need.info.stored_len as usize];
-                    match crate::blob::decode(&reader.repo.key, &need.info, sealed) {
-                        Ok(plain) => write_targets(&plain, need, files, errors, progress),
-                        Err(e) => fail(
-                            format!("corrupt blob {} in {path} at offset {}: {e}", need.info.id.short(), need.offset),
-                            std::slice::from_ref(need),
-                        ),
-                    }
+                    crate::blob::decode(&reader.repo.key, &need.info, sealed).map_err(|e| {
+                        Error::corrupt(format!("blob {} in {path} at offset {}", need.info.id.short(), need.offset), e)
+                    })
+                })
+                .collect::<Result<Vec<Vec<u8>>>>()
+        });
+        match decoded {
+            Ok(plains) => {
+                for (need, plain) in run.iter().zip(plains) {
+                    write_targets(&plain, need, files, errors, progress);
                 }
             }
+            // No region has a good copy of the whole run: restore the blobs that are good, report the others.
+            Err(Error::Corrupt { .. }) => match reader.repo.storage.read_range(&path, base, span_end - base) {
+                Ok(bytes) => {
+                    for need in run {
+                        let at = (need.offset - base) as usize;
+                        let sealed = &bytes[at..at + need.info.stored_len as usize];
+                        match crate::blob::decode(&reader.repo.key, &need.info, sealed) {
+                            Ok(plain) => write_targets(&plain, need, files, errors, progress),
+                            Err(e) => fail(
+                                format!(
+                                    "corrupt blob {} in {path} at offset {}: {e}",
+                                    need.info.id.short(),
+                                    need.offset
+                                ),
+                                std::slice::from_ref(need),
+                            ),
+                        }
+                    }
+                }
+                Err(e) => fail(e.to_string(), run),
+            },
             Err(e) => fail(e.to_string(), run),
         }
         start = end;

@@ -8,7 +8,8 @@
 //! object succeeds.
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -23,7 +24,7 @@ pub trait Backend: Send + Sync {
     /// `len` bytes at `offset`.
     fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Bytes>;
     /// Stores a whole object durably.
-    fn write(&self, path: &str, data: Vec<u8>) -> Result<()>;
+    fn write(&self, path: &str, data: Bytes) -> Result<()>;
     /// Object names (relative to the repository root) and sizes under `prefix` (a directory, ending in `/`).
     fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>>;
     /// Size of an object, `None` if absent.
@@ -47,6 +48,29 @@ fn runtime() -> Result<&'static tokio::runtime::Runtime> {
     })
     .as_ref()
     .map_err(|e| Error::InvalidInput(format!("cannot start the I/O runtime: {e}")))
+}
+
+/// Retries and timeouts of storage operations, from `GUMVAULT_STORAGE_RETRIES` (default 4),
+/// `GUMVAULT_STORAGE_TIMEOUT` (seconds per operation, default 120) and `GUMVAULT_STORAGE_IO_TIMEOUT` (seconds
+/// without progress on one read or write, default 10). A region that keeps failing is then set aside.
+#[derive(Clone, Copy, Debug)]
+pub struct StorageTuning {
+    pub retries: usize,
+    pub timeout_secs: u64,
+    pub io_timeout_secs: u64,
+}
+
+impl StorageTuning {
+    pub fn from_env() -> StorageTuning {
+        let get = |name: &str, default: u64| {
+            std::env::var(name).ok().and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(default)
+        };
+        StorageTuning {
+            retries: get("GUMVAULT_STORAGE_RETRIES", 4) as usize,
+            timeout_secs: get("GUMVAULT_STORAGE_TIMEOUT", 120).max(1),
+            io_timeout_secs: get("GUMVAULT_STORAGE_IO_TIMEOUT", 10).max(1),
+        }
+    }
 }
 
 /// A parsed repository location.
@@ -159,9 +183,20 @@ impl Location {
                 Operator::new(b).map_err(map)?
             }
         };
+        let t = StorageTuning::from_env();
         let op = op
-            .layer(opendal::layers::RetryLayer::new().with_max_times(4).with_jitter())
-            .layer(opendal::layers::TimeoutLayer::new().with_timeout(Duration::from_secs(120)));
+            .layer(
+                opendal::layers::RetryLayer::new()
+                    .with_max_times(t.retries)
+                    .with_min_delay(Duration::from_millis(200))
+                    .with_max_delay(Duration::from_secs(5))
+                    .with_jitter(),
+            )
+            .layer(
+                opendal::layers::TimeoutLayer::new()
+                    .with_timeout(Duration::from_secs(t.timeout_secs))
+                    .with_io_timeout(Duration::from_secs(t.io_timeout_secs)),
+            );
         opendal::blocking::Operator::new(op).map_err(map)
     }
 }
@@ -223,7 +258,7 @@ impl Backend for OpendalBackend {
         Ok(buf.to_bytes())
     }
 
-    fn write(&self, path: &str, data: Vec<u8>) -> Result<()> {
+    fn write(&self, path: &str, data: Bytes) -> Result<()> {
         self.op.write(path, data).map_err(|e| self.err("write", path, e))?;
         self.sync_parent(path)
     }
@@ -270,25 +305,100 @@ pub struct Region {
     pub name: String,
     pub url: String,
     pub backend: Box<dyn Backend>,
+    /// Cleared after an operation in this region failed; later operations try it last (reads) or skip it
+    /// (writes), so one dead region does not cost a timeout per object.
+    healthy: AtomicBool,
 }
 
-/// All regions of a repository. Today a repository has one region; the type is shaped for several: writes go to
-/// all, reads to the first that has the object.
+impl Region {
+    pub fn new(name: impl Into<String>, url: impl Into<String>, backend: Box<dyn Backend>) -> Region {
+        Region { name: name.into(), url: url.into(), backend, healthy: AtomicBool::new(true) }
+    }
+
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+
+    fn mark_failed(&self) {
+        self.healthy.store(false, Ordering::Relaxed);
+    }
+}
+
+/// A region's name and URL, as stored in the repository config.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionSpec {
+    pub name: String,
+    pub url: String,
+}
+
+/// All regions of a repository. Writes go to every healthy region in parallel and succeed when at least
+/// `min_regions` have the object durably; reads go to the regions in order (healthy ones first) and fall back to
+/// the next on absence, error or a failed check; lists are the union of every region that answers. What did not
+/// go as planned (a region that failed, a copy that was bad) is kept as events and missing objects, for the
+/// summary and for `gumvault sync`.
 pub struct Storage {
     regions: Vec<Region>,
+    min_regions: AtomicUsize,
+    events: Mutex<Vec<String>>,
+    /// Objects written (or deleted) in fewer than all regions: (region, path).
+    missing: Mutex<Vec<(String, String)>>,
+    undeleted: Mutex<Vec<(String, String)>>,
+    /// Copies that failed their check while another region had a good one: (region, path).
+    bad_copies: Mutex<Vec<(String, String)>>,
 }
 
 impl Storage {
     /// Opens one region from a URL.
     pub fn open_url(url: &str) -> Result<Storage> {
-        let loc = Location::parse(url)?;
-        let backend = loc.open("default", url)?;
-        Ok(Storage { regions: vec![Region { name: "default".into(), url: url.to_string(), backend }] })
+        Storage::open_regions(&[RegionSpec { name: "default".into(), url: url.to_string() }], None)
     }
 
-    /// Wraps already opened regions (tests, fault injection).
+    /// Opens several regions; `min_regions` defaults to all of them.
+    pub fn open_regions(specs: &[RegionSpec], min_regions: Option<usize>) -> Result<Storage> {
+        let mut regions = Vec::with_capacity(specs.len());
+        for spec in specs {
+            let backend = Location::parse(&spec.url)?.open(&spec.name, &spec.url)?;
+            regions.push(Region::new(spec.name.clone(), spec.url.clone(), backend));
+        }
+        let s = Storage::from_regions(regions);
+        if let Some(n) = min_regions {
+            s.set_min_regions(n)?;
+        }
+        Ok(s)
+    }
+
+    /// Wraps already opened regions (tests, fault injection); every region is required for a write.
     pub fn from_regions(regions: Vec<Region>) -> Storage {
-        Storage { regions }
+        let n = regions.len();
+        Storage {
+            regions,
+            min_regions: AtomicUsize::new(n),
+            events: Mutex::default(),
+            missing: Mutex::default(),
+            undeleted: Mutex::default(),
+            bad_copies: Mutex::default(),
+        }
+    }
+
+    /// How many regions must hold an object for a write to succeed (1 to the number of regions).
+    pub fn set_min_regions(&self, n: usize) -> Result<()> {
+        if n == 0 || n > self.regions.len() {
+            return Err(Error::InvalidInput(format!(
+                "min_regions {n} is not between 1 and the number of regions ({})",
+                self.regions.len()
+            )));
+        }
+        self.min_regions.store(n, Ordering::Relaxed);
+        Ok(())
+    }
+
+    pub fn min_regions(&self) -> usize {
+        self.min_regions.load(Ordering::Relaxed)
+    }
+
+    pub fn regions(&self) -> &[Region] {
+        &self.regions
     }
 
     /// The URL of the first region, for messages.
@@ -296,57 +406,244 @@ impl Storage {
         self.regions.first().map(|r| r.url.as_str()).unwrap_or("")
     }
 
-    fn first(&self) -> &Region {
-        &self.regions[0]
+    /// Failovers and region failures seen so far (drained).
+    pub fn take_events(&self) -> Vec<String> {
+        std::mem::take(&mut *self.events.lock().expect("events lock"))
+    }
+
+    /// Objects that some region lacks because a write there failed: (region, path).
+    pub fn missing(&self) -> Vec<(String, String)> {
+        self.missing.lock().expect("missing lock").clone()
+    }
+
+    fn event(&self, msg: String) {
+        let mut ev = self.events.lock().expect("events lock");
+        if ev.len() < 1000 && !ev.contains(&msg) {
+            ev.push(msg);
+        }
+    }
+
+    /// Regions in the order reads try them: healthy ones first, each group in configured order.
+    fn read_order(&self) -> impl Iterator<Item = &Region> {
+        self.regions.iter().filter(|r| r.is_healthy()).chain(self.regions.iter().filter(|r| !r.is_healthy()))
     }
 
     /// Reads from the first region that has the object.
     pub fn read(&self, path: &str) -> Result<Bytes> {
-        self.try_regions(|r| r.backend.read(path))
+        self.read_with(path, Ok)
     }
 
     /// Reads a range from the first region that has the object.
     pub fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Bytes> {
-        self.try_regions(|r| r.backend.read_range(path, offset, len))
+        self.read_range_with(path, offset, len, Ok)
     }
 
-    fn try_regions<T>(&self, f: impl Fn(&Region) -> Result<T>) -> Result<T> {
-        let mut last = None;
-        for r in &self.regions {
-            match f(r) {
-                Ok(v) => return Ok(v),
-                Err(e) => last = Some(e),
+    /// Reads an object and hands it to `check` (which decrypts or verifies it); a region whose copy is absent,
+    /// unreadable or fails `check` with [`Error::Corrupt`] is passed over for the next one.
+    pub fn read_with<T>(&self, path: &str, check: impl Fn(Bytes) -> Result<T>) -> Result<T> {
+        self.try_regions(path, |r| r.backend.read(path), check)
+    }
+
+    /// [`Storage::read_with`] for a range of an object.
+    pub fn read_range_with<T>(
+        &self,
+        path: &str,
+        offset: u64,
+        len: u64,
+        check: impl Fn(Bytes) -> Result<T>,
+    ) -> Result<T> {
+        self.try_regions(path, |r| r.backend.read_range(path, offset, len), check)
+    }
+
+    fn try_regions<T>(
+        &self,
+        path: &str,
+        read: impl Fn(&Region) -> Result<Bytes>,
+        check: impl Fn(Bytes) -> Result<T>,
+    ) -> Result<T> {
+        let mut failures: Vec<(String, Error)> = Vec::new();
+        for r in self.read_order() {
+            let outcome = read(r).and_then(&check);
+            match outcome {
+                Ok(v) => {
+                    if !failures.is_empty() && self.regions.len() > 1 {
+                        let why: Vec<String> = failures.iter().map(|(n, e)| format!("{n}: {}", short(e))).collect();
+                        self.event(format!("{path}: read from region {} ({})", r.name, why.join("; ")));
+                    }
+                    return Ok(v);
+                }
+                Err(e) => {
+                    let usable_elsewhere =
+                        e.is_not_found() || matches!(e, Error::Storage { .. } | Error::Corrupt { .. });
+                    if !usable_elsewhere {
+                        return Err(e);
+                    }
+                    if matches!(e, Error::Storage { not_found: false, .. }) {
+                        r.mark_failed();
+                    }
+                    if matches!(e, Error::Corrupt { .. }) {
+                        self.bad_copies.lock().expect("bad copies lock").push((r.name.clone(), path.to_string()));
+                    }
+                    failures.push((r.name.clone(), e));
+                }
             }
         }
-        Err(last.unwrap_or_else(|| Error::InvalidInput("the repository has no regions".into())))
+        // Prefer the most telling error: a bad copy over an absent one.
+        let pos = failures.iter().position(|(_, e)| matches!(e, Error::Corrupt { .. })).unwrap_or(0);
+        Err(failures
+            .into_iter()
+            .nth(pos)
+            .map(|(_, e)| e)
+            .unwrap_or_else(|| Error::InvalidInput("the repository has no regions".into())))
     }
 
-    /// Writes to every region; durable everywhere when it returns.
+    /// Writes to every healthy region in parallel. Succeeds when at least `min_regions` regions hold the object
+    /// durably; regions that failed are reported as events and their copy recorded as missing.
     pub fn write(&self, path: &str, data: Vec<u8>) -> Result<()> {
-        let (last, rest) = self.regions.split_last().ok_or_else(|| Error::InvalidInput("no regions".into()))?;
-        for r in rest {
-            r.backend.write(path, data.clone())?;
+        let data = Bytes::from(data);
+        if let [only] = self.regions.as_slice() {
+            return only.backend.write(path, data);
         }
-        last.backend.write(path, data)
+        let results: Vec<(&Region, Option<Result<()>>)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = self
+                .regions
+                .iter()
+                .map(|r| {
+                    let data = data.clone();
+                    (r, r.is_healthy().then(|| scope.spawn(move || r.backend.write(path, data))))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|(r, h)| {
+                    (
+                        r,
+                        h.map(|h| {
+                            h.join().unwrap_or_else(|_| Err(Error::InvalidInput("a write thread panicked".into())))
+                        }),
+                    )
+                })
+                .collect()
+        });
+        let mut written = 0;
+        let mut first_err = None;
+        for (r, outcome) in results {
+            match outcome {
+                Some(Ok(())) => written += 1,
+                Some(Err(e)) => {
+                    r.mark_failed();
+                    self.event(format!("region {} failed: {}; it is skipped from now on", r.name, short(&e)));
+                    self.missing.lock().expect("missing lock").push((r.name.clone(), path.to_string()));
+                    first_err.get_or_insert(e);
+                }
+                None => self.missing.lock().expect("missing lock").push((r.name.clone(), path.to_string())),
+            }
+        }
+        if written >= self.min_regions() {
+            return Ok(());
+        }
+        Err(Error::Storage {
+            op: "write",
+            path: path.to_string(),
+            region: "all".into(),
+            message: format!(
+                "stored in only {written} of {} regions, {} required{}",
+                self.regions.len(),
+                self.min_regions(),
+                first_err.map(|e| format!(" ({})", short(&e))).unwrap_or_default()
+            ),
+            not_found: false,
+        })
     }
 
-    /// Lists objects under a prefix in the first region.
+    /// Lists objects under a prefix: the union over every region that answers (a region that lags behind, or is
+    /// down, does not hide objects the others have). Sizes come from the first region listing each object.
     pub fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>> {
-        self.first().backend.list(prefix)
-    }
-
-    /// Size of an object in the first region.
-    pub fn stat(&self, path: &str) -> Result<Option<u64>> {
-        self.first().backend.stat(path)
-    }
-
-    /// Deletes from every region.
-    pub fn delete(&self, path: &str) -> Result<()> {
-        for r in &self.regions {
-            r.backend.delete(path)?;
+        if let [only] = self.regions.as_slice() {
+            return only.backend.list(prefix);
         }
-        Ok(())
+        let mut all: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+        let mut answered = 0;
+        let mut last_err = None;
+        let any_healthy = self.regions.iter().any(Region::is_healthy);
+        for r in self.read_order().filter(|r| r.is_healthy() || !any_healthy) {
+            match r.backend.list(prefix) {
+                Ok(list) => {
+                    answered += 1;
+                    for (p, size) in list {
+                        all.entry(p).or_insert(size);
+                    }
+                }
+                Err(e) => {
+                    r.mark_failed();
+                    self.event(format!("region {} could not be listed: {}", r.name, short(&e)));
+                    last_err = Some(e);
+                }
+            }
+        }
+        match (answered, last_err) {
+            (0, Some(e)) => Err(e),
+            _ => Ok(all.into_iter().collect()),
+        }
     }
+
+    /// Size of an object in the first region that has it.
+    pub fn stat(&self, path: &str) -> Result<Option<u64>> {
+        let mut last_err = None;
+        for r in self.read_order() {
+            match r.backend.stat(path) {
+                Ok(Some(size)) => return Ok(Some(size)),
+                Ok(None) => {}
+                Err(e) => last_err = Some(e),
+            }
+        }
+        match last_err {
+            Some(e) if self.regions.iter().all(|r| !r.is_healthy()) || self.regions.len() == 1 => Err(e),
+            _ => Ok(None),
+        }
+    }
+
+    /// Deletes from every region. A region where the delete fails keeps its copy until `gumvault sync` (or the
+    /// next prune) removes it: it is recorded as missing a delete, and the caller writes a tombstone.
+    pub fn delete(&self, path: &str) -> Result<()> {
+        if let [only] = self.regions.as_slice() {
+            return only.backend.delete(path);
+        }
+        let mut deleted = 0;
+        let mut last_err = None;
+        for r in &self.regions {
+            match r.backend.delete(path) {
+                Ok(()) => deleted += 1,
+                Err(e) => {
+                    r.mark_failed();
+                    self.event(format!("region {} failed to delete {path}: {}", r.name, short(&e)));
+                    self.undeleted.lock().expect("undeleted lock").push((r.name.clone(), path.to_string()));
+                    last_err = Some(e);
+                }
+            }
+        }
+        match last_err {
+            Some(e) if deleted == 0 => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Copies found damaged while reading (another region may have served a good one): (region, path).
+    pub fn bad_copies(&self) -> Vec<(String, String)> {
+        self.bad_copies.lock().expect("bad copies lock").clone()
+    }
+
+    /// Objects whose delete failed in some region: (region, path).
+    pub fn undeleted(&self) -> Vec<(String, String)> {
+        self.undeleted.lock().expect("undeleted lock").clone()
+    }
+}
+
+/// The first line of an error, for compact event messages.
+fn short(e: &Error) -> String {
+    let s = e.to_string();
+    let line = s.lines().next().unwrap_or("").to_string();
+    if line.len() > 300 { format!("{}…", &line[..line.floor_char_boundary(300)]) } else { line }
 }
 
 /// Object path of a pack: two hex characters of fan-out keep directories small.

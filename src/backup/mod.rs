@@ -90,6 +90,9 @@ pub struct BackupOutcome {
     pub warnings: Vec<String>,
     /// Things worth telling that are not errors (a file changed while read).
     pub notices: Vec<String>,
+    /// Objects of this backup that some region did not get (region, path): the backup is *degraded* — it met
+    /// `min_regions`, and `gumvault sync` copies these over.
+    pub missing: Vec<(String, String)>,
 }
 
 /// Everything the source walkers share.
@@ -243,7 +246,7 @@ pub fn run(
     };
     let id = repo.save_snapshot(&snapshot)?;
     catalog.add_snapshot(&id, &snapshot)?;
-    Ok(BackupOutcome { id, snapshot, warnings, notices })
+    Ok(BackupOutcome { id, snapshot, warnings, notices, missing: repo.storage.missing() })
 }
 
 /// What the walk inside the upload scope produced.

@@ -116,6 +116,7 @@ pub(super) fn perform(
     let outcome = backup::run(&session.repo, &mut session.catalog, source, opts, &progress);
     progress.estimate_done.store(true, Ordering::Relaxed);
     drop(ticker);
+    super::print_region_events(&session.repo);
     let outcome = outcome?;
     for w in &outcome.warnings {
         eprintln!("gumvault: warning: {w}");
@@ -135,6 +136,7 @@ pub(super) fn print_outcome(g: &GlobalArgs, outcome: &backup::BackupOutcome) -> 
             json!({
                 "snapshot_id": outcome.id.to_hex(), "short_id": outcome.id.short(), "time": outcome.snapshot.time.to_string(),
                 "incomplete": outcome.snapshot.incomplete, "summary": s, "warnings": outcome.warnings,
+                "degraded": !outcome.missing.is_empty(), "missing_by_region": missing_by_region(outcome),
             })
         );
     } else if !g.quiet {
@@ -156,5 +158,28 @@ pub(super) fn print_outcome(g: &GlobalArgs, outcome: &backup::BackupOutcome) -> 
             format::duration(s.duration_secs)
         );
     }
-    if outcome.snapshot.incomplete { exit::INCOMPLETE } else { exit::OK }
+    if !outcome.missing.is_empty() {
+        let by_region: Vec<String> =
+            missing_by_region(outcome).iter().map(|(r, n)| format!("{n} objects missing in region {r}")).collect();
+        eprintln!(
+            "gumvault: DEGRADED: the snapshot is saved in enough regions, but {}; run `gumvault sync` once the region is back",
+            by_region.join(", ")
+        );
+    }
+    if outcome.snapshot.incomplete {
+        exit::INCOMPLETE
+    } else if !outcome.missing.is_empty() {
+        exit::DEGRADED
+    } else {
+        exit::OK
+    }
+}
+
+/// How many objects each region is missing.
+pub(super) fn missing_by_region(outcome: &backup::BackupOutcome) -> std::collections::BTreeMap<String, usize> {
+    let mut m = std::collections::BTreeMap::new();
+    for (region, _) in &outcome.missing {
+        *m.entry(region.clone()).or_insert(0) += 1;
+    }
+    m
 }

@@ -18,9 +18,15 @@ pub struct CheckArgs {
     /// Verify only part of the data: 10% (the packs verified longest ago), 3/7 (a fixed slice), or auto
     #[arg(long, value_name = "SUBSET", value_parser = DataSubset::parse, conflicts_with = "read_data")]
     pub read_data_subset: Option<DataSubset>,
+    /// Compare the regions object by object (presence and size; with --read-data every copy's content)
+    #[arg(long = "regions", id = "compare_regions", conflicts_with = "read_data_subset")]
+    pub compare_regions: bool,
 }
 
 pub fn run(g: &GlobalArgs, a: &CheckArgs) -> anyhow::Result<i32> {
+    if a.compare_regions {
+        return super::regions::check_regions(g, a.read_data);
+    }
     let s = g.open()?;
     let ticker = Ticker::start(g.quiet || g.json, || ("checking".to_string(), None));
     let started = std::time::Instant::now();

@@ -176,6 +176,7 @@ pub fn forget(g: &GlobalArgs, a: &ForgetArgs) -> anyhow::Result<i32> {
     for id in &remove {
         s.repo.storage.delete(&crate::storage::snapshot_path(id))?;
     }
+    crate::regions::write_tombstone(&s.repo)?;
     drop(lease);
     s.catalog.sync(&s.repo)?;
     if !g.json && !g.quiet {

@@ -7,6 +7,7 @@ mod inspect;
 mod maintenance;
 mod password;
 mod progress;
+mod regions;
 mod repair;
 mod repo_cmds;
 mod restore;
@@ -22,7 +23,7 @@ use crate::config::Config;
 use crate::exit;
 use crate::repo::Repository;
 use crate::select::Filter;
-use crate::storage::Storage;
+use crate::storage::{RegionSpec, Storage};
 use password::PasswordSource;
 
 const AFTER_HELP: &str = "\
@@ -45,7 +46,8 @@ Quick start:
 
 Exit codes: 0 ok, 1 error, 2 bad usage, 3 backup incomplete (some inputs unreadable), 4 source failed
 (no snapshot written), 5 test restore failed its verification, 10 wrong password, 11 no repository, 12 corrupt or missing data,
-13 repository busy with maintenance (another prune or forget holds the lease).";
+13 repository busy with maintenance (another prune or forget holds the lease), 6 backup saved but not in every
+region (degraded: run `gumvault sync`).";
 
 /// gumvault — encrypted, deduplicating backups of a web application's stack.
 #[derive(Parser, Debug)]
@@ -72,6 +74,16 @@ pub struct GlobalArgs {
     /// Run this shell command and use what it prints as the password
     #[arg(long, env = "GUMVAULT_PASSWORD_COMMAND", global = true, value_name = "CMD")]
     pub password_command: Option<String>,
+    /// A region as NAME=URL (repeatable). With `init`: the regions of the new repository, each a complete copy.
+    /// Otherwise: replaces the stored URL of that region for this command
+    #[arg(long = "region", value_name = "NAME=URL", global = true, value_parser = parse_region)]
+    pub regions: Vec<RegionSpec>,
+    /// Regions that must hold every new object before a write counts as done (default: all; `init` stores it)
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub min_regions: Option<u32>,
+    /// Use only the location given with -r/--repo, not the other regions the repository lists (recovery)
+    #[arg(long, global = true)]
+    pub single_region: bool,
     /// Directory of the local catalog cache
     #[arg(long, env = "GUMVAULT_CACHE_DIR", global = true, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
@@ -107,6 +119,10 @@ pub enum Commands {
     Prune(maintenance::PruneCmd),
     /// Verify the repository: structure, and with --read-data every byte
     Check(check::CheckArgs),
+    /// Copy missing or damaged objects between regions until they agree
+    Sync(regions::SyncArgs),
+    /// Show each region's health: reachable, objects, size, what it lacks
+    Regions(regions::RegionsArgs),
     /// Show what changed between two snapshots
     Diff(inspect::DiffArgs),
     /// Sizes and deduplication of a snapshot or the whole repository
@@ -209,11 +225,47 @@ impl GlobalArgs {
             .unwrap_or_else(default_cache_dir)
     }
 
-    /// Opens the repository (asking for the password) without touching the catalog.
+    /// Region overrides: --region flags, then the config file's `repository.regions`.
+    pub fn region_specs(&self) -> anyhow::Result<Vec<RegionSpec>> {
+        let mut specs = self.regions.clone();
+        if let Some(c) = self.load_config()? {
+            for r in c.repository.regions {
+                if !specs.iter().any(|s| s.name == r.name) {
+                    specs.push(RegionSpec { name: r.name, url: r.url });
+                }
+            }
+        }
+        Ok(specs)
+    }
+
+    /// --min-regions, else the config file's `repository.min_regions`.
+    pub fn min_regions(&self) -> anyhow::Result<Option<u32>> {
+        Ok(self.min_regions.or(self.load_config()?.and_then(|c| c.repository.min_regions)))
+    }
+
+    /// Opens the repository (asking for the password) without touching the catalog: from the URL given, then
+    /// every region its config lists.
     pub fn open_repo(&self) -> anyhow::Result<Repository> {
-        let storage = Storage::open_url(&self.url()?)?;
+        let url = match self.url() {
+            Ok(u) => u,
+            Err(e) => match self.region_specs()?.first() {
+                Some(r) => r.url.clone(),
+                None => return Err(e),
+            },
+        };
+        let storage = Storage::open_url(&url)?;
         let password = self.password_source()?.get(false)?;
-        Ok(Repository::open(storage, &password)?)
+        let mut repo = Repository::open(storage, &password)?;
+        let min = self.min_regions()?.map(|n| n as usize);
+        if self.single_region {
+            if let Some(n) = min.filter(|n| *n > 1) {
+                anyhow::bail!("--min-regions {n} cannot be met with --single-region");
+            }
+            repo.storage.set_min_regions(1)?;
+        } else {
+            repo.connect_regions(&self.region_specs()?, min)?;
+        }
+        Ok(repo)
     }
 
     /// Opens the repository and brings its catalog up to date.
@@ -226,6 +278,45 @@ impl GlobalArgs {
         Ok(Session { repo, catalog })
     }
 }
+
+/// Parses `NAME=URL`.
+fn parse_region(s: &str) -> Result<RegionSpec, String> {
+    let (name, url) = s.split_once('=').ok_or("expected NAME=URL, e.g. eu=s3://bucket/prefix?region=eu-west-1")?;
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        return Err(format!("invalid region name {name:?} (letters, digits, '-' and '_')"));
+    }
+    crate::storage::Location::parse(url).map_err(|e| e.to_string())?;
+    Ok(RegionSpec { name: name.to_string(), url: url.to_string() })
+}
+
+/// Prints what the storage had to work around: regions that failed, copies that were bad or missing.
+pub(crate) fn print_region_events(repo: &Repository) {
+    for e in repo.storage.take_events() {
+        eprintln!("gumvault: region: {e}");
+    }
+}
+
+/// Remembers damaged copies in the catalog, so the next `gumvault sync` replaces them even without --read-data.
+pub(crate) fn remember_bad_copies(s: &Session) {
+    let bad = s.repo.storage.bad_copies();
+    if bad.is_empty() {
+        return;
+    }
+    let mut known: Vec<(String, String)> =
+        s.catalog.meta(BAD_COPIES_KEY).ok().flatten().and_then(|v| serde_json::from_str(&v).ok()).unwrap_or_default();
+    known.extend(bad);
+    known.sort();
+    known.dedup();
+    for (region, path) in &known {
+        eprintln!("gumvault: region {region} holds a damaged copy of {path}; `gumvault sync` replaces it");
+    }
+    if let Ok(v) = serde_json::to_string(&known) {
+        let _ = s.catalog.set_meta(BAD_COPIES_KEY, Some(&v));
+    }
+}
+
+/// Catalog key of the damaged copies seen so far.
+pub(crate) const BAD_COPIES_KEY: &str = "bad_copies";
 
 /// Parses arguments, runs the command, prints errors; returns the exit code.
 pub fn run() -> i32 {
@@ -255,6 +346,8 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Commands::Ls(a) => restore::ls(g, a),
         Commands::Check(a) => check::run(g, a),
         Commands::Repair(c) => repair::run(g, c),
+        Commands::Sync(a) => regions::sync(g, a),
+        Commands::Regions(a) => regions::regions(g, a),
         Commands::Diff(a) => inspect::diff(g, a),
         Commands::Stats(a) => inspect::stats(g, a),
         Commands::Forget(a) => maintenance::forget(g, a),

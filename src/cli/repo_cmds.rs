@@ -62,12 +62,28 @@ impl InitArgs {
 }
 
 pub fn init(g: &GlobalArgs, a: &InitArgs) -> anyhow::Result<i32> {
-    let url = g.url()?;
+    let regions = g.region_specs()?;
+    let min = g.min_regions()?;
+    let (storage, url) = if regions.is_empty() {
+        if min.is_some_and(|n| n > 1) {
+            anyhow::bail!("--min-regions needs several regions: give them with --region NAME=URL");
+        }
+        let url = g.url()?;
+        (Storage::open_url(&url)?, url)
+    } else {
+        let mut seen = std::collections::HashSet::new();
+        if let Some(dup) = regions.iter().find(|r| !seen.insert(r.name.clone())) {
+            anyhow::bail!("region {} is given twice", dup.name);
+        }
+        let storage = Storage::open_regions(&regions, min.map(|n| n as usize))?;
+        (storage, regions.iter().map(|r| format!("{}={}", r.name, r.url)).collect::<Vec<_>>().join(" "))
+    };
     let url = url.as_str();
-    let storage = Storage::open_url(url)?;
     let password = g.password_source()?.get(true)?;
     let mut opts = InitOptions { kdf: a.kdf(), compression_level: a.compression, ..Default::default() };
     opts.chunker_profiles.extend(a.chunker_profiles.iter().cloned());
+    opts.regions = regions;
+    opts.min_regions = min;
     let repo = Repository::init(storage, &password, &opts)?;
     if g.json {
         println!("{}", json!({ "id": repo.config.id, "url": url }));

@@ -62,6 +62,13 @@ pub struct RestoreArgs {
 
 pub fn restore(g: &GlobalArgs, a: &RestoreArgs) -> anyhow::Result<i32> {
     let mut s = g.open()?;
+    let outcome = restore_in(g, a, &mut s);
+    super::print_region_events(&s.repo);
+    super::remember_bad_copies(&s);
+    outcome
+}
+
+fn restore_in(g: &GlobalArgs, a: &RestoreArgs, s: &mut super::Session) -> anyhow::Result<i32> {
     let mut filter = a.filter.clone();
     if let Some(src) = &a.source {
         filter.paths.push(format!("/{}", src.trim_matches('/')));
@@ -242,7 +249,9 @@ pub fn dump(g: &GlobalArgs, a: &DumpArgs) -> anyhow::Result<i32> {
     let node = restore::find(&reader, &entry.snapshot.tree, &a.path)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
-    restore::dump(&reader, &node, &a.path, &mut out, "standard output")?;
+    let dumped = restore::dump(&reader, &node, &a.path, &mut out, "standard output");
+    super::print_region_events(&s.repo);
+    dumped?;
     Ok(exit::OK)
 }
 

@@ -49,7 +49,12 @@ pub fn run(g: &GlobalArgs, a: &RunArgs) -> anyhow::Result<i32> {
         snapshot: outcome.as_ref().ok().map(|o| o.id),
         bytes: outcome.as_ref().map(|o| o.snapshot.summary.bytes_added).unwrap_or(0),
         error: outcome.as_ref().err().map(|e| format!("{e:#}")),
-        detail: serde_json::json!({}),
+        detail: match &outcome {
+            Ok(o) if !o.missing.is_empty() => {
+                serde_json::json!({ "degraded": true, "missing": o.missing.iter().map(|(r, p)| format!("{r}:{p}")).collect::<Vec<_>>() })
+            }
+            _ => serde_json::json!({}),
+        },
     };
     if let Err(e) = session.catalog.record_run(&record) {
         eprintln!("gumvault: warning: could not record the run in the catalog: {e}");
