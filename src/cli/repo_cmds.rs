@@ -26,6 +26,9 @@ pub struct InitArgs {
     /// Defaults: files=256K/1M/4M, stream=2K/8K/64K
     #[arg(long = "chunker-profile", value_name = "NAME=MIN/AVG/MAX", value_parser = parse_profile)]
     pub chunker_profiles: Vec<(String, ChunkerParams)>,
+    /// Target size of data packs in MiB (default 16; smaller packs mean more objects, larger ones bigger reads)
+    #[arg(long, default_value_t = 16, value_name = "MiB", value_parser = clap::value_parser!(u32).range(1..=512))]
+    pub pack_size: u32,
 }
 
 /// Parses `NAME=MIN/AVG/MAX`.
@@ -80,7 +83,12 @@ pub fn init(g: &GlobalArgs, a: &InitArgs) -> anyhow::Result<i32> {
     };
     let url = url.as_str();
     let password = g.password_source()?.get(true)?;
-    let mut opts = InitOptions { kdf: a.kdf(), compression_level: a.compression, ..Default::default() };
+    let mut opts = InitOptions {
+        kdf: a.kdf(),
+        compression_level: a.compression,
+        pack_size: a.pack_size << 20,
+        ..Default::default()
+    };
     opts.chunker_profiles.extend(a.chunker_profiles.iter().cloned());
     opts.regions = regions;
     opts.min_regions = min;

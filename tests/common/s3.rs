@@ -28,10 +28,15 @@ fn binary() -> PathBuf {
 impl S3Server {
     /// Starts a server serving `root`, with `buckets` created as directories.
     pub fn start(root: &Path, buckets: &[&str]) -> S3Server {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        S3Server::start_on(root, buckets, port)
+    }
+
+    /// Starts a server on a given port (to bring a stopped one back at the same URL).
+    pub fn start_on(root: &Path, buckets: &[&str], port: u16) -> S3Server {
         for b in buckets {
             std::fs::create_dir_all(root.join(b)).unwrap();
         }
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = Command::new(binary())
             .args([
                 "--host",
