@@ -43,6 +43,9 @@ pub struct RepositoryConfig {
     pub regions: Vec<RegionConfig>,
     /// Regions that must hold each new object (default: all).
     pub min_regions: Option<u32>,
+    /// Regions reads try first, in this order.
+    #[serde(default)]
+    pub prefer_regions: Vec<String>,
 }
 
 /// `[[repository.regions]]`.

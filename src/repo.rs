@@ -227,12 +227,16 @@ impl Repository {
 
     /// Opens every region the config lists (URLs replaced by `overrides` of the same name), in place of the
     /// single location the repository was opened from. `min_regions` overrides the stored value.
-    pub fn connect_regions(&mut self, overrides: &[RegionSpec], min_regions: Option<usize>) -> Result<()> {
+    pub fn connect_regions(
+        &mut self,
+        overrides: &[RegionSpec],
+        min_regions: Option<usize>,
+        prefer: &[String],
+    ) -> Result<()> {
         if self.config.regions.is_empty() {
-            if let Some(o) = overrides.first() {
+            if let Some(name) = overrides.first().map(|o| &o.name).or(prefer.first()) {
                 return Err(Error::InvalidInput(format!(
-                    "--region {}: this repository has no named regions (it was created without --region)",
-                    o.name
+                    "region {name}: this repository has no named regions (it was created without --region)"
                 )));
             }
             return match min_regions {
@@ -250,12 +254,19 @@ impl Repository {
                 )));
             }
         }
-        let specs: Vec<RegionSpec> = self
+        for p in prefer {
+            if !self.config.regions.iter().any(|r| &r.name == p) {
+                return Err(Error::InvalidInput(format!("--prefer-region {p}: no such region")));
+            }
+        }
+        let mut specs: Vec<RegionSpec> = self
             .config
             .regions
             .iter()
             .map(|r| overrides.iter().find(|o| o.name == r.name).cloned().unwrap_or_else(|| r.clone()))
             .collect();
+        // Reads try preferred regions first, in the order given, then the rest in configured order.
+        specs.sort_by_key(|r| prefer.iter().position(|p| p == &r.name).unwrap_or(usize::MAX));
         let min = min_regions.or(self.config.min_regions.map(|n| n as usize));
         self.storage = Storage::open_regions(&specs, min)?;
         Ok(())

@@ -158,9 +158,9 @@ fn a_repository_in_three_regions_survives_losing_damaging_and_rebuilding_one() {
     assert!(stderr(&out).contains("required"), "{}", stderr(&out));
     assert_eq!(r.snapshot_count(), 2);
 
-    // Restore with eu down reads from the others.
+    // Restore with eu down reads from the others, even when eu is preferred.
     let target = r.env.path("restore-eu-down");
-    r.ok(&["restore", "latest", "--target", target.to_str().unwrap()]);
+    r.ok(&["restore", "latest", "--prefer-region", "eu", "--target", target.to_str().unwrap()]);
     assert_same_tree(&src2, &restored(&target, &src2));
 
     // eu is back: check sees the gaps, sync heals them, and the regions agree byte for byte.

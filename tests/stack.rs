@@ -336,6 +336,32 @@ fn a_failing_pg_dump_leaves_no_snapshot_and_says_why() {
 }
 
 #[test]
+fn a_custom_format_dump_restores_with_pg_restore_and_passes_the_test_restore() {
+    let stack = Stack::start(r#"{ sql = "SELECT COUNT(*) FROM pgbench_accounts", min = 100000 }"#);
+    let text = std::fs::read_to_string(&stack.config).unwrap().replace(
+        "url = \"env:DATABASE_URL\"\n",
+        "url = \"env:DATABASE_URL\"\nformat = \"custom\"\nexclude_tables = [\"pgbench_history\"]\n",
+    );
+    std::fs::write(&stack.config, text).unwrap();
+    stack.ok(&["init", "--kdf-memory", "8", "--kdf-iterations", "1"]);
+    let pg = &stack.pg;
+    pg.create_db("bubble");
+    pg.pgbench_init("bubble", 1);
+    pg.sql("bubble", "INSERT INTO pgbench_history VALUES (1, 1, 1, 1, now(), NULL)");
+    std::fs::write(stack.etc.join("app.toml"), "x").unwrap();
+    let id = snapshot_id(&stack.ok(&["run", "bubblegum", "--json"]));
+    let listing = stack.ok(&["ls", &id, "/db"]);
+    assert!(listing.contains("/db/dump.pgdump"), "{listing}");
+
+    pg.create_db("restored");
+    stack.ok(&["restore", &id, "--source", "db", "--to-postgres", &pg.url("restored")]);
+    assert_eq!(pg.sql("restored", "SELECT count(*) FROM pgbench_accounts"), "100000");
+    assert_eq!(pg.sql("restored", "SELECT count(*) FROM pg_tables WHERE tablename = 'pgbench_history'"), "0");
+    let report = stack.ok(&["test-restore", "bubblegum", "--json"]);
+    assert!(report.contains("\"ok\":true"), "{report}");
+}
+
+#[test]
 fn an_invalid_config_names_the_file_the_line_and_the_key() {
     let env = Env::uninitialised();
     let config = env.path("bad.toml");

@@ -81,6 +81,9 @@ pub struct GlobalArgs {
     /// Regions that must hold every new object before a write counts as done (default: all; `init` stores it)
     #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub min_regions: Option<u32>,
+    /// Read from these regions first, in this order (repeatable; default: the order given at init)
+    #[arg(long = "prefer-region", value_name = "NAME", global = true)]
+    pub prefer_regions: Vec<String>,
     /// Use only the location given with -r/--repo, not the other regions the repository lists (recovery)
     #[arg(long, global = true)]
     pub single_region: bool,
@@ -263,7 +266,11 @@ impl GlobalArgs {
             }
             repo.storage.set_min_regions(1)?;
         } else {
-            repo.connect_regions(&self.region_specs()?, min)?;
+            let mut prefer = self.prefer_regions.clone();
+            if prefer.is_empty() {
+                prefer = self.load_config()?.map(|c| c.repository.prefer_regions).unwrap_or_default();
+            }
+            repo.connect_regions(&self.region_specs()?, min, &prefer)?;
         }
         Ok(repo)
     }
