@@ -21,6 +21,12 @@ pub struct Config {
     pub repository: RepositoryConfig,
     #[serde(default)]
     pub jobs: BTreeMap<String, Job>,
+    /// `[alerts]`: where the daemon sends alerts.
+    #[serde(default)]
+    pub alerts: AlertsConfig,
+    /// `[http]`: the status endpoint of `daemon` and `serve`.
+    #[serde(default)]
+    pub http: HttpConfig,
     /// Where the file was read from (for messages).
     #[serde(skip)]
     pub path: PathBuf,
@@ -68,6 +74,219 @@ pub struct Job {
     pub sources: Vec<Spanned<SourceSpec>>,
     /// `[jobs.NAME.test_restore]`: how `gumvault test-restore NAME` proves the database dump restores.
     pub test_restore: Option<TestRestore>,
+    /// When the daemon backs the job up (cron syntax, local time; default every 6 hours).
+    #[serde(default = "default_schedule")]
+    pub schedule: Schedule,
+    /// Up to this long a random wait before each scheduled backup (spreads load across machines).
+    pub random_delay: Option<Duration>,
+    /// Health turns `warning` when the newest backup is older than this (default 7h) ...
+    #[serde(default = "default_warning")]
+    pub warning_after: Duration,
+    /// ... and `critical` after this (default 8h), or when the last run failed.
+    #[serde(default = "default_critical")]
+    pub critical_after: Duration,
+    /// `[jobs.NAME.retention]`: applied after every backup (default: keep_within = "30d").
+    #[serde(default)]
+    pub retention: Retention,
+    /// `[jobs.NAME.prune]` (default: weekly, Sunday 03:00).
+    #[serde(default)]
+    pub prune: PruneSchedule,
+    /// `[jobs.NAME.check]` (default: daily at 04:00, read_data_subset = "auto": every pack within a week).
+    #[serde(default)]
+    pub check: CheckSchedule,
+}
+
+/// A cron expression, checked when the file is read.
+#[derive(Clone, Debug)]
+pub struct Schedule(pub String, pub croner::Cron);
+
+impl<'de> Deserialize<'de> for Schedule {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Schedule::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Schedule {
+    pub fn parse(s: &str) -> std::result::Result<Schedule, String> {
+        let cron: croner::Cron =
+            s.parse().map_err(|e| format!("invalid schedule {s:?}: {e} (cron syntax, e.g. \"0 */6 * * *\")"))?;
+        Ok(Schedule(s.to_string(), cron))
+    }
+
+    /// The first time after `t` (in the zone `tz`) the schedule fires.
+    pub fn next_after(&self, t: jiff::Timestamp, tz: &jiff::tz::TimeZone) -> Option<jiff::Timestamp> {
+        self.1.find_next_occurrence(&t.to_zoned(tz.clone()), false).ok().map(|z| z.timestamp())
+    }
+
+    /// The last time at or before `t` the schedule fired.
+    pub fn previous_at_or_before(&self, t: jiff::Timestamp, tz: &jiff::tz::TimeZone) -> Option<jiff::Timestamp> {
+        self.1.find_previous_occurrence(&t.to_zoned(tz.clone()), true).ok().map(|z| z.timestamp())
+    }
+}
+
+fn default_schedule() -> Schedule {
+    Schedule::parse("0 */6 * * *").expect("the default schedule parses")
+}
+
+/// A duration such as `30d`, `7h`, `90m`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Duration(pub jiff::SignedDuration);
+
+impl<'de> Deserialize<'de> for Duration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        crate::retention::parse_duration(&s).map(Duration).map_err(|e| serde::de::Error::custom(e.to_string()))
+    }
+}
+
+fn default_warning() -> Duration {
+    Duration(jiff::SignedDuration::from_hours(7))
+}
+
+fn default_critical() -> Duration {
+    Duration(jiff::SignedDuration::from_hours(8))
+}
+
+/// `[jobs.NAME.retention]`: the `forget` policy the daemon applies to the job's snapshots after each backup.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    #[serde(default = "default_keep_within")]
+    pub keep_within: Option<String>,
+    #[serde(default)]
+    pub keep_last: usize,
+    #[serde(default)]
+    pub keep_hourly: usize,
+    #[serde(default)]
+    pub keep_daily: usize,
+    #[serde(default)]
+    pub keep_weekly: usize,
+    #[serde(default)]
+    pub keep_monthly: usize,
+    #[serde(default)]
+    pub keep_yearly: usize,
+}
+
+fn default_keep_within() -> Option<String> {
+    Some("30d".into())
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            keep_within: default_keep_within(),
+            keep_last: 0,
+            keep_hourly: 0,
+            keep_daily: 0,
+            keep_weekly: 0,
+            keep_monthly: 0,
+            keep_yearly: 0,
+        }
+    }
+}
+
+impl Retention {
+    /// The `forget` flags of this policy.
+    pub fn forget_args(&self) -> Vec<String> {
+        let mut a = Vec::new();
+        if let Some(w) = &self.keep_within {
+            a.extend(["--keep-within".to_string(), w.clone()]);
+        }
+        for (flag, n) in [
+            ("--keep-last", self.keep_last),
+            ("--keep-hourly", self.keep_hourly),
+            ("--keep-daily", self.keep_daily),
+            ("--keep-weekly", self.keep_weekly),
+            ("--keep-monthly", self.keep_monthly),
+            ("--keep-yearly", self.keep_yearly),
+        ] {
+            if n > 0 {
+                a.extend([flag.to_string(), n.to_string()]);
+            }
+        }
+        a
+    }
+}
+
+/// `[jobs.NAME.prune]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PruneSchedule {
+    #[serde(default = "default_prune_schedule")]
+    pub schedule: Schedule,
+}
+
+fn default_prune_schedule() -> Schedule {
+    Schedule::parse("0 3 * * 0").expect("the default schedule parses")
+}
+
+impl Default for PruneSchedule {
+    fn default() -> Self {
+        PruneSchedule { schedule: default_prune_schedule() }
+    }
+}
+
+/// `[jobs.NAME.check]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckSchedule {
+    #[serde(default = "default_check_schedule")]
+    pub schedule: Schedule,
+    /// `10%`, `3/7`, `auto` (default) or `all`.
+    #[serde(default = "default_subset")]
+    pub read_data_subset: String,
+}
+
+fn default_check_schedule() -> Schedule {
+    Schedule::parse("0 4 * * *").expect("the default schedule parses")
+}
+
+fn default_subset() -> String {
+    "auto".into()
+}
+
+impl Default for CheckSchedule {
+    fn default() -> Self {
+        CheckSchedule { schedule: default_check_schedule(), read_data_subset: default_subset() }
+    }
+}
+
+/// `[alerts]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// URLs that receive each alert as a JSON POST (Slack, PagerDuty, your own).
+    #[serde(default)]
+    pub webhooks: Vec<String>,
+    /// A shell command run for each alert, with the alert as JSON on standard input.
+    pub command: Option<String>,
+    /// `[alerts.email]`.
+    pub email: Option<EmailConfig>,
+}
+
+/// `[alerts.email]`: SMTP with STARTTLS (unless `starttls = false`, for a relay on loopback).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailConfig {
+    /// `host:port` of the SMTP server.
+    pub server: String,
+    #[serde(default = "yes")]
+    pub starttls: bool,
+    pub username: Option<Secret>,
+    pub password: Option<Secret>,
+    pub from: String,
+    pub to: Vec<String>,
+}
+
+/// `[http]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address to listen on (default 127.0.0.1:8330).
+    pub listen: Option<String>,
+    /// A bearer token every request but /healthz must carry.
+    pub token: Option<Secret>,
 }
 
 /// One source of a job. Each becomes a top-level directory `/NAME` of the job's snapshot.
@@ -187,6 +406,9 @@ pub struct EnvSource {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TestRestore {
+    /// When the daemon runs it (default: monthly, the 1st at 05:00).
+    #[serde(default = "default_test_restore_schedule")]
+    pub schedule: Schedule,
     /// Which postgres source (default: the job's only one).
     pub source: Option<String>,
     /// A connection allowed to create and drop databases (default: the source's URL).
@@ -208,6 +430,10 @@ pub struct VerifyQuery {
 
 fn yes() -> bool {
     true
+}
+
+fn default_test_restore_schedule() -> Schedule {
+    Schedule::parse("0 5 1 * *").expect("the default schedule parses")
 }
 
 /// A glob pattern, checked when the file is read.

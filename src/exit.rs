@@ -15,6 +15,10 @@ pub const SOURCE_FAILED: i32 = 4;
 pub const VERIFY_FAILED: i32 = 5;
 /// The backup was saved, but not in every region (it met `min_regions`); `gumvault sync` heals it.
 pub const DEGRADED: i32 = 6;
+/// `status`: some job is in `warning` (its newest backup is getting old, or a check or test restore failed).
+pub const WARNING: i32 = 8;
+/// `status`: some job is `critical` (no recent backup, or its last backup run failed).
+pub const CRITICAL: i32 = 9;
 /// The password opens no key of the repository.
 pub const WRONG_PASSWORD: i32 = 10;
 /// No repository exists at the given URL.

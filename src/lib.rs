@@ -4,6 +4,7 @@
 //! [`storage::Storage::open_url`] → [`repo::Repository::init`] or [`repo::Repository::open`] →
 //! [`catalog::Catalog::open`] → [`backup::run`] → [`restore::walk`] and [`restore::restore`].
 
+pub mod alerts;
 pub mod backup;
 pub mod blob;
 pub mod catalog;
@@ -27,9 +28,11 @@ pub mod repair;
 pub mod repo;
 pub mod restore;
 pub mod retention;
+pub mod schedule;
 pub mod select;
 pub mod snapshot;
 pub mod sources;
+pub mod status;
 pub mod storage;
 pub mod test_restore;
 pub mod tree;

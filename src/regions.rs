@@ -403,7 +403,7 @@ fn copy_one(
 }
 
 /// One region's health for `gumvault regions`.
-#[derive(Debug, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct RegionHealth {
     pub name: String,
     pub url: String,

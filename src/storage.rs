@@ -73,6 +73,12 @@ impl StorageTuning {
     }
 }
 
+/// Runs a future on the process-wide I/O runtime (for the occasional HTTP call outside storage, e.g. a
+/// webhook). Must not be called from inside that runtime.
+pub fn block_on<F: std::future::Future>(f: F) -> Result<F::Output> {
+    Ok(runtime()?.block_on(f))
+}
+
 /// A parsed repository location.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Location {

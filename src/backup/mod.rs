@@ -144,7 +144,7 @@ pub fn run(
     progress: &Progress,
 ) -> Result<BackupOutcome> {
     let started = Instant::now();
-    let time = opts.time.unwrap_or_else(jiff::Timestamp::now);
+    let time = opts.time.unwrap_or_else(crate::clock::now);
     let (paths, default_profile) = match &source {
         Source::Paths(p) => (normalize_paths(p)?, "files"),
         Source::Stream { name, .. } | Source::Command { name, .. } => {

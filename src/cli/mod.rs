@@ -2,6 +2,7 @@
 
 mod backup;
 mod check;
+mod daemon;
 mod format;
 mod inspect;
 mod maintenance;
@@ -12,6 +13,7 @@ mod repair;
 mod repo_cmds;
 mod restore;
 mod run;
+mod status;
 mod test_restore;
 
 use std::path::PathBuf;
@@ -108,6 +110,17 @@ pub enum Commands {
     Run(run::RunArgs),
     /// Restore a job's newest database dump into a scratch database and run verification queries
     TestRestore(test_restore::TestRestoreArgs),
+    /// Health of every job: last backup, age, next backup, last check and test restore
+    Status(status::StatusArgs),
+    /// Run every job and maintenance task on its schedule (and serve the status with --listen)
+    Daemon(daemon::DaemonArgs),
+    /// Serve /status, /metrics, /healthz and a dashboard over HTTP (read-only)
+    Serve(status::ServeArgs),
+    /// Print crontab lines or systemd units for the configured jobs
+    Schedule(daemon::ScheduleArgs),
+    /// Alerts: send a test alert
+    #[command(subcommand)]
+    Alert(daemon::AlertCommand),
     /// List snapshots
     Snapshots(repo_cmds::SnapshotsArgs),
     /// Restore a snapshot (or part of it) into a directory
@@ -322,6 +335,11 @@ pub(crate) fn remember_bad_copies(s: &Session) {
     }
 }
 
+/// False when the daemon runs this command and records the run itself (`GUMVAULT_RECORD_RUNS=0`).
+pub(crate) fn records_runs() -> bool {
+    std::env::var("GUMVAULT_RECORD_RUNS").map(|v| v != "0").unwrap_or(true)
+}
+
 /// Catalog key of the damaged copies seen so far.
 pub(crate) const BAD_COPIES_KEY: &str = "bad_copies";
 
@@ -347,6 +365,11 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Commands::Backup(a) => backup::run(g, a),
         Commands::Run(a) => run::run(g, a),
         Commands::TestRestore(a) => test_restore::run(g, a),
+        Commands::Status(a) => status::run(g, a),
+        Commands::Daemon(a) => daemon::run(g, a),
+        Commands::Serve(a) => status::serve(g, a),
+        Commands::Schedule(a) => daemon::schedule(g, a),
+        Commands::Alert(c) => daemon::alert_cmd(g, c),
         Commands::Snapshots(a) => repo_cmds::snapshots(g, a),
         Commands::Restore(a) => restore::restore(g, a),
         Commands::Dump(a) => restore::dump(g, a),

@@ -56,7 +56,9 @@ pub fn run(g: &GlobalArgs, a: &RunArgs) -> anyhow::Result<i32> {
             _ => serde_json::json!({}),
         },
     };
-    if let Err(e) = session.catalog.record_run(&record) {
+    if super::records_runs()
+        && let Err(e) = session.catalog.record_run(&record)
+    {
         eprintln!("gumvault: warning: could not record the run in the catalog: {e}");
     }
     Ok(print_outcome(g, &outcome?))

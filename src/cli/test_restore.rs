@@ -67,7 +67,9 @@ pub fn run(g: &GlobalArgs, a: &TestRestoreArgs) -> anyhow::Result<i32> {
         },
         detail: report.as_ref().map(|r| json!({ "queries": r.queries, "dump": r.dump })).unwrap_or_default(),
     };
-    if let Err(e) = s.catalog.record_run(&record) {
+    if super::records_runs()
+        && let Err(e) = s.catalog.record_run(&record)
+    {
         eprintln!("gumvault: warning: could not record the test restore in the catalog: {e}");
     }
     let report = report?;

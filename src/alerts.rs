@@ -1,0 +1,147 @@
+//! Alerts: a JSON POST to webhooks, an email over SMTP (STARTTLS), or a command — whichever `[alerts]` names.
+//! Each channel is tried independently; a failing channel is reported, never fatal. Secrets (SMTP password)
+//! come from `env:`/`file:` references and never appear in messages.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use serde::Serialize;
+
+use crate::config::AlertsConfig;
+
+/// One alert.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Alert {
+    /// `backup_failed`, `backup_stale`, `check_failed`, `test_restore_failed`, `recovered`, `test`.
+    pub kind: String,
+    pub job: String,
+    /// `critical`, `warning` or `healthy`.
+    pub severity: String,
+    /// One line for people.
+    pub message: String,
+    pub time: jiff::Timestamp,
+    pub host: String,
+}
+
+impl Alert {
+    pub fn new(kind: &str, job: &str, severity: &str, message: String, time: jiff::Timestamp) -> Alert {
+        Alert { kind: kind.into(), job: job.into(), severity: severity.into(), message, time, host: crate::hostname() }
+    }
+
+    fn subject(&self) -> String {
+        format!("[gumvault {}] {}: {}", self.severity, self.job, self.kind.replace('_', " "))
+    }
+}
+
+/// Sends an alert to every configured channel; returns one message per channel that failed.
+pub fn send(config: &AlertsConfig, alert: &Alert) -> Vec<String> {
+    let mut failures = Vec::new();
+    let body = serde_json::to_vec(alert).expect("alerts serialize");
+    for url in &config.webhooks {
+        if let Err(e) = post_json(url, &body) {
+            failures.push(format!("webhook {}: {e}", redact_url(url)));
+        }
+    }
+    if let Some(cmd) = &config.command
+        && let Err(e) = run_command(cmd, alert, &body)
+    {
+        failures.push(format!("alert command: {e}"));
+    }
+    if let Some(email) = &config.email
+        && let Err(e) = send_email(email, alert)
+    {
+        failures.push(format!("email via {}: {e}", email.server));
+    }
+    failures
+}
+
+/// True when some channel is configured.
+pub fn any_channel(config: &AlertsConfig) -> bool {
+    !config.webhooks.is_empty() || config.command.is_some() || config.email.is_some()
+}
+
+fn post_json(url: &str, body: &[u8]) -> Result<(), String> {
+    // Built inside the runtime: it installs the TLS crypto provider the client needs.
+    let send = async {
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(20))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let response = client
+            .post(url)
+            .header("content-type", "application/json")
+            .body(body.to_vec())
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if response.status().is_success() { Ok(()) } else { Err(format!("HTTP {}", response.status())) }
+    };
+    crate::storage::block_on(send).map_err(|e| e.to_string())?
+}
+
+/// Runs `sh -c CMD` with the alert as JSON on stdin and its fields in GUMVAULT_ALERT_* variables.
+fn run_command(cmd: &str, alert: &Alert, body: &[u8]) -> Result<(), String> {
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .env("GUMVAULT_ALERT_KIND", &alert.kind)
+        .env("GUMVAULT_ALERT_JOB", &alert.job)
+        .env("GUMVAULT_ALERT_SEVERITY", &alert.severity)
+        .env("GUMVAULT_ALERT_MESSAGE", &alert.message)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(body);
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    if status.success() { Ok(()) } else { Err(format!("exited with {status}")) }
+}
+
+fn send_email(cfg: &crate::config::EmailConfig, alert: &Alert) -> Result<(), String> {
+    use lettre::message::{Mailbox, header::ContentType};
+    use lettre::transport::smtp::authentication::Credentials;
+    use lettre::transport::smtp::client::{Tls, TlsParameters};
+    use lettre::{SmtpTransport, Transport};
+
+    let from: Mailbox = cfg.from.parse().map_err(|e| format!("from address {:?}: {e}", cfg.from))?;
+    let mut builder = lettre::Message::builder().from(from).subject(alert.subject());
+    for to in &cfg.to {
+        builder = builder.to(to.parse().map_err(|e| format!("to address {to:?}: {e}"))?);
+    }
+    let text = format!(
+        "{}\n\njob: {}\nkind: {}\nseverity: {}\nhost: {}\ntime: {}\n",
+        alert.message, alert.job, alert.kind, alert.severity, alert.host, alert.time
+    );
+    let message = builder.header(ContentType::TEXT_PLAIN).body(text).map_err(|e| e.to_string())?;
+    let (host, port) = match cfg.server.rsplit_once(':') {
+        Some((h, p)) => (h.to_string(), p.parse::<u16>().map_err(|_| format!("bad port in {:?}", cfg.server))?),
+        None => (cfg.server.clone(), 587),
+    };
+    let mut transport = SmtpTransport::builder_dangerous(&host).port(port);
+    if cfg.starttls {
+        let tls = TlsParameters::new(host.clone()).map_err(|e| e.to_string())?;
+        transport = transport.tls(Tls::Required(tls));
+    }
+    if let (Some(user), Some(pass)) = (&cfg.username, &cfg.password) {
+        let user = user.resolve().map_err(|e| e.to_string())?;
+        let pass = pass.resolve().map_err(|e| e.to_string())?;
+        transport = transport.credentials(Credentials::new(user, pass));
+    }
+    transport.timeout(Some(std::time::Duration::from_secs(30))).build().send(&message).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// A URL without credentials or query, for messages (webhook URLs often carry a secret token).
+fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => format!(
+            "{}://{}{}",
+            u.scheme(),
+            u.host_str().unwrap_or("?"),
+            u.port().map(|p| format!(":{p}")).unwrap_or_default()
+        ),
+        Err(_) => "(invalid URL)".into(),
+    }
+}

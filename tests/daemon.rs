@@ -1,0 +1,345 @@
+//! The daemon on simulated time (no sleeping): its timetable, retention, retries and alerts; the status endpoint
+//! (`/status`, `/metrics`, `/healthz`) against `gumvault status`; and a soak of 200 scheduled backups.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{Env, code, stderr};
+
+/// A config with one job `app` backing up a directory; `extra` is appended.
+fn setup(extra: &str) -> (Env, PathBuf, PathBuf) {
+    let env = Env::uninitialised();
+    let data = env.path("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("app.toml"), "port = 8080\n").unwrap();
+    let config = env.path("gumvault.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[repository]\nurl = \"{}\"\n\n[jobs.app]\nsources = [{{ name = \"config\", kind = \"files\", paths = [\"{}\"] }}]\n{extra}\n",
+            env.repo,
+            data.display()
+        ),
+    )
+    .unwrap();
+    (env, config, data)
+}
+
+fn gv(env: &Env, config: &PathBuf) -> Command {
+    let mut c = env.cmd();
+    c.env("GUMVAULT_CONFIG", config).env("TZ", "UTC");
+    c
+}
+
+fn init(env: &Env, config: &PathBuf) {
+    let out = gv(env, config).args(["init", "--kdf-memory", "8", "--kdf-iterations", "1"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// Runs the daemon on simulated time; returns its JSON log lines.
+fn simulate(env: &Env, config: &PathBuf, from: &str, until: &str) -> Vec<serde_json::Value> {
+    let out = gv(env, config)
+        .args(["daemon", "--log-format", "json", "--simulate-from", from, "--simulate-until", until])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "daemon failed: {}", stderr(&out));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("log line is not JSON ({e}): {l}")))
+        .collect()
+}
+
+fn events<'a>(log: &'a [serde_json::Value], event: &str) -> Vec<&'a serde_json::Value> {
+    log.iter().filter(|l| l["event"] == event).collect()
+}
+
+fn snapshots(env: &Env, config: &PathBuf) -> Vec<serde_json::Value> {
+    let out = gv(env, config).args(["snapshots", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap().as_array().unwrap().clone()
+}
+
+#[test]
+fn two_simulated_days_run_eight_backups_with_retention_two_checks_and_the_weekly_prune() {
+    let (env, config, _) = setup("[jobs.app.retention]\nkeep_within = \"13h\"\n");
+    init(&env, &config);
+    // Saturday 00:00 to Sunday 23:59:59 UTC: backups every 6 hours, checks daily at 04:00, prune Sunday 03:00.
+    let log = simulate(&env, &config, "2026-11-28T00:00:00Z", "2026-11-29T23:59:59Z");
+    let backups = events(&log, "backup");
+    assert_eq!(backups.len(), 8, "{log:#?}");
+    assert!(backups.iter().all(|b| b["outcome"] == "ok"));
+    let times: Vec<&str> = backups.iter().map(|b| b["time"].as_str().unwrap()).collect();
+    assert_eq!(times[0], "2026-11-28T00:00:00Z");
+    assert_eq!(times[7], "2026-11-29T18:00:00Z");
+    assert_eq!(events(&log, "forget").len(), 8, "retention after every backup");
+    let checks = events(&log, "check");
+    assert_eq!(checks.len(), 2);
+    assert_eq!(checks[1]["time"], "2026-11-29T04:00:00Z");
+    let prunes = events(&log, "prune");
+    assert_eq!(prunes.len(), 1);
+    assert_eq!(prunes[0]["time"], "2026-11-29T03:00:00Z");
+    assert!(events(&log, "alert").is_empty(), "nothing failed: {log:#?}");
+
+    // keep_within 13h, applied after the last backup (Sunday 18:00): Sunday 06:00, 12:00 and 18:00 remain.
+    let snaps = snapshots(&env, &config);
+    let times: Vec<&str> = snaps.iter().map(|s| &s["time"].as_str().unwrap()[..16]).collect();
+    assert_eq!(times, ["2026-11-29T06:00", "2026-11-29T12:00", "2026-11-29T18:00"]);
+
+    // Status, as of Sunday 19:00 (one hour after the last backup): healthy, next backup at midnight.
+    let now_offset =
+        format!("{}s", jiff::Timestamp::now().duration_until("2026-11-29T19:00:00Z".parse().unwrap()).as_secs());
+    let out =
+        gv(&env, &config).env("GUMVAULT_TEST_CLOCK_OFFSET", &now_offset).args(["status", "--json"]).output().unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let job = &st["jobs"][0];
+    assert_eq!(job["status"], "healthy");
+    assert_eq!(&job["lastBackup"]["time"].as_str().unwrap()[..16], "2026-11-29T18:00");
+    assert_eq!(job["nextBackup"], "2026-11-30T00:00:00Z");
+    assert_eq!(job["size"], 12);
+    assert_eq!(job["lastCheck"]["ok"], true);
+    // Nine hours after the last backup it is critical, and `status` says so with its exit code.
+    let late = format!("{}s", jiff::Timestamp::now().duration_until("2026-11-30T03:01:00Z".parse().unwrap()).as_secs());
+    let out = gv(&env, &config).env("GUMVAULT_TEST_CLOCK_OFFSET", &late).args(["status", "--json"]).output().unwrap();
+    assert_eq!(code(&out), 9);
+    let out = gv(&env, &config).env("GUMVAULT_TEST_CLOCK_OFFSET", &late).args(["status"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("CRITICAL"));
+}
+
+/// A webhook receiver on 127.0.0.1: every POST body it gets.
+struct Webhook {
+    url: String,
+    bodies: Arc<Mutex<Vec<serde_json::Value>>>,
+}
+
+impl Webhook {
+    fn start() -> Webhook {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let sink = bodies.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let mut reader = BufReader::new(stream);
+                let mut len = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; len];
+                let _ = reader.read_exact(&mut body);
+                if let Ok(v) = serde_json::from_slice(&body) {
+                    sink.lock().unwrap().push(v);
+                }
+                let _ =
+                    reader.get_mut().write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            }
+        });
+        Webhook { url, bodies }
+    }
+}
+
+#[test]
+fn a_failing_backup_is_retried_then_alerted_once_and_its_recovery_is_announced() {
+    let hook = Webhook::start();
+    let (env, config, data) = setup(&format!("[alerts]\nwebhooks = [\"{}\"]\n", hook.url));
+    init(&env, &config);
+    std::fs::remove_dir_all(&data).unwrap();
+
+    let log = simulate(&env, &config, "2026-11-28T00:00:00Z", "2026-11-28T11:59:00Z");
+    let backups = events(&log, "backup");
+    let times: Vec<&str> = backups.iter().map(|b| &b["time"].as_str().unwrap()[..16]).collect();
+    assert_eq!(
+        times,
+        [
+            "2026-11-28T00:00",
+            "2026-11-28T00:05",
+            "2026-11-28T00:15",
+            "2026-11-28T06:00",
+            "2026-11-28T06:05",
+            "2026-11-28T06:15"
+        ],
+        "each failure is retried after 5 and 10 minutes"
+    );
+    assert!(backups.iter().all(|b| b["outcome"] == "failed"));
+    assert!(backups[0]["error"].as_str().unwrap().contains("does not exist"), "{}", backups[0]);
+    let alerts = hook.bodies.lock().unwrap().clone();
+    assert_eq!(alerts.len(), 1, "one alert per condition, not one per failure: {alerts:#?}");
+    assert_eq!(alerts[0]["kind"], "backup_failed");
+    assert_eq!(alerts[0]["job"], "app");
+    assert_eq!(alerts[0]["severity"], "critical");
+    let out = gv(&env, &config).args(["status", "--json"]).output().unwrap();
+    assert_eq!(code(&out), 9, "the last run failed");
+
+    // Fixed; a restarted daemon does not alert again, and announces the recovery.
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("app.toml"), "port = 8080\n").unwrap();
+    let log = simulate(&env, &config, "2026-11-28T12:00:00Z", "2026-11-28T12:30:00Z");
+    assert_eq!(events(&log, "backup").len(), 1);
+    assert_eq!(events(&log, "backup")[0]["outcome"], "ok");
+    let alerts = hook.bodies.lock().unwrap().clone();
+    assert_eq!(alerts.len(), 2, "{alerts:#?}");
+    assert_eq!(alerts[1]["kind"], "recovered");
+
+    // `alert test` reaches the webhook too.
+    let out = gv(&env, &config).args(["alert", "test"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(hook.bodies.lock().unwrap().last().unwrap()["kind"], "test");
+}
+
+/// GET `path` from the endpoint; (status code, body).
+fn get(port: u16, path: &str, token: Option<&str>) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Connection: close\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let code = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (code, body)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+fn the_endpoint_serves_the_same_status_parseable_metrics_and_a_dashboard() {
+    let (env, config, _) = setup("[http]\ntoken = \"env:TEST_STATUS_TOKEN\"\n");
+    init(&env, &config);
+    let out: Output = gv(&env, &config).args(["run", "app"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let port = free_port();
+    let mut server = serve_with_token(&env, &config, port);
+
+    assert_eq!(get(port, "/status", None).0, 401, "the token is required");
+    assert_eq!(get(port, "/healthz", None).0, 200, "/healthz needs no token");
+    let (code_status, body) = get(port, "/status", Some("s3cret"));
+    assert_eq!(code_status, 200);
+    let served: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let out = gv(&env, &config).args(["status", "--json"]).output().unwrap();
+    let direct: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let strip = |mut v: serde_json::Value| {
+        v.as_object_mut().unwrap().remove("generated");
+        for j in v["jobs"].as_array_mut().unwrap() {
+            j["lastBackup"].as_object_mut().unwrap().remove("ageSeconds");
+        }
+        v
+    };
+    assert_eq!(strip(served), strip(direct), "/status and `status --json` differ");
+
+    let (c, metrics) = get(port, "/metrics", Some("s3cret"));
+    assert_eq!(c, 200);
+    let lines = metrics.lines().map(|l| Ok(l.to_string()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("Prometheus text format");
+    let sample = |name: &str| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && s.labels.get("job") == Some("app"))
+            .unwrap_or_else(|| panic!("{name} missing"))
+    };
+    assert!(matches!(sample("gumvault_job_health").value, prometheus_parse::Value::Gauge(v) if v == 0.0));
+    assert!(matches!(sample("gumvault_backup_size_bytes").value, prometheus_parse::Value::Gauge(v) if v == 12.0));
+    assert!(
+        matches!(sample("gumvault_backup_age_seconds").value, prometheus_parse::Value::Gauge(v) if (0.0..600.0).contains(&v))
+    );
+    sample("gumvault_last_success_timestamp_seconds");
+    sample("gumvault_dedup_ratio");
+    assert!(scrape.samples.iter().any(|s| s.metric == "gumvault_run_failures_total"));
+
+    let (c, page) = get(port, "/", Some("s3cret"));
+    assert_eq!(c, 200);
+    assert!(page.contains("<svg") || page.contains("svgEl"), "the dashboard draws charts");
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
+fn serve_with_token(env: &Env, config: &PathBuf, port: u16) -> std::process::Child {
+    // The token is set for the child only, not in the test process.
+    let child = gv(env, config)
+        .env("TEST_STATUS_TOKEN", "s3cret")
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "serve did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
+/// Resident memory (KiB) and open file descriptors of a process.
+fn usage(pid: u32) -> Option<(u64, usize)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss = status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count();
+    Some((rss, fds))
+}
+
+#[test]
+fn a_soak_of_200_scheduled_backups_keeps_memory_and_file_descriptors_flat() {
+    let (env, config, _) =
+        setup("schedule = \"*/5 * * * *\"\n[jobs.app.retention]\nkeep_last = 5\nkeep_within = \"1h\"\n");
+    init(&env, &config);
+    let port = free_port();
+    // 200 slots of 5 minutes from 00:00 (the catch-up at start is the first slot), with the endpoint up.
+    let mut child = gv(&env, &config)
+        .args(["daemon", "--log-format", "json", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--simulate-from", "2026-11-28T00:00:00Z", "--simulate-until", "2026-11-28T16:35:00Z"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let stdout = child.stdout.take().unwrap();
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let sink = lines.clone();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    let count = |lines: &Arc<Mutex<Vec<String>>>| {
+        lines.lock().unwrap().iter().filter(|l| l.contains("\"event\":\"backup\"")).count()
+    };
+    // (backups so far, RSS KiB, open fds), sampled every 100 ms.
+    let mut samples: Vec<(usize, u64, usize)> = Vec::new();
+    while child.try_wait().unwrap().is_none() {
+        if let Some((rss, fds)) = usage(pid) {
+            let n = count(&lines);
+            samples.push((n, rss, fds));
+            if n % 50 == 25 {
+                assert_eq!(get(port, "/healthz", None).0, 200, "the endpoint keeps answering");
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    reader.join().unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success());
+    assert_eq!(count(&lines), 200, "200 scheduled backups");
+    // Compare early (backups 20-60) with late (160 on): a leak raises the floor of fds and the peak of memory.
+    let window = |lo: usize, hi: usize| samples.iter().filter(move |s| s.0 >= lo && s.0 < hi);
+    let (early_fds, late_fds) = (window(20, 60).map(|s| s.2).min(), window(160, 201).map(|s| s.2).min());
+    let (early_rss, late_rss) = (window(20, 60).map(|s| s.1).max(), window(160, 201).map(|s| s.1).max());
+    let (early_fds, late_fds, early_rss, late_rss) =
+        (early_fds.expect("early samples"), late_fds.expect("late samples"), early_rss.unwrap(), late_rss.unwrap());
+    assert!(late_fds <= early_fds, "open file descriptors grew from {early_fds} to {late_fds}");
+    assert!(late_rss <= early_rss + 8 * 1024, "memory grew from {early_rss} KiB to {late_rss} KiB");
+    assert!(snapshots(&env, &config).len() <= 13, "retention ran after each backup");
+}
