@@ -3,6 +3,8 @@
 #   postgresql (server + pg_dump/psql/pgbench), redis-server + redis-cli   Debian packages
 #   s3s-fs  (S3-compatible server, crates.io)                             ~3.5 min the first time
 #   diffutils, util-linux (diff -r, setpriv, runuser)                      Debian packages
+#   chromium (headless, for the dashboard test)                           Debian package
+#   aiosmtpd (an SMTP server for the alert e-mail test)                   PyPI
 # The tests start their own throw-away servers on 127.0.0.1 (tests/common): nothing here starts a service.
 set -euo pipefail
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -14,6 +16,7 @@ command -v runuser >/dev/null || need_apt+=(util-linux)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql postgresql-contrib)
 command -v redis-server >/dev/null || need_apt+=(redis-server)
 command -v redis-cli >/dev/null || need_apt+=(redis-tools)
+command -v chromium >/dev/null || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "== installing ${need_apt[*]} (Debian packages)"
   apt-get update -qq
@@ -21,6 +24,11 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
   rm -f /usr/sbin/policy-rc.d
+fi
+
+if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
+  echo "== installing aiosmtpd (SMTP test server, PyPI)"
+  python3 -m pip install --quiet aiosmtpd
 fi
 
 if ! command -v s3s-fs >/dev/null; then

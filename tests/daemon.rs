@@ -343,3 +343,109 @@ fn a_soak_of_200_scheduled_backups_keeps_memory_and_file_descriptors_flat() {
     assert!(late_rss <= early_rss + 8 * 1024, "memory grew from {early_rss} KiB to {late_rss} KiB");
     assert!(snapshots(&env, &config).len() <= 13, "retention ran after each backup");
 }
+
+#[test]
+fn an_old_backup_sends_one_alert_email_to_a_real_smtp_server() {
+    let smtp_port = free_port();
+    let (env, config, _) = setup(&format!(
+        "schedule = \"0 0 1 1 *\"\n[alerts.email]\nserver = \"127.0.0.1:{smtp_port}\"\nstarttls = false\nfrom = \"gumvault@example.com\"\nto = [\"ops@example.com\"]\n"
+    ));
+    let maildir = env.path("maildir");
+    let mut smtp = Command::new("python3")
+        .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{smtp_port}"), "-c", "aiosmtpd.handlers.Mailbox"])
+        .arg(&maildir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("aiosmtpd is not installed: run scripts/install-test-deps.sh");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", smtp_port)).is_err() {
+        assert!(Instant::now() < deadline, "aiosmtpd did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    init(&env, &config);
+    let out = gv(&env, &config).args(["run", "app"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // Nine hours later the daemon starts: the newest backup is past the 8 h threshold.
+    let later = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(9);
+    let until = later + jiff::SignedDuration::from_mins(1);
+    let log = simulate(&env, &config, &later.to_string(), &until.to_string());
+    let alerts = events(&log, "alert");
+    assert_eq!(alerts.len(), 1, "{log:#?}");
+    assert_eq!(alerts[0]["outcome"], "backup_stale");
+    assert!(alerts[0]["error"].is_null(), "sending failed: {}", alerts[0]);
+
+    let new = maildir.join("new");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mail = loop {
+        if let Some(f) = std::fs::read_dir(&new).ok().and_then(|mut d| d.next()).and_then(|e| e.ok()) {
+            break std::fs::read_to_string(f.path()).unwrap();
+        }
+        assert!(Instant::now() < deadline, "no e-mail arrived");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(mail.contains("Subject: [gumvault critical] app: backup stale"), "{mail}");
+    assert!(mail.contains("ops@example.com") && mail.contains("9h old"), "{mail}");
+    // A second daemon start does not repeat the alert.
+    let log = simulate(&env, &config, &until.to_string(), &(until + jiff::SignedDuration::from_mins(1)).to_string());
+    assert!(events(&log, "alert").is_empty(), "{log:#?}");
+    let _ = smtp.kill();
+    let _ = smtp.wait();
+}
+
+#[test]
+fn the_dashboard_renders_in_headless_chromium_without_console_errors() {
+    let (env, config, data) = setup("");
+    init(&env, &config);
+    for i in 0..3 {
+        std::fs::write(data.join(format!("f{i}")), vec![b'x'; 1000 * (i + 1)]).unwrap();
+        let out = gv(&env, &config).args(["run", "app"]).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let port = free_port();
+    let mut server = gv(&env, &config)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "serve did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let profile = env.path("chromium-profile");
+    let chromium = |extra: &[&str]| {
+        Command::new("chromium")
+            .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"])
+            .args(["--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic"])
+            .args(["--enable-logging=stderr", "--v=0", "--virtual-time-budget=10000", "--window-size=1200,900"])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .args(extra)
+            .arg(format!("http://127.0.0.1:{port}/"))
+            .output()
+            .expect("chromium is not installed: run scripts/install-test-deps.sh")
+    };
+    let out = chromium(&["--dump-dom"]);
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let log = stderr(&out);
+    assert!(dom.contains("data-ready=\"1\""), "the page did not render:\n{dom}\n{log}");
+    assert!(dom.contains("data-job=\"app\"") && dom.contains("data-health=\"healthy\""), "{dom}");
+    assert_eq!(dom.matches("data-points=\"3\"").count(), 2, "two charts of three snapshots:\n{dom}");
+    assert!(dom.contains("<polyline"), "{dom}");
+    assert!(dom.contains("<p id=\"error\"></p>"), "the page reported an error:\n{dom}");
+    let console_errors: Vec<&str> =
+        log.lines().filter(|l| l.contains("CONSOLE") && (l.contains("Uncaught") || l.contains("Error"))).collect();
+    assert!(console_errors.is_empty(), "console errors: {console_errors:#?}");
+
+    let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
+    let _ = std::fs::remove_file(&shot);
+    let out = chromium(&[&format!("--screenshot={}", shot.display())]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let png = std::fs::read(&shot).expect("a screenshot");
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "screenshot at {}", shot.display());
+    println!("dashboard screenshot: {}", shot.display());
+    let _ = server.kill();
+    let _ = server.wait();
+}
