@@ -449,3 +449,26 @@ fn the_dashboard_renders_in_headless_chromium_without_console_errors() {
     let _ = server.kill();
     let _ = server.wait();
 }
+
+#[test]
+fn sigterm_stops_the_daemon_cleanly() {
+    let (env, config, _) = setup("schedule = \"0 0 1 1 *\"\n");
+    init(&env, &config);
+    let out = gv(&env, &config).args(["run", "app"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let child = gv(&env, &config)
+        .args(["daemon", "--log-format", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    // SAFETY: plain kill(2) on our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let started = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5), "the daemon took too long to stop");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert!(log.lines().last().unwrap_or("").contains("\"event\":\"stop\""), "{log}");
+}
