@@ -268,19 +268,30 @@ fn the_endpoint_serves_the_same_status_parseable_metrics_and_a_dashboard() {
 
 fn serve_with_token(env: &Env, config: &PathBuf, port: u16) -> std::process::Child {
     // The token is set for the child only, not in the test process.
-    let child = gv(env, config)
-        .env("TEST_STATUS_TOKEN", "s3cret")
+    let mut cmd = gv(env, config);
+    cmd.env("TEST_STATUS_TOKEN", "s3cret");
+    serve(cmd, port)
+}
+
+/// Starts `serve` on `port` and waits until it listens.
+fn serve(mut cmd: Command, port: u16) -> std::process::Child {
+    let child = cmd
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    wait_listening(port, "serve");
+    child
+}
+
+/// Waits until something accepts connections on `port`.
+fn wait_listening(port: u16, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "serve did not listen");
+        assert!(Instant::now() < deadline, "{what} did not listen on port {port}");
         std::thread::sleep(Duration::from_millis(50));
     }
-    child
 }
 
 /// Resident memory (KiB) and open file descriptors of a process.
@@ -358,11 +369,7 @@ fn an_old_backup_sends_one_alert_email_to_a_real_smtp_server() {
         .stderr(Stdio::null())
         .spawn()
         .expect("aiosmtpd is not installed: run scripts/install-test-deps.sh");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", smtp_port)).is_err() {
-        assert!(Instant::now() < deadline, "aiosmtpd did not listen");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_listening(smtp_port, "aiosmtpd");
     init(&env, &config);
     let out = gv(&env, &config).args(["run", "app"]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
@@ -404,17 +411,7 @@ fn the_dashboard_renders_in_headless_chromium_without_console_errors() {
         assert!(out.status.success(), "{}", stderr(&out));
     }
     let port = free_port();
-    let mut server = gv(&env, &config)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "serve did not listen");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut server = serve(gv(&env, &config), port);
     let profile = env.path("chromium-profile");
     let chromium = |extra: &[&str]| {
         Command::new("chromium")

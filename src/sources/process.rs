@@ -19,16 +19,21 @@ pub struct Running {
 
 /// Starts `cmd` with stdin closed, stdout piped and stderr collected.
 pub fn spawn(mut cmd: Command, program: &str) -> Result<(Running, std::process::ChildStdout)> {
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped());
+    let mut running = start(cmd, program)?;
+    let stdout = running.child.stdout.take().expect("stdout was piped");
+    Ok((running, stdout))
+}
+
+/// Starts `cmd` (its stdin and stdout set by the caller) with stderr collected on a thread.
+fn start(mut cmd: Command, program: &str) -> Result<Running> {
     let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| Error::SourceFailed(format!("cannot start {program}: {e} (is it installed and on PATH?)")))?;
-    let stdout = child.stdout.take().expect("stdout was piped");
     let stderr = child.stderr.take().expect("stderr was piped");
     let handle = std::thread::spawn(move || collect_tail(stderr));
-    Ok((Running { child, stderr: Some(handle), program: program.to_string() }, stdout))
+    Ok(Running { child, stderr: Some(handle), program: program.to_string() })
 }
 
 impl Running {
@@ -81,16 +86,10 @@ fn is_broken_pipe(e: &Error) -> bool {
 
 /// Starts `cmd` to be fed on its standard input; its standard output is discarded, its standard error collected.
 pub fn spawn_writer(mut cmd: Command, program: &str) -> Result<(Running, std::process::ChildStdin)> {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| Error::SourceFailed(format!("cannot start {program}: {e} (is it installed and on PATH?)")))?;
-    let stdin = child.stdin.take().expect("stdin was piped");
-    let stderr = child.stderr.take().expect("stderr was piped");
-    let handle = std::thread::spawn(move || collect_tail(stderr));
-    Ok((Running { child, stderr: Some(handle), program: program.to_string() }, stdin))
+    cmd.stdin(Stdio::piped()).stdout(Stdio::null());
+    let mut running = start(cmd, program)?;
+    let stdin = running.child.stdin.take().expect("stdin was piped");
+    Ok((running, stdin))
 }
 
 /// Runs `cmd` to completion and returns its standard output; a failure carries its standard error.
