@@ -469,3 +469,34 @@ fn sigterm_stops_the_daemon_cleanly() {
     let log = String::from_utf8_lossy(&out.stdout);
     assert!(log.lines().last().unwrap_or("").contains("\"event\":\"stop\""), "{log}");
 }
+
+#[test]
+fn schedules_print_for_cron_and_systemd_and_alerts_reach_a_command() {
+    let (env, config, _) = setup("");
+    let marker = env.path("alert.json");
+    let text =
+        std::fs::read_to_string(&config).unwrap() + &format!("[alerts]\ncommand = \"cat > {}\"\n", marker.display());
+    std::fs::write(&config, text).unwrap();
+    let out = gv(&env, &config).args(["schedule", "--print", "cron"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let cron = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        cron.lines().any(|l| l.starts_with("0 */6 * * * ")
+            && l.contains(" run app")
+            && l.contains("forget --tag app --keep-within 30d")),
+        "{cron}"
+    );
+    assert!(cron.lines().any(|l| l.starts_with("0 3 * * 0 ") && l.contains(" prune")), "{cron}");
+    let out = gv(&env, &config).args(["schedule", "--print", "systemd"]).output().unwrap();
+    let units = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        units.contains("OnCalendar=*-*-* 00/6:00:00") && units.contains("OnCalendar=Sun *-*-* 03:00:00"),
+        "{units}"
+    );
+    assert!(units.contains("# /etc/systemd/system/gumvault-app-backup.timer"), "{units}");
+
+    let out = gv(&env, &config).args(["alert", "test"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let alert: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&marker).unwrap()).unwrap();
+    assert_eq!(alert["kind"], "test");
+}
