@@ -6,9 +6,11 @@
 # repository growth, wall time, peak RSS.
 #   benches/stack-run.sh [gumvault binary]        TXNS=500 ROUNDS=4 SCALE=30 FILLER=text
 #   SCALE=200 FILLER=blank ROUNDS=1 TOOLS=gumvault benches/stack-run.sh   # one ~2 GB dump: peak memory
+#   TXNS=20000 ORDER=primary-key TOOLS=gumvault benches/stack-run.sh       # busy database, dump in key order
 set -euo pipefail
 bin="$(realpath "${1:-target/release/gumvault}")"
 : "${TXNS:=500}" "${ROUNDS:=4}" "${SCALE:=30}" "${FILLER:=text}" "${TOOLS:=gumvault restic}" "${PGPORT:=54339}"
+: "${ORDER:=physical}"   # the postgres source's row order: physical (pg_dump's) or primary-key
 work="$(mktemp -d /tmp/stack-run.XXXXXX)"
 chmod 755 "$work"   # the postgres user must reach its cluster below it
 pgbin="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
@@ -35,6 +37,7 @@ cache_dir = "$work/gv-cache"
 name = "db"
 kind = "postgres"
 pg_dump = "$pgbin/pg_dump"
+order = "$ORDER"
 TOML
 export GUMVAULT_CONFIG="$work/gumvault.toml"
 "$bin" init -q

@@ -339,6 +339,19 @@ pub struct PostgresSource {
     pub exclude_tables: Vec<String>,
     /// The pg_dump program (default: `pg_dump` on PATH).
     pub pg_dump: Option<PathBuf>,
+    /// Row order of table data in a plain dump: `physical` (pg_dump's) or `primary-key`, which keeps unchanged
+    /// rows in the same place from one dump to the next so successive dumps dedup far better.
+    #[serde(default)]
+    pub order: RowOrder,
+}
+
+/// Row order of a plain dump's table data.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RowOrder {
+    #[default]
+    Physical,
+    PrimaryKey,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -650,7 +663,23 @@ impl Config {
                             return Err(fail(line, key + ".concurrency", "must be at least 1".into()));
                         }
                     }
-                    SourceSpec::Postgres(_) | SourceSpec::Redis(_) => {}
+                    SourceSpec::Postgres(p) => {
+                        if p.order == RowOrder::PrimaryKey && p.format != DumpFormat::Plain {
+                            return Err(fail(
+                                line,
+                                key + ".order",
+                                "primary-key order needs format = \"plain\"".into(),
+                            ));
+                        }
+                        if p.order == RowOrder::PrimaryKey && !(p.tables.is_empty() && p.exclude_tables.is_empty()) {
+                            return Err(fail(
+                                line,
+                                key + ".order",
+                                "primary-key order dumps the whole database: drop tables/exclude_tables".into(),
+                            ));
+                        }
+                    }
+                    SourceSpec::Redis(_) => {}
                 }
             }
             if let Some(t) = &job.test_restore {
@@ -774,6 +803,10 @@ names = ["DATABASE_URL", "STRIPE_SECRET_KEY"]
         assert!(e.contains("source names"), "{e}");
         let e = err("[repository]\npassword = \"file:relative\"\n");
         assert!(e.contains("absolute path") && e.contains("line 2"), "{e}");
+        let e = err(
+            "[[jobs.a.sources]]\nname = \"db\"\nkind = \"postgres\"\nformat = \"custom\"\norder = \"primary-key\"\n",
+        );
+        assert!(e.contains("line 1") && e.contains("order") && e.contains("plain"), "{e}");
         let e = err("[jobs.a]\nsources = []\n");
         assert!(e.contains("at least one source"), "{e}");
         let e = err("[[jobs.a.sources]]\nname = \"e\"\nkind = \"env\"\n");

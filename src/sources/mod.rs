@@ -3,6 +3,7 @@
 //! the job can fail as a whole or, for an optional source, leave it out; storage errors pass through unchanged.
 
 mod env;
+mod ordered_dump;
 pub mod postgres;
 mod process;
 mod redis;
@@ -53,11 +54,21 @@ pub(crate) fn save(
 /// Streams `pg_dump` into one file, `dump.sql` or `dump.pgdump`.
 fn postgres_dump(ctx: &BackupContext<'_, '_>, src: &crate::config::PostgresSource) -> Result<crate::id::Id> {
     let conn = postgres::PgConn::from_source(src).map_err(as_source_failure)?;
-    let cmd = postgres::dump_command(src, &conn);
-    let (running, stdout) = process::spawn(cmd, "pg_dump")?;
     let what = format!("pg_dump of {}", conn.display());
-    let node = crate::backup::save_stream_file(ctx, ctx.params, src.format.file_name(), 0o600, stdout, &what);
-    let node = running.finish(node)?;
+    let node = if src.order == crate::config::RowOrder::PrimaryKey {
+        let dump = ordered_dump::start(&conn, src.pg_dump.as_deref())?;
+        crate::backup::save_stream_file(ctx, ctx.params, src.format.file_name(), 0o600, dump, &what).map_err(|e| {
+            match e {
+                Error::Io { source, .. } => Error::SourceFailed(source.to_string()),
+                other => other,
+            }
+        })?
+    } else {
+        let cmd = postgres::dump_command(src, &conn);
+        let (running, stdout) = process::spawn(cmd, "pg_dump")?;
+        let node = crate::backup::save_stream_file(ctx, ctx.params, src.format.file_name(), 0o600, stdout, &what);
+        running.finish(node)?
+    };
     crate::backup::save_tree_nodes(ctx, vec![node])
 }
 

@@ -122,6 +122,24 @@ impl PgConn {
             .collect())
     }
 
+    /// Runs several statements in one session (one `-c` each); the rows of all of them.
+    pub fn query_all(&self, statements: &[&str]) -> Result<Vec<Vec<String>>> {
+        let mut cmd = self.command("psql");
+        cmd.args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-F", "\u{1f}", "-R", "\u{1e}"]);
+        for s in statements {
+            cmd.arg("-c").arg(s);
+        }
+        let out = super::process::output(cmd, "psql").map_err(|e| self.context(e))?;
+        let text = String::from_utf8_lossy(&out);
+        let text = text.strip_suffix('\n').unwrap_or(&text);
+        Ok(text
+            .split('\u{1e}')
+            .map(|r| r.trim_matches('\n'))
+            .filter(|r| !r.is_empty())
+            .map(|r| r.split('\u{1f}').map(str::to_string).collect())
+            .collect())
+    }
+
     /// True when the database holds no tables, views, sequences or schemas of its own.
     pub fn is_empty(&self) -> Result<bool> {
         let rows = self.query(

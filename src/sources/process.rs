@@ -84,6 +84,17 @@ fn is_broken_pipe(e: &Error) -> bool {
     matches!(e, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
+/// Starts `cmd` (stdin and stdout piped by the caller) and hands over both pipes.
+pub fn spawn_with_stdin(
+    cmd: Command,
+    program: &str,
+) -> Result<(Running, std::process::ChildStdin, std::process::ChildStdout)> {
+    let mut running = start(cmd, program)?;
+    let stdin = running.child.stdin.take().expect("stdin was piped");
+    let stdout = running.child.stdout.take().expect("stdout was piped");
+    Ok((running, stdin, stdout))
+}
+
 /// Starts `cmd` to be fed on its standard input; its standard output is discarded, its standard error collected.
 pub fn spawn_writer(mut cmd: Command, program: &str) -> Result<(Running, std::process::ChildStdin)> {
     cmd.stdin(Stdio::piped()).stdout(Stdio::null());
