@@ -48,10 +48,13 @@ enum Stage {
     Script(Command, String),
 }
 
+/// A running stage: the program, its output, and the thread feeding its script (if any).
+type Current = (Running, Box<dyn Read + Send>, Option<std::thread::JoinHandle<()>>);
+
 /// The dump as one byte stream: stages run one after another, each checked when it ends.
 pub struct OrderedDump {
     stages: VecDeque<Stage>,
-    current: Option<(Running, Box<dyn Read + Send>, Option<std::thread::JoinHandle<()>>)>,
+    current: Option<Current>,
     _coordinator: Coordinator,
 }
 
