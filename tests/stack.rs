@@ -323,6 +323,24 @@ fn a_failing_pg_dump_leaves_no_snapshot_and_says_why() {
     assert!(stderr(&out).contains("database \"nope\" does not exist"), "{}", stderr(&out));
     assert_eq!(stack.env.snapshot_count(), before);
 
+    // A required variable that is not set, and a bucket that does not exist: named, and no snapshot.
+    let out = stack
+        .cmd(&stack.pg.url("bubble"), "production")
+        .env_remove("STRIPE_SECRET_KEY")
+        .args(["run", "bubblegum"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+    assert!(stderr(&out).contains("environment variable STRIPE_SECRET_KEY is not set"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains(common::pg::PASSWORD), "a secret leaked: {}", stderr(&out));
+    let good = std::fs::read_to_string(&stack.config).unwrap();
+    std::fs::write(&stack.config, good.replace("s3://uploads/", "s3://no-such-bucket/")).unwrap();
+    let out = stack.run(&["run", "bubblegum"]);
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+    assert!(stderr(&out).contains("source \"uploads\"") && stderr(&out).contains("no-such-bucket"), "{}", stderr(&out));
+    std::fs::write(&stack.config, good).unwrap();
+    assert_eq!(stack.env.snapshot_count(), before);
+
     // An optional source that fails is left out, and said so; Redis is optional by default.
     let redis_url = stack.redis.url();
     let _ = Command::new("redis-cli").args(["-p", &stack.redis.port.to_string(), "SHUTDOWN", "NOSAVE"]).output();
