@@ -389,6 +389,16 @@ impl Catalog {
         Ok(())
     }
 
+    /// How many recorded runs of a job and kind failed (one query; no records loaded).
+    pub fn failed_runs(&self, job: &str, kind: &str) -> Result<u64> {
+        self.conn
+            .query_row("SELECT count(*) FROM runs WHERE job = ?1 AND kind = ?2 AND ok = 0", params![job, kind], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|n| n.max(0) as u64)
+            .map_err(|e| self.err(e))
+    }
+
     /// Recorded runs of a job and kind, newest first, at most `limit`.
     pub fn runs(&self, job: &str, kind: &str, limit: usize) -> Result<Vec<RunRecord>> {
         let mut st = self

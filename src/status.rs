@@ -150,7 +150,7 @@ pub fn compute(
         let last_test_restore = last("test-restore")?;
         let mut failures = std::collections::BTreeMap::new();
         for kind in ["backup", "forget", "prune", "check", "test-restore"] {
-            let n = catalog.runs(name, kind, usize::MAX >> 1)?.iter().filter(|r| !r.ok).count() as u64;
+            let n = catalog.failed_runs(name, kind)?;
             if n > 0 {
                 failures.insert(kind.to_string(), n);
             }

@@ -181,6 +181,8 @@ fn a_failing_backup_is_retried_then_alerted_once_and_its_recovery_is_announced()
     assert_eq!(alerts[0]["severity"], "critical");
     let out = gv(&env, &config).args(["status", "--json"]).output().unwrap();
     assert_eq!(code(&out), 9, "the last run failed");
+    let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(st["jobs"][0]["failures"]["backup"], 6, "every failed run is counted: {st}");
 
     // Fixed; a restarted daemon does not alert again, and announces the recovery.
     std::fs::create_dir_all(&data).unwrap();
