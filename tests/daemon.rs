@@ -296,11 +296,31 @@ fn wait_listening(port: u16, what: &str) {
     }
 }
 
-/// Resident memory (KiB) and open file descriptors of a process.
+/// Resident memory (KiB) and open file descriptors of a process, not counting the pipes it shares with
+/// a child that is still running: those belong to the task in flight and close with it, so only a
+/// descriptor the daemon keeps after its task ended (a leak) raises the count.
 fn usage(pid: u32) -> Option<(u64, usize)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let rss = status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()?;
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count();
+    let targets = |pid: &str| -> Vec<String> {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .into_iter()
+            .flatten()
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .map(|t| t.to_string_lossy().into_owned())
+            .collect()
+    };
+    let mut in_flight = std::collections::HashSet::new();
+    let parent = format!("PPid:\t{pid}");
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let child = entry.file_name().to_string_lossy().into_owned();
+        let is_child = child.bytes().all(|b| b.is_ascii_digit())
+            && std::fs::read_to_string(entry.path().join("status")).is_ok_and(|s| s.lines().any(|l| l == parent));
+        if is_child {
+            in_flight.extend(targets(&child).into_iter().filter(|t| t.starts_with("pipe:")));
+        }
+    }
+    let fds = targets(&pid.to_string()).iter().filter(|t| !in_flight.contains(*t)).count();
     Some((rss, fds))
 }
 
