@@ -121,16 +121,38 @@ fn send_email(cfg: &crate::config::EmailConfig, alert: &Alert) -> Result<(), Str
     };
     let mut transport = SmtpTransport::builder_dangerous(&host).port(port);
     if cfg.starttls {
-        let tls = TlsParameters::new(host.clone()).map_err(|e| e.to_string())?;
-        transport = transport.tls(Tls::Required(tls));
+        let mut tls = TlsParameters::builder(host.clone());
+        if let Some(path) = &cfg.ca_file {
+            let pem = std::fs::read(path).map_err(|e| format!("cannot read ca_file {}: {e}", path.display()))?;
+            let cert = lettre::transport::smtp::client::Certificate::from_pem(&pem)
+                .map_err(|e| format!("ca_file {} holds no PEM certificate: {e}", path.display()))?;
+            tls = tls.add_root_certificate(cert);
+        }
+        transport = transport.tls(Tls::Required(tls.build_rustls().map_err(|e| e.to_string())?));
     }
     if let (Some(user), Some(pass)) = (&cfg.username, &cfg.password) {
         let user = user.resolve().map_err(|e| e.to_string())?;
         let pass = pass.resolve().map_err(|e| e.to_string())?;
         transport = transport.credentials(Credentials::new(user, pass));
     }
-    transport.timeout(Some(std::time::Duration::from_secs(30))).build().send(&message).map_err(|e| e.to_string())?;
+    transport.timeout(Some(std::time::Duration::from_secs(30))).build().send(&message).map_err(explain_smtp_error)?;
     Ok(())
+}
+
+/// lettre's message, with what to do about the two mistakes people make when setting up a relay.
+fn explain_smtp_error(e: lettre::transport::smtp::Error) -> String {
+    let text = e.to_string();
+    let hint = if text.contains("certificate") {
+        " (the server's TLS certificate is not trusted: if it comes from a private CA, name its PEM file in \
+         [alerts.email] ca_file)"
+    } else if e.status().is_some_and(|code| code.to_string() == "535") {
+        " (the server refused the login: check username and password in [alerts.email])"
+    } else if e.is_timeout() {
+        " (no answer within 30 s: check server and port in [alerts.email])"
+    } else {
+        ""
+    };
+    format!("{text}{hint}")
 }
 
 /// A URL without credentials or query, for messages (webhook URLs often carry a secret token).

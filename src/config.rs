@@ -275,6 +275,8 @@ pub struct EmailConfig {
     pub starttls: bool,
     pub username: Option<Secret>,
     pub password: Option<Secret>,
+    /// A PEM file of root certificates to trust besides the public ones (a relay with a private CA).
+    pub ca_file: Option<PathBuf>,
     pub from: String,
     pub to: Vec<String>,
 }

@@ -423,6 +423,98 @@ fn an_old_backup_sends_one_alert_email_to_a_real_smtp_server() {
     let _ = smtp.wait();
 }
 
+/// An SMTP server like a real relay: STARTTLS required, then AUTH, with a certificate from a private CA.
+struct TlsSmtp {
+    server: std::process::Child,
+    port: u16,
+    ca_file: PathBuf,
+    maildir: PathBuf,
+}
+
+impl TlsSmtp {
+    fn start(env: &Env, user: &str, password: &str) -> TlsSmtp {
+        let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+        let (ca_file, key_file) = (env.path("smtp-cert.pem"), env.path("smtp-key.pem"));
+        std::fs::write(&ca_file, cert.cert.pem()).unwrap();
+        std::fs::write(&key_file, cert.signing_key.serialize_pem()).unwrap();
+        let (port, maildir) = (free_port(), env.path("tls-maildir"));
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/smtp_starttls.py");
+        let server = Command::new("python3")
+            .arg(script)
+            .arg(port.to_string())
+            .args([&ca_file, &key_file, &maildir])
+            .arg(user)
+            .env("SMTP_TEST_PASSWORD", password)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 with aiosmtpd is needed: run scripts/install-test-deps.sh");
+        wait_listening(port, "the STARTTLS SMTP server");
+        TlsSmtp { server, port, ca_file, maildir }
+    }
+
+    /// The mails delivered so far.
+    fn mails(&self) -> Vec<String> {
+        let files = std::fs::read_dir(self.maildir.join("new")).into_iter().flatten().flatten();
+        files.map(|f| std::fs::read_to_string(f.path()).unwrap()).collect()
+    }
+}
+
+impl Drop for TlsSmtp {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}
+
+#[test]
+fn alert_mail_goes_over_starttls_with_login_and_a_private_ca() {
+    let env = Env::uninitialised();
+    let smtp = TlsSmtp::start(&env, "alerts", "s3cret-pass");
+    let config_with = |ca_file: Option<&PathBuf>| {
+        let ca = ca_file.map(|p| format!("ca_file = \"{}\"\n", p.display())).unwrap_or_default();
+        let (env_cfg, config, _) = setup(&format!(
+            "[alerts.email]\nserver = \"127.0.0.1:{}\"\nusername = \"alerts\"\npassword = \"env:SMTP_PASSWORD\"\n{ca}from = \"gumvault@example.com\"\nto = [\"ops@example.com\"]\n",
+            smtp.port
+        ));
+        (env_cfg, config)
+    };
+    let alert_test = |env: &Env, config: &PathBuf, password: &str| {
+        gv(env, config).args(["alert", "test"]).env("SMTP_PASSWORD", password).output().unwrap()
+    };
+
+    // The server's certificate is trusted only through ca_file: without it, TLS fails and says why.
+    let (e, config) = config_with(None);
+    let out = alert_test(&e, &config, "s3cret-pass");
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(stderr(&out).contains("email via 127.0.0.1") && stderr(&out).contains("ca_file"), "{}", stderr(&out));
+
+    // A wrong password is refused by the server; the message does not repeat it.
+    let (e, config) = config_with(Some(&smtp.ca_file));
+    let out = alert_test(&e, &config, "wrong-pass");
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let message = stderr(&out);
+    assert!(message.contains("email via") && message.contains("535") && message.contains("username"), "{message}");
+    assert!(!message.contains("wrong-pass"), "the password leaked: {message}");
+    assert!(smtp.mails().is_empty(), "nothing is delivered without TLS and login");
+
+    // With the CA and the right password the mail arrives.
+    let out = alert_test(&e, &config, "s3cret-pass");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while smtp.mails().is_empty() {
+        assert!(Instant::now() < deadline, "no e-mail arrived");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mails = smtp.mails();
+    assert_eq!(mails.len(), 1);
+    assert!(
+        mails[0].contains("a test alert from gumvault") && mails[0].contains("To: ops@example.com"),
+        "{}",
+        mails[0]
+    );
+}
+
 #[test]
 fn the_dashboard_renders_in_headless_chromium_without_console_errors() {
     let (env, config, data) = setup("");
