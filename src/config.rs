@@ -605,6 +605,23 @@ impl Config {
         })
     }
 
+    /// The named job, or the only one when no name is given.
+    pub fn job_or_only<'a>(&'a self, name: Option<&'a str>) -> Result<(&'a str, &'a Job)> {
+        if let Some(name) = name {
+            return Ok((name, self.job(name)?));
+        }
+        let mut jobs = self.jobs.iter();
+        match (jobs.next(), jobs.next()) {
+            (Some((name, job)), None) => Ok((name, job)),
+            (None, _) => Err(Error::InvalidInput(format!("{} defines no [jobs.NAME]", self.path.display()))),
+            (Some(_), Some(_)) => Err(Error::InvalidInput(format!(
+                "{} defines several jobs ({}): name the one to run",
+                self.path.display(),
+                self.jobs.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
+            ))),
+        }
+    }
+
     /// Checks what serde cannot: names, uniqueness, required combinations.
     fn validate(&self, text: &str) -> Result<()> {
         let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
@@ -698,6 +715,15 @@ impl Config {
                 }
             }
         }
+        if let Some(ca) = self.alerts.email.as_ref().and_then(|e| e.ca_file.as_ref())
+            && !ca.is_absolute()
+        {
+            return Err(Error::InvalidInput(format!(
+                "invalid config file {}: alerts.email.ca_file: {} is not an absolute path",
+                self.path.display(),
+                ca.display()
+            )));
+        }
         Ok(())
     }
 }
@@ -779,6 +805,19 @@ names = ["DATABASE_URL", "STRIPE_SECRET_KEY"]
     }
 
     #[test]
+    fn a_lone_job_needs_no_name() {
+        let one = parse("[[jobs.app.sources]]\nname = \"e\"\nkind = \"env\"\nnames = [\"A\"]\n").unwrap();
+        assert_eq!(one.job_or_only(None).unwrap().0, "app");
+        assert!(one.job_or_only(Some("other")).is_err());
+        let env = "kind = \"env\"\nnames = [\"A\"]\n";
+        let two =
+            parse(&format!("[[jobs.a.sources]]\nname = \"e\"\n{env}[[jobs.b.sources]]\nname = \"e\"\n{env}")).unwrap();
+        assert_eq!(two.job_or_only(Some("b")).unwrap().0, "b");
+        let e = two.job_or_only(None).unwrap_err().to_string();
+        assert!(e.contains("several jobs (a, b)"), "{e}");
+    }
+
+    #[test]
     fn unknown_keys_name_file_line_and_key() {
         let e =
             err("[repository]\nurl = \"/x\"\n\n[[jobs.a.sources]]\nname = \"db\"\nkind = \"postgres\"\nurll = \"x\"\n");
@@ -803,6 +842,8 @@ names = ["DATABASE_URL", "STRIPE_SECRET_KEY"]
         assert!(e.contains("line 5") && e.contains("same name"), "{e}");
         let e = err("[[jobs.a.sources]]\nname = \"../x\"\nkind = \"env\"\nnames = [\"A\"]\n");
         assert!(e.contains("source names"), "{e}");
+        let e = err("[alerts.email]\nserver = \"x:25\"\nca_file = \"ca.pem\"\nfrom = \"a@b.c\"\nto = []\n");
+        assert!(e.contains("alerts.email.ca_file") && e.contains("absolute"), "{e}");
         let e = err("[repository]\npassword = \"file:relative\"\n");
         assert!(e.contains("absolute path") && e.contains("line 2"), "{e}");
         let e = err(

@@ -48,7 +48,8 @@ impl Regions {
             .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
             .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
             .env("GUMVAULT_STORAGE_RETRIES", "1")
-            .env("GUMVAULT_STORAGE_IO_TIMEOUT", "3");
+            // A stopped server refuses at once; a live one on a loaded machine may stall for seconds.
+            .env("GUMVAULT_STORAGE_IO_TIMEOUT", "20");
         c
     }
 

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::io::Read;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Instant;
 
 use clap::{Args, ValueEnum};
@@ -52,6 +52,17 @@ pub struct DaemonArgs {
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
+/// The simulated now (Unix seconds) for the status endpoint's thread; `i64::MIN` when time is real.
+static SIMULATED_NOW: AtomicI64 = AtomicI64::new(i64::MIN);
+
+/// Now as the daemon sees it: the endpoint judges backup ages against the same clock as the scheduler.
+fn daemon_now() -> Timestamp {
+    match SIMULATED_NOW.load(Ordering::Relaxed) {
+        i64::MIN => crate::clock::now(),
+        secs => Timestamp::from_second(secs).unwrap_or_else(|_| crate::clock::now()),
+    }
+}
+
 extern "C" fn on_signal(_: libc::c_int) {
     STOP.store(true, Ordering::SeqCst);
 }
@@ -79,6 +90,13 @@ impl Clock {
         }
     }
 
+    /// Makes a simulated now visible to [`daemon_now`].
+    fn publish(&self) {
+        if let Some((now, _)) = self.simulated {
+            SIMULATED_NOW.store(now.as_second(), Ordering::Relaxed);
+        }
+    }
+
     /// Waits until `t` (or jumps there); false when the daemon should stop instead.
     fn wait_until(&mut self, t: Timestamp) -> bool {
         match &mut self.simulated {
@@ -87,6 +105,7 @@ impl Clock {
                     return false;
                 }
                 *now = (*now).max(t);
+                self.publish();
                 true
             }
             None => {
@@ -106,6 +125,7 @@ impl Clock {
         if let Some((now, _)) = &mut self.simulated {
             *now = now.checked_add(SignedDuration::try_from(d).unwrap_or(SignedDuration::ZERO)).unwrap_or(*now);
         }
+        self.publish();
     }
 
     /// `GUMVAULT_TEST_CLOCK_OFFSET` for children, so their snapshots carry simulated times.
@@ -145,6 +165,7 @@ pub fn run(g: &GlobalArgs, a: &DaemonArgs) -> anyhow::Result<i32> {
             None => None,
         },
     };
+    clock.publish();
     install_signal_handlers();
     let session = g.open()?;
     let listener = match a.listen.clone().or(config.http.listen.clone()) {
@@ -186,7 +207,7 @@ pub fn run(g: &GlobalArgs, a: &DaemonArgs) -> anyhow::Result<i32> {
                 json!({ "time": now.to_string(), "event": "listen", "job": "-", "outcome": "ok", "message": format!("http://{addr}/") }),
             );
             scope.spawn(move || {
-                if let Err(e) = super::status::serve_loop(g, server, &STOP) {
+                if let Err(e) = super::status::serve_loop(g, server, &STOP, &daemon_now) {
                     eprintln!("gumvault: error: status endpoint: {e:#}");
                 }
             });

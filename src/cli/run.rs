@@ -16,8 +16,8 @@ Examples:
   gumvault --config /etc/gumvault.toml run bubblegum
   GUMVAULT_CONFIG=/etc/gumvault.toml gumvault run bubblegum --json")]
 pub struct RunArgs {
-    /// The job's name (a `[jobs.NAME]` table of the config file)
-    pub job: String,
+    /// The job's name (a `[jobs.NAME]` table of the config file); may be left out when there is only one
+    pub job: Option<String>,
     /// Read every file and object even if the parent snapshot says it is unchanged
     #[arg(long)]
     pub force: bool,
@@ -25,9 +25,10 @@ pub struct RunArgs {
 
 pub fn run(g: &GlobalArgs, a: &RunArgs) -> anyhow::Result<i32> {
     let config = g.require_config()?;
-    let job = config.job(&a.job)?;
+    let (job_name, job) = config.job_or_only(a.job.as_deref())?;
+    let job_name = job_name.to_string();
     let sources = job.sources.iter().map(|s| s.get_ref().clone()).collect();
-    let mut tags = vec![a.job.clone()];
+    let mut tags = vec![job_name.clone()];
     tags.extend(job.tags.iter().cloned());
     let opts = BackupOptions {
         host: job.host.clone().unwrap_or_else(crate::hostname),
@@ -39,9 +40,9 @@ pub fn run(g: &GlobalArgs, a: &RunArgs) -> anyhow::Result<i32> {
     };
     let mut session = g.open()?;
     let started = crate::clock::now();
-    let outcome = perform(g, &mut session, Source::Job { name: a.job.clone(), sources }, &opts);
+    let outcome = perform(g, &mut session, Source::Job { name: job_name.clone(), sources }, &opts);
     let record = RunRecord {
-        job: a.job.clone(),
+        job: job_name.clone(),
         kind: "backup".into(),
         started,
         finished: crate::clock::now(),

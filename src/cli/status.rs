@@ -3,6 +3,7 @@
 use std::io::Read;
 
 use clap::Args;
+use jiff::Timestamp;
 
 use super::{GlobalArgs, Session};
 use crate::config::Config;
@@ -21,16 +22,16 @@ pub struct StatusArgs {
 }
 
 /// The status of every job of the config, now.
-pub(super) fn compute(config: &Config, s: &Session, with_regions: bool) -> anyhow::Result<Status> {
+pub(super) fn compute(config: &Config, s: &Session, with_regions: bool, now: Timestamp) -> anyhow::Result<Status> {
     let regions =
         if with_regions || s.repo.storage.regions().len() > 1 { Some(crate::regions::health(&s.repo)?) } else { None };
-    Ok(status::compute(config, &s.catalog, crate::clock::now(), regions)?)
+    Ok(status::compute(config, &s.catalog, now, regions)?)
 }
 
 pub fn run(g: &GlobalArgs, a: &StatusArgs) -> anyhow::Result<i32> {
     let config = g.require_config()?;
     let s = g.open()?;
-    let st = compute(&config, &s, a.with_regions)?;
+    let st = compute(&config, &s, a.with_regions, crate::clock::now())?;
     if g.json {
         println!("{}", serde_json::to_string_pretty(&st)?);
     } else {
@@ -108,7 +109,7 @@ pub fn serve(g: &GlobalArgs, a: &ServeArgs) -> anyhow::Result<i32> {
     let server = bind(&addr)?;
     eprintln!("gumvault: serving status on http://{addr}/");
     let stop = std::sync::atomic::AtomicBool::new(false);
-    serve_loop(g, &server, &stop)
+    serve_loop(g, &server, &stop, &crate::clock::now)
 }
 
 /// Binds the HTTP listener.
@@ -117,18 +118,19 @@ pub(super) fn bind(addr: &str) -> anyhow::Result<tiny_http::Server> {
 }
 
 /// Answers requests until `stop` is set. The repository is opened once; each request brings the catalog up to
-/// date and reads the config again (so edits show without a restart).
+/// date and reads the config again (so edits show without a restart). Ages are judged at `now()`.
 pub(super) fn serve_loop(
     g: &GlobalArgs,
     server: &tiny_http::Server,
     stop: &std::sync::atomic::AtomicBool,
+    now: &(dyn Fn() -> Timestamp + Sync),
 ) -> anyhow::Result<i32> {
     let mut session = g.open()?;
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
         let Ok(Some(mut request)) = server.recv_timeout(std::time::Duration::from_millis(250)) else { continue };
         let mut sink = Vec::new();
         let _ = request.as_reader().take(1 << 16).read_to_end(&mut sink);
-        let response = respond(g, &mut session, &request);
+        let response = respond(g, &mut session, &request, now());
         let _ = request.respond(response);
     }
     Ok(exit::OK)
@@ -141,7 +143,7 @@ fn reply(code: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Response {
     tiny_http::Response::from_data(body.into()).with_status_code(code).with_header(header)
 }
 
-fn respond(g: &GlobalArgs, session: &mut Session, request: &tiny_http::Request) -> Response {
+fn respond(g: &GlobalArgs, session: &mut Session, request: &tiny_http::Request, now: Timestamp) -> Response {
     if *request.method() != tiny_http::Method::Get {
         return reply(405, "text/plain", "read-only: only GET\n");
     }
@@ -169,7 +171,7 @@ fn respond(g: &GlobalArgs, session: &mut Session, request: &tiny_http::Request) 
     if let Err(e) = session.catalog.sync(&session.repo) {
         return reply(500, "text/plain", format!("{e}\n"));
     }
-    let st = match compute(&config, session, false) {
+    let st = match compute(&config, session, false, now) {
         Ok(s) => s,
         Err(e) => return reply(500, "text/plain", format!("{e:#}\n")),
     };

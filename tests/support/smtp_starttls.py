@@ -31,6 +31,7 @@ controller = Controller(
     require_starttls=True,
     authenticator=authenticate,
     auth_required=True,
+    ready_timeout=60,  # a loaded CI machine may take longer than the default 5 s
 )
 controller.start()
 print("ready", flush=True)
