@@ -50,26 +50,46 @@ fn runtime() -> Result<&'static tokio::runtime::Runtime> {
     .map_err(|e| Error::InvalidInput(format!("cannot start the I/O runtime: {e}")))
 }
 
-/// Retries and timeouts of storage operations, from `GUMVAULT_STORAGE_RETRIES` (default 4),
-/// `GUMVAULT_STORAGE_TIMEOUT` (seconds per operation, default 120) and `GUMVAULT_STORAGE_IO_TIMEOUT` (seconds
-/// without progress on one read or write, default 10). A region that keeps failing is then set aside.
+/// Retries, timeouts and upload concurrency of storage operations, from `GUMVAULT_STORAGE_RETRIES` (default 4),
+/// `GUMVAULT_STORAGE_TIMEOUT` (seconds per operation, default 120), `GUMVAULT_STORAGE_IO_TIMEOUT` (seconds
+/// without progress on one read or write, default 10) and `GUMVAULT_STORAGE_UPLOADS` (packs uploaded at once;
+/// each holds one pack in memory). A region that keeps failing is then set aside.
 #[derive(Clone, Copy, Debug)]
 pub struct StorageTuning {
     pub retries: usize,
     pub timeout_secs: u64,
     pub io_timeout_secs: u64,
+    /// None: [`StorageTuning::default_uploads`].
+    pub uploads: Option<usize>,
 }
 
 impl StorageTuning {
-    pub fn from_env() -> StorageTuning {
-        let get = |name: &str, default: u64| {
-            std::env::var(name).ok().and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(default)
+    /// Reads the variables; a value that is not a whole number in range is an error, not a silent default.
+    pub fn from_env() -> Result<StorageTuning> {
+        let get = |name: &str, default: u64, min: u64, max: u64| -> Result<u64> {
+            match std::env::var(name) {
+                Err(_) => Ok(default),
+                Ok(v) => v.trim().parse::<u64>().ok().filter(|n| (min..=max).contains(n)).ok_or_else(|| {
+                    Error::InvalidInput(format!("{name}={v:?}: expected a whole number from {min} to {max}"))
+                }),
+            }
         };
-        StorageTuning {
-            retries: get("GUMVAULT_STORAGE_RETRIES", 4) as usize,
-            timeout_secs: get("GUMVAULT_STORAGE_TIMEOUT", 120).max(1),
-            io_timeout_secs: get("GUMVAULT_STORAGE_IO_TIMEOUT", 10).max(1),
-        }
+        Ok(StorageTuning {
+            retries: get("GUMVAULT_STORAGE_RETRIES", 4, 0, 100)? as usize,
+            timeout_secs: get("GUMVAULT_STORAGE_TIMEOUT", 120, 1, 86_400)?,
+            io_timeout_secs: get("GUMVAULT_STORAGE_IO_TIMEOUT", 10, 1, 86_400)?,
+            uploads: match std::env::var_os("GUMVAULT_STORAGE_UPLOADS") {
+                Some(_) => Some(get("GUMVAULT_STORAGE_UPLOADS", 0, 1, 64)? as usize),
+                None => None,
+            },
+        })
+    }
+
+    /// Packs uploaded at once unless set: 4 when a region is remote (one connection to a distant S3 region
+    /// carries far less than the pipeline produces; benches/uploads.sh), 2 for local disks.
+    pub fn default_uploads(regions: &[Region]) -> usize {
+        let remote = regions.iter().any(|r| matches!(Location::parse(&r.url), Ok(Location::S3 { .. })));
+        if remote { 4 } else { 2 }
     }
 }
 
@@ -189,7 +209,7 @@ impl Location {
                 Operator::new(b).map_err(map)?
             }
         };
-        let t = StorageTuning::from_env();
+        let t = StorageTuning::from_env()?;
         let op = op
             .layer(
                 opendal::layers::RetryLayer::new()

@@ -96,3 +96,32 @@ fn several_passwords_open_one_repository() {
     assert_eq!(code(&env.run(&["snapshots"])), exit::WRONG_PASSWORD);
     assert!(env.cmd().env("GUMVAULT_PASSWORD", "third").arg("snapshots").output().unwrap().status.success());
 }
+
+#[test]
+fn storage_tuning_variables_are_checked_not_ignored() {
+    let env = Env::new();
+    for (var, value) in [("GUMVAULT_STORAGE_UPLOADS", "0"), ("GUMVAULT_STORAGE_TIMEOUT", "2m")] {
+        let out = env.cmd().env(var, value).arg("snapshots").output().unwrap();
+        assert_ne!(code(&out), 0, "{var}={value} was accepted");
+        assert!(stderr(&out).contains(var) && stderr(&out).contains("whole number"), "{}", stderr(&out));
+    }
+    // One upload thread or many: the same data either way (1 MiB packs, so there are many to upload).
+    let env = Env::uninitialised();
+    env.ok(&["init", "--kdf-memory", "8", "--pack-size", "1"]);
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    for i in 0..12 {
+        std::fs::write(src.join(format!("f{i}")), common::pseudo_random(1 << 20, i)).unwrap();
+    }
+    for uploads in ["1", "8"] {
+        let out = env.cmd().env("GUMVAULT_STORAGE_UPLOADS", uploads).arg("backup").arg(&src).output().unwrap();
+        assert_eq!(code(&out), 0, "uploads={uploads}: {}", stderr(&out));
+    }
+    env.ok(&["check", "--read-data"]);
+    let ids = env.snapshot_ids();
+    let diff = env.ok(&["diff", &ids[0][..8], &ids[1][..8]]);
+    assert!(!diff.contains("f1"), "the two snapshots differ: {diff}");
+    let packs =
+        std::fs::read_dir(env.path("repo/data")).unwrap().flatten().flat_map(|d| std::fs::read_dir(d.path()).unwrap());
+    assert!(packs.count() >= 12, "12 MiB in 1 MiB packs");
+}

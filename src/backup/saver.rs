@@ -21,8 +21,6 @@ use crate::storage;
 
 /// Index segments are written when this many blobs are waiting, which bounds the memory of long backups.
 const INDEX_FLUSH_BLOBS: usize = 100_000;
-/// Upload threads; a pack is handed over only to an idle one, so at most this many are in flight.
-const UPLOADERS: usize = 2;
 
 thread_local! {
     static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
@@ -121,7 +119,11 @@ impl<'a> BlobSaver<'a> {
     ) -> Result<Self> {
         let (tx, rx) = sync_channel::<PackWriter>(0);
         let rx = Arc::new(Mutex::new(rx));
-        let workers = (0..UPLOADERS)
+        // A pack is handed over only to an idle upload thread, so at most this many are in flight.
+        let uploaders = storage::StorageTuning::from_env()?
+            .uploads
+            .unwrap_or_else(|| storage::StorageTuning::default_uploads(repo.storage.regions()));
+        let workers = (0..uploaders)
             .map(|_| {
                 let rx = rx.clone();
                 scope.spawn(move || upload_loop(repo, state, &rx))

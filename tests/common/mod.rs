@@ -43,7 +43,9 @@ impl Env {
     /// The binary with this environment's repository, cache and password.
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_gumvault"));
-        for var in ["GUMVAULT_PASSWORD_FILE", "GUMVAULT_PASSWORD_COMMAND", "GUMVAULT_NEW_PASSWORD"] {
+        // Nothing from the caller's environment that would change what gumvault does.
+        let inherited = std::env::vars().map(|(k, _)| k).filter(|k| k.starts_with("GUMVAULT_"));
+        for var in inherited {
             c.env_remove(var);
         }
         c.env("GUMVAULT_REPO", &self.repo)
