@@ -250,6 +250,7 @@ fn the_endpoint_serves_the_same_status_parseable_metrics_and_a_dashboard() {
 
     assert_eq!(get(port, "/status", None).0, 401, "the token is required");
     assert_eq!(get(port, "/healthz", None).0, 200, "/healthz needs no token");
+    assert_eq!(get(port, "/metrics", Some("wrong")).0, 401, "nor does a wrong one pass");
     let (code_status, body) = get(port, "/status", Some("s3cret"));
     assert_eq!(code_status, 200);
     let served: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -286,7 +287,8 @@ fn the_endpoint_serves_the_same_status_parseable_metrics_and_a_dashboard() {
     sample("gumvault_dedup_ratio");
     assert!(scrape.samples.iter().any(|s| s.metric == "gumvault_run_failures_total"));
 
-    let (c, page) = get(port, "/", Some("s3cret"));
+    // The page itself holds no data, so it needs no token; its requests for /status do.
+    let (c, page) = get(port, "/", None);
     assert_eq!(c, 200);
     assert!(page.contains("<svg") || page.contains("svgEl"), "the dashboard draws charts");
     drop(server);
@@ -545,7 +547,7 @@ fn alert_mail_goes_over_starttls_with_login_and_a_private_ca() {
 
 #[test]
 fn the_dashboard_renders_in_headless_chromium_without_console_errors() {
-    let (env, config, data) = setup("");
+    let (env, config, data) = setup("[http]\ntoken = \"env:TEST_STATUS_TOKEN\"\n");
     init(&env, &config);
     for i in 0..3 {
         std::fs::write(data.join(format!("f{i}")), vec![b'x'; 1000 * (i + 1)]).unwrap();
@@ -553,9 +555,9 @@ fn the_dashboard_renders_in_headless_chromium_without_console_errors() {
         assert!(out.status.success(), "{}", stderr(&out));
     }
     let port = free_port();
-    let server = serve(gv(&env, &config), port);
+    let server = serve_with_token(&env, &config, port);
     let profile = env.path("chromium-profile");
-    let chromium = |extra: &[&str]| {
+    let chromium = |extra: &[&str], page: &str| {
         // --virtual-time-budget is page time, not wall time: `timeout` keeps a hung browser from hanging CI.
         let out = Command::new("timeout")
             .args(["120", "chromium"])
@@ -564,13 +566,18 @@ fn the_dashboard_renders_in_headless_chromium_without_console_errors() {
             .args(["--enable-logging=stderr", "--v=0", "--virtual-time-budget=10000", "--window-size=1200,900"])
             .arg(format!("--user-data-dir={}", profile.display()))
             .args(extra)
-            .arg(format!("http://127.0.0.1:{port}/"))
+            .arg(format!("http://127.0.0.1:{port}/{page}"))
             .output()
             .unwrap();
         assert_ne!(out.status.code(), Some(127), "chromium is not installed: run scripts/install-test-deps.sh");
         out
     };
-    let out = chromium(&["--dump-dom"]);
+    // Without the token the page loads but shows no data, and says how to give it.
+    let out = chromium(&["--dump-dom"], "");
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(!dom.contains("data-job=") && dom.contains("/#token="), "{dom}");
+
+    let out = chromium(&["--dump-dom"], "#token=s3cret");
     let dom = String::from_utf8_lossy(&out.stdout);
     let log = stderr(&out);
     assert!(dom.contains("data-ready=\"1\""), "the page did not render:\n{dom}\n{log}");
@@ -584,7 +591,7 @@ fn the_dashboard_renders_in_headless_chromium_without_console_errors() {
 
     let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
     let _ = std::fs::remove_file(&shot);
-    let out = chromium(&[&format!("--screenshot={}", shot.display())]);
+    let out = chromium(&[&format!("--screenshot={}", shot.display())], "#token=s3cret");
     assert!(out.status.success(), "{}", stderr(&out));
     let png = std::fs::read(&shot).expect("a screenshot");
     assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "screenshot at {}", shot.display());
