@@ -123,34 +123,52 @@ fn send_email(cfg: &crate::config::EmailConfig, alert: &Alert) -> Result<(), Str
     if cfg.starttls {
         let mut tls = TlsParameters::builder(host.clone());
         if let Some(path) = &cfg.ca_file {
-            let pem = std::fs::read(path).map_err(|e| format!("cannot read ca_file {}: {e}", path.display()))?;
+            use rustls::pki_types::{CertificateDer, pem::PemObject};
+            let shown = path.display();
+            let pem = std::fs::read(path).map_err(|e| format!("cannot read ca_file {shown}: {e}"))?;
+            // lettre accepts a file without certificates; say so here rather than as a TLS failure later.
+            if CertificateDer::pem_slice_iter(&pem).filter(Result::is_ok).count() == 0 {
+                return Err(format!("ca_file {shown} holds no PEM certificate (-----BEGIN CERTIFICATE-----)"));
+            }
             let cert = lettre::transport::smtp::client::Certificate::from_pem(&pem)
-                .map_err(|e| format!("ca_file {} holds no PEM certificate: {e}", path.display()))?;
+                .map_err(|e| format!("ca_file {shown}: {e}"))?;
             tls = tls.add_root_certificate(cert);
         }
-        transport = transport.tls(Tls::Required(tls.build_rustls().map_err(|e| e.to_string())?));
+        let tls = tls.build_rustls().map_err(|e| match &cfg.ca_file {
+            Some(path) => format!("ca_file {}: {e}", path.display()),
+            None => e.to_string(),
+        })?;
+        transport = transport.tls(Tls::Required(tls));
     }
     if let (Some(user), Some(pass)) = (&cfg.username, &cfg.password) {
         let user = user.resolve().map_err(|e| e.to_string())?;
         let pass = pass.resolve().map_err(|e| e.to_string())?;
         transport = transport.credentials(Credentials::new(user, pass));
     }
-    transport.timeout(Some(std::time::Duration::from_secs(30))).build().send(&message).map_err(explain_smtp_error)?;
+    let sent = transport.timeout(Some(std::time::Duration::from_secs(30))).build().send(&message);
+    sent.map_err(|e| explain_smtp_error(e, &host, cfg.ca_file.as_deref()))?;
     Ok(())
 }
 
-/// lettre's message, with what to do about the two mistakes people make when setting up a relay.
-fn explain_smtp_error(e: lettre::transport::smtp::Error) -> String {
+/// lettre's message, with what to do about the mistakes people make when setting up a relay.
+fn explain_smtp_error(e: lettre::transport::smtp::Error, host: &str, ca_file: Option<&std::path::Path>) -> String {
     let text = e.to_string();
     let hint = if text.contains("certificate") {
-        " (the server's TLS certificate is not trusted: if it comes from a private CA, name its PEM file in \
-         [alerts.email] ca_file)"
+        match ca_file {
+            None => " (the server's TLS certificate is not trusted: if it comes from a private CA, name its PEM \
+                     file in [alerts.email] ca_file)"
+                .to_string(),
+            Some(p) => format!(
+                " (the server's certificate is not signed by a CA in ca_file {} or not issued for {host})",
+                p.display()
+            ),
+        }
     } else if e.status().is_some_and(|code| code.to_string() == "535") {
-        " (the server refused the login: check username and password in [alerts.email])"
+        " (the server refused the login: check username and password in [alerts.email])".to_string()
     } else if e.is_timeout() {
-        " (no answer within 30 s: check server and port in [alerts.email])"
+        " (no answer within 30 s: check server and port in [alerts.email])".to_string()
     } else {
-        ""
+        String::new()
     };
     format!("{text}{hint}")
 }

@@ -287,7 +287,7 @@ pub struct EmailConfig {
 pub struct HttpConfig {
     /// Address to listen on (default 127.0.0.1:8330).
     pub listen: Option<String>,
-    /// A bearer token every request but /healthz must carry.
+    /// A bearer token that /status and /metrics need (/healthz and the dashboard page do not).
     pub token: Option<Secret>,
 }
 
@@ -715,14 +715,22 @@ impl Config {
                 }
             }
         }
-        if let Some(ca) = self.alerts.email.as_ref().and_then(|e| e.ca_file.as_ref())
-            && !ca.is_absolute()
+        if let Some(email) = &self.alerts.email
+            && let Some(ca) = &email.ca_file
         {
-            return Err(Error::InvalidInput(format!(
-                "invalid config file {}: alerts.email.ca_file: {} is not an absolute path",
-                self.path.display(),
-                ca.display()
-            )));
+            let why = if !ca.is_absolute() {
+                Some(format!("{} is not an absolute path", ca.display()))
+            } else if !email.starttls {
+                Some("a CA file needs TLS: drop it or remove starttls = false".to_string())
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                return Err(Error::InvalidInput(format!(
+                    "invalid config file {}: alerts.email.ca_file: {why}",
+                    self.path.display()
+                )));
+            }
         }
         Ok(())
     }
@@ -844,6 +852,10 @@ names = ["DATABASE_URL", "STRIPE_SECRET_KEY"]
         assert!(e.contains("source names"), "{e}");
         let e = err("[alerts.email]\nserver = \"x:25\"\nca_file = \"ca.pem\"\nfrom = \"a@b.c\"\nto = []\n");
         assert!(e.contains("alerts.email.ca_file") && e.contains("absolute"), "{e}");
+        let e = err(
+            "[alerts.email]\nserver = \"x:25\"\nstarttls = false\nca_file = \"/ca.pem\"\nfrom = \"a@b.c\"\nto = []\n",
+        );
+        assert!(e.contains("alerts.email.ca_file") && e.contains("needs TLS"), "{e}");
         let e = err("[repository]\npassword = \"file:relative\"\n");
         assert!(e.contains("absolute path") && e.contains("line 2"), "{e}");
         let e = err(

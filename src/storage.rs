@@ -66,22 +66,24 @@ pub struct StorageTuning {
 impl StorageTuning {
     /// Reads the variables; a value that is not a whole number in range is an error, not a silent default.
     pub fn from_env() -> Result<StorageTuning> {
-        let get = |name: &str, default: u64, min: u64, max: u64| -> Result<u64> {
+        // None when unset; what is set must be a whole number in range.
+        let get = |name: &str, min: u64, max: u64, unit: &str| -> Result<Option<u64>> {
+            let bad = |v: &str| {
+                Error::InvalidInput(format!("{name}={v:?}: expected a whole number{unit} from {min} to {max}"))
+            };
             match std::env::var(name) {
-                Err(_) => Ok(default),
-                Ok(v) => v.trim().parse::<u64>().ok().filter(|n| (min..=max).contains(n)).ok_or_else(|| {
-                    Error::InvalidInput(format!("{name}={v:?}: expected a whole number from {min} to {max}"))
-                }),
+                Err(std::env::VarError::NotPresent) => Ok(None),
+                Err(std::env::VarError::NotUnicode(v)) => Err(bad(&v.to_string_lossy())),
+                Ok(v) => {
+                    v.trim().parse::<u64>().ok().filter(|n| (min..=max).contains(n)).map(Some).ok_or_else(|| bad(&v))
+                }
             }
         };
         Ok(StorageTuning {
-            retries: get("GUMVAULT_STORAGE_RETRIES", 4, 0, 100)? as usize,
-            timeout_secs: get("GUMVAULT_STORAGE_TIMEOUT", 120, 1, 86_400)?,
-            io_timeout_secs: get("GUMVAULT_STORAGE_IO_TIMEOUT", 10, 1, 86_400)?,
-            uploads: match std::env::var_os("GUMVAULT_STORAGE_UPLOADS") {
-                Some(_) => Some(get("GUMVAULT_STORAGE_UPLOADS", 0, 1, 64)? as usize),
-                None => None,
-            },
+            retries: get("GUMVAULT_STORAGE_RETRIES", 0, 100, "")?.unwrap_or(4) as usize,
+            timeout_secs: get("GUMVAULT_STORAGE_TIMEOUT", 1, 86_400, " of seconds")?.unwrap_or(120),
+            io_timeout_secs: get("GUMVAULT_STORAGE_IO_TIMEOUT", 1, 86_400, " of seconds")?.unwrap_or(10),
+            uploads: get("GUMVAULT_STORAGE_UPLOADS", 1, 64, "")?.map(|n| n as usize),
         })
     }
 

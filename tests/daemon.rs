@@ -486,8 +486,9 @@ impl TlsSmtp {
             .stderr(Stdio::null())
             .spawn()
             .expect("python3 with aiosmtpd is needed: run scripts/install-test-deps.sh");
+        let server = KillOnDrop(server);
         wait_listening(port, "the STARTTLS SMTP server");
-        TlsSmtp { _server: KillOnDrop(server), port, ca_file, maildir }
+        TlsSmtp { _server: server, port, ca_file, maildir }
     }
 
     /// The mails delivered so far.
@@ -518,6 +519,11 @@ fn alert_mail_goes_over_starttls_with_login_and_a_private_ca() {
     let out = alert_test(&e, &config, "s3cret-pass");
     assert_eq!(code(&out), 1, "{}", stderr(&out));
     assert!(stderr(&out).contains("email via 127.0.0.1") && stderr(&out).contains("ca_file"), "{}", stderr(&out));
+
+    // A ca_file without a certificate (here: the key) is named as such.
+    let (e, config) = config_with(Some(&env.path("smtp-key.pem")));
+    let out = alert_test(&e, &config, "s3cret-pass");
+    assert!(stderr(&out).contains("holds no PEM certificate"), "{}", stderr(&out));
 
     // A wrong password is refused by the server; the message does not repeat it.
     let (e, config) = config_with(Some(&smtp.ca_file));
@@ -575,7 +581,7 @@ fn the_dashboard_renders_in_headless_chromium_without_console_errors() {
     // Without the token the page loads but shows no data, and says how to give it.
     let out = chromium(&["--dump-dom"], "");
     let dom = String::from_utf8_lossy(&out.stdout);
-    assert!(!dom.contains("data-job=") && dom.contains("/#token="), "{dom}");
+    assert!(!dom.contains("data-job=") && dom.contains("<p id=\"error\">Error: GET /status: HTTP 401"), "{dom}");
 
     let out = chromium(&["--dump-dom"], "#token=s3cret");
     let dom = String::from_utf8_lossy(&out.stdout);
@@ -605,25 +611,43 @@ fn sigterm_stops_the_daemon_cleanly() {
     init(&env, &config);
     let out = gv(&env, &config).args(["run", "app"]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
+    let errors = env.path("daemon.err");
     let mut child = KillOnDrop(
         gv(&env, &config)
             .args(["daemon", "--log-format", "json"])
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&errors).unwrap())
             .spawn()
             .unwrap(),
     );
+    let errors = || std::fs::read_to_string(&errors).unwrap_or_default();
+    // Log lines arrive on a channel, so a daemon that never logs fails the test instead of hanging it.
+    let (tx, lines) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
     // The start line is logged once the signal handlers are in place.
-    let mut log = BufReader::new(child.stdout.take().unwrap()).lines().map_while(Result::ok);
-    assert!(log.next().is_some_and(|l| l.contains("\"event\":\"start\"")), "the daemon did not start");
+    let first = lines.recv_timeout(Duration::from_secs(60));
+    assert!(first.as_ref().is_ok_and(|l| l.contains("\"event\":\"start\"")), "no start line: {first:?}\n{}", errors());
     // SAFETY: plain kill(2) on our own child.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
     let started = Instant::now();
-    let rest: Vec<String> = log.collect();
-    let status = child.wait().unwrap();
-    assert!(started.elapsed() < Duration::from_secs(5), "the daemon took too long to stop");
-    assert!(status.success(), "{status}");
-    assert!(rest.last().is_some_and(|l| l.contains("\"event\":\"stop\"")), "{rest:#?}");
+    let mut rest = Vec::new();
+    while let Ok(line) = lines.recv_timeout(Duration::from_secs(10)) {
+        rest.push(line);
+    }
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "the daemon took too long to stop: {}", errors());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}: {}", errors());
+    assert!(rest.last().is_some_and(|l| l.contains("\"event\":\"stop\"")), "{rest:#?}\n{}", errors());
 }
 
 #[test]

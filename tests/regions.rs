@@ -141,7 +141,7 @@ fn a_repository_in_three_regions_survives_losing_damaging_and_rebuilding_one() {
 
     // eu dies in the middle of a backup: with 2 of 3 required, the backup completes degraded.
     let src2 = r.env.path("src2");
-    make_tree(&src2, 40, 2);
+    make_tree(&src2, 64, 2);
     let src2_started = std::time::SystemTime::now();
     let out = r.backup_losing_eu(&src2, &[]);
     let src2_done = std::time::SystemTime::now();
@@ -152,7 +152,7 @@ fn a_repository_in_three_regions_survives_losing_damaging_and_rebuilding_one() {
     // With all 3 required, the same loss fails the backup and leaves no snapshot.
     r.start_eu();
     let src3 = r.env.path("src3");
-    make_tree(&src3, 40, 3);
+    make_tree(&src3, 64, 3);
     let out = r.backup_losing_eu(&src3, &["--min-regions", "3"]);
     assert_ne!(code(&out), 0, "{}", stderr(&out));
     assert_ne!(code(&out), 6);

@@ -96,7 +96,8 @@ pub(super) fn health_code(h: Health) -> i32 {
 #[derive(Args, Debug)]
 #[command(after_help = "Endpoints (read-only): GET /status (the JSON of `status --json`), GET /metrics (Prometheus
 text format), GET /healthz (200 when healthy, 503 when not; never needs the token), GET / (a dashboard).
-With `[http] token = \"env:NAME\"` in the config every request but /healthz needs `Authorization: Bearer TOKEN`.")]
+With `[http] token = \"env:NAME\"` in the config, /status and /metrics need `Authorization: Bearer TOKEN`; open the
+dashboard as http://ADDR/#token=TOKEN (the fragment stays in the browser).")]
 pub struct ServeArgs {
     /// Address to listen on (default: [http] listen of the config, else 127.0.0.1:8330)
     #[arg(long, value_name = "ADDR")]
@@ -148,27 +149,34 @@ fn respond(g: &GlobalArgs, session: &mut Session, request: &tiny_http::Request, 
         return reply(405, "text/plain", "read-only: only GET\n");
     }
     let path = request.url().split('?').next().unwrap_or("/").to_string();
+    // The dashboard page holds no data (it fetches /status with the token), so it is open, like /healthz.
+    if path == "/" {
+        return reply(200, "text/html; charset=utf-8", DASHBOARD);
+    }
+    // A broken config is told to the operator's log, not to the caller: parser messages quote the line, which may
+    // hold a literal secret.
     let config = match g.require_config() {
         Ok(c) => c,
-        Err(e) => return reply(500, "text/plain", format!("{e:#}\n")),
+        Err(e) => {
+            eprintln!("gumvault: error: status endpoint: {e:#}");
+            return reply(500, "text/plain", "the config file is invalid: see the log of gumvault serve/daemon\n");
+        }
     };
-    // /healthz and the dashboard page (which holds no data: it fetches /status with the token) are open.
     if path != "/healthz"
-        && path != "/"
         && let Some(token) = &config.http.token
     {
         let expected = match token.resolve() {
             Ok(t) => format!("Bearer {t}"),
-            Err(e) => return reply(500, "text/plain", format!("{e}\n")),
+            Err(e) => {
+                eprintln!("gumvault: error: status endpoint: [http] token: {e}");
+                return reply(500, "text/plain", "the [http] token cannot be read: see the log\n");
+            }
         };
         let given =
             request.headers().iter().find(|h| h.field.equiv("Authorization")).map(|h| h.value.as_str().to_string());
         if given.as_deref() != Some(expected.as_str()) {
             return reply(401, "text/plain", "missing or wrong bearer token\n");
         }
-    }
-    if path == "/" {
-        return reply(200, "text/html; charset=utf-8", DASHBOARD);
     }
     if let Err(e) = session.catalog.sync(&session.repo) {
         return reply(500, "text/plain", format!("{e}\n"));

@@ -44,7 +44,7 @@ impl Env {
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_gumvault"));
         // Nothing from the caller's environment that would change what gumvault does.
-        let inherited = std::env::vars().map(|(k, _)| k).filter(|k| k.starts_with("GUMVAULT_"));
+        let inherited = std::env::vars_os().map(|(k, _)| k).filter(|k| k.as_encoded_bytes().starts_with(b"GUMVAULT_"));
         for var in inherited {
             c.env_remove(var);
         }
