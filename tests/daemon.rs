@@ -200,6 +200,44 @@ fn a_failing_backup_is_retried_then_alerted_once_and_its_recovery_is_announced()
     assert_eq!(hook.bodies.lock().unwrap().last().unwrap()["kind"], "test");
 }
 
+#[test]
+fn a_check_that_finds_damage_alerts_once_as_check_failed() {
+    let hook = Webhook::start();
+    let (env, config, data) = setup(&format!(
+        "schedule = \"0 0 1 1 *\"\n[jobs.app.check]\nread_data_subset = \"all\"\n[alerts]\nwebhooks = [\"{}\"]\n",
+        hook.url
+    ));
+    init(&env, &config);
+    std::fs::write(data.join("big.bin"), common::pseudo_random(300_000, 7)).unwrap();
+    let out = gv(&env, &config).args(["run", "app"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    // One flipped byte in the biggest pack.
+    let mut packs: Vec<PathBuf> = std::fs::read_dir(env.path("repo/data"))
+        .unwrap()
+        .flatten()
+        .flat_map(|d| std::fs::read_dir(d.path()).unwrap().flatten().map(|f| f.path()))
+        .collect();
+    packs.sort_by_key(|p| std::fs::metadata(p).unwrap().len());
+    let victim = packs.last().expect("a pack");
+    let mut bytes = std::fs::read(victim).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(victim, bytes).unwrap();
+
+    // Friday 03:59-05:00: the 04:00 check fails, is retried at 04:05 and 04:15, then alerted once.
+    let log = simulate(&env, &config, "2026-11-20T03:59:00Z", "2026-11-20T05:00:00Z");
+    let checks = events(&log, "check");
+    assert_eq!(checks.len(), 3, "{log:#?}");
+    assert!(checks.iter().all(|c| c["outcome"] == "failed"), "{checks:#?}");
+    let alerts = hook.bodies.lock().unwrap().clone();
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert_eq!(alerts[0]["kind"], "check_failed");
+    assert_eq!(alerts[0]["severity"], "critical");
+    let out = gv(&env, &config).args(["status", "--json"]).output().unwrap();
+    let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(st["jobs"][0]["lastCheck"]["ok"], false, "{st}");
+}
+
 /// GET `path` from the endpoint; (status code, body).
 fn get(port: u16, path: &str, token: Option<&str>) -> (u16, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
