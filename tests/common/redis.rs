@@ -30,7 +30,17 @@ impl RedisServer {
         ])
     }
 
+    /// A free port can be taken by another test before the server binds it: then it exits, and a new port is tried.
     fn spawn(args: &[&str]) -> RedisServer {
+        for _ in 0..5 {
+            if let Some(server) = RedisServer::try_spawn(args) {
+                return server;
+            }
+        }
+        panic!("redis-server exited at start five times");
+    }
+
+    fn try_spawn(args: &[&str]) -> Option<RedisServer> {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--repl-diskless-sync-delay", "0"])
@@ -39,13 +49,17 @@ impl RedisServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server is not installed: run scripts/install-test-deps.sh");
-        let server = RedisServer { child, port };
+        let mut server = RedisServer { child, port };
         let deadline = Instant::now() + Duration::from_secs(20);
         while server.try_cli(&["PING"]).as_deref() != Some("PONG") {
+            if server.child.try_wait().unwrap().is_some() {
+                return None;
+            }
             assert!(Instant::now() < deadline, "redis-server did not answer on port {port}");
             std::thread::sleep(Duration::from_millis(50));
         }
-        server
+        // Something answers; make sure it is this server and not another test's that took the port.
+        server.child.try_wait().unwrap().is_none().then_some(server)
     }
 
     fn try_cli(&self, args: &[&str]) -> Option<String> {

@@ -27,13 +27,24 @@ fn binary() -> PathBuf {
 
 impl S3Server {
     /// Starts a server serving `root`, with `buckets` created as directories.
+    /// A free port can be taken by another test before the server binds it: then it exits, and a new port is tried.
     pub fn start(root: &Path, buckets: &[&str]) -> S3Server {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        S3Server::start_on(root, buckets, port)
+        for _ in 0..5 {
+            let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            if let Some(server) = S3Server::try_start_on(root, buckets, port) {
+                return server;
+            }
+        }
+        panic!("s3s-fs exited at start five times (see above)");
     }
 
     /// Starts a server on a given port (to bring a stopped one back at the same URL).
     pub fn start_on(root: &Path, buckets: &[&str], port: u16) -> S3Server {
+        S3Server::try_start_on(root, buckets, port).unwrap_or_else(|| panic!("s3s-fs could not serve on port {port}"))
+    }
+
+    /// None when the server exited before it listened (its port was taken).
+    fn try_start_on(root: &Path, buckets: &[&str], port: u16) -> Option<S3Server> {
         for b in buckets {
             std::fs::create_dir_all(root.join(b)).unwrap();
         }
@@ -53,12 +64,18 @@ impl S3Server {
             .stderr(Stdio::null())
             .spawn()
             .expect("start s3s-fs");
+        let mut server = S3Server { child, port, root: root.to_path_buf() };
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if server.child.try_wait().unwrap().is_some() {
+                return None;
+            }
             assert!(Instant::now() < deadline, "s3s-fs did not start listening on port {port}");
             std::thread::sleep(Duration::from_millis(50));
         }
-        S3Server { child, port, root: root.to_path_buf() }
+        // Something listens; make sure it is this server and not another test's that took the port.
+        std::thread::sleep(Duration::from_millis(50));
+        server.child.try_wait().unwrap().is_none().then_some(server)
     }
 
     /// An `s3://` repository URL for a bucket and prefix on this server.
