@@ -689,6 +689,58 @@ fn sigterm_stops_the_daemon_cleanly() {
 }
 
 #[test]
+fn sigterm_during_a_backup_lets_it_finish_then_stops() {
+    let (env, config, data) = setup("");
+    init(&env, &config);
+    // Enough data that the catch-up backup at start takes a while (release build: about a second or more).
+    for i in 0..24 {
+        std::fs::write(data.join(format!("f{i}.bin")), common::pseudo_random(8 << 20, i)).unwrap();
+    }
+    let mut child =
+        KillOnDrop(gv(&env, &config).args(["daemon", "--log-format", "json"]).stdout(Stdio::piped()).spawn().unwrap());
+    let pid = child.id();
+    let is_child = |entry: &std::fs::DirEntry| {
+        std::fs::read_to_string(entry.path().join("status"))
+            .is_ok_and(|s| s.lines().any(|l| l == format!("PPid:\t{pid}")))
+    };
+    // No backup has run yet, so the daemon starts one at once: wait for its child process.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_dir("/proc").unwrap().flatten().any(|e| is_child(&e)) {
+        assert!(Instant::now() < deadline, "the daemon started no backup");
+        assert!(child.try_wait().unwrap().is_none(), "the daemon exited");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // SAFETY: plain kill(2) on our own child.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGTERM) }, 0);
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut log = String::new();
+        let _ = stdout.read_to_string(&mut log);
+        log
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the daemon did not stop after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let log = reader.join().unwrap();
+    assert!(status.success(), "{status}");
+    let events: Vec<serde_json::Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let kinds: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(kinds.first(), Some(&"start"), "{log}");
+    assert_eq!(kinds.last(), Some(&"stop"), "{log}");
+    let backups = events.iter().filter(|e| e["event"] == "backup").collect::<Vec<_>>();
+    assert_eq!(backups.len(), 1, "the running backup finished and nothing else started: {log}");
+    assert_eq!(backups[0]["outcome"], "ok", "{log}");
+    assert_eq!(snapshots(&env, &config).len(), 1);
+    let out = gv(&env, &config).args(["check"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
 fn schedules_print_for_cron_and_systemd_and_alerts_reach_a_command() {
     let (env, config, _) = setup("");
     let marker = env.path("alert.json");
