@@ -688,31 +688,37 @@ fn sigterm_stops_the_daemon_cleanly() {
     assert!(rest.last().is_some_and(|l| l.contains("\"event\":\"stop\"")), "{rest:#?}\n{}", errors());
 }
 
-#[test]
-fn sigterm_during_a_backup_lets_it_finish_then_stops() {
-    let (env, config, data) = setup("");
+/// A daemon (in its own process group, as in a terminal) whose catch-up backup at start is running; with the
+/// pid of that backup. The job has enough data that the backup takes a second or more.
+fn daemon_with_a_backup_running(extra: &str) -> (Env, PathBuf, KillOnDrop, i32) {
+    let (env, config, data) = setup(extra);
     init(&env, &config);
-    // Enough data that the catch-up backup at start takes a while (release build: about a second or more).
     for i in 0..24 {
         std::fs::write(data.join(format!("f{i}.bin")), common::pseudo_random(8 << 20, i)).unwrap();
     }
-    let mut child =
-        KillOnDrop(gv(&env, &config).args(["daemon", "--log-format", "json"]).stdout(Stdio::piped()).spawn().unwrap());
-    let pid = child.id();
-    let is_child = |entry: &std::fs::DirEntry| {
-        std::fs::read_to_string(entry.path().join("status"))
-            .is_ok_and(|s| s.lines().any(|l| l == format!("PPid:\t{pid}")))
-    };
-    // No backup has run yet, so the daemon starts one at once: wait for its child process.
+    let mut cmd = gv(&env, &config);
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let mut daemon = KillOnDrop(cmd.args(["daemon", "--log-format", "json"]).stdout(Stdio::piped()).spawn().unwrap());
+    let parent = format!("PPid:\t{}", daemon.id());
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !std::fs::read_dir("/proc").unwrap().flatten().any(|e| is_child(&e)) {
+    let backup = loop {
+        let child = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .find(|e| std::fs::read_to_string(e.path().join("status")).is_ok_and(|s| s.lines().any(|l| l == parent)));
+        if let Some(child) = child.and_then(|e| e.file_name().to_str()?.parse::<i32>().ok()) {
+            break child;
+        }
         assert!(Instant::now() < deadline, "the daemon started no backup");
-        assert!(child.try_wait().unwrap().is_none(), "the daemon exited");
+        assert!(daemon.try_wait().unwrap().is_none(), "the daemon exited");
         std::thread::sleep(Duration::from_millis(10));
-    }
-    // SAFETY: plain kill(2) on our own child.
-    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGTERM) }, 0);
-    let mut stdout = child.stdout.take().unwrap();
+    };
+    (env, config, daemon, backup)
+}
+
+/// Waits (at most 2 minutes) for the daemon to exit; its exit status and JSON log lines.
+fn daemon_exit(mut daemon: KillOnDrop) -> (std::process::ExitStatus, Vec<serde_json::Value>) {
+    let mut stdout = daemon.stdout.take().unwrap();
     let reader = std::thread::spawn(move || {
         let mut log = String::new();
         let _ = stdout.read_to_string(&mut log);
@@ -720,24 +726,57 @@ fn sigterm_during_a_backup_lets_it_finish_then_stops() {
     });
     let deadline = Instant::now() + Duration::from_secs(120);
     let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
+        if let Some(status) = daemon.try_wait().unwrap() {
             break status;
         }
-        assert!(Instant::now() < deadline, "the daemon did not stop after SIGTERM");
+        assert!(Instant::now() < deadline, "the daemon did not stop");
         std::thread::sleep(Duration::from_millis(50));
     };
     let log = reader.join().unwrap();
+    (status, log.lines().map(|l| serde_json::from_str(l).unwrap()).collect())
+}
+
+#[test]
+fn ctrl_c_during_a_backup_lets_it_finish_then_stops() {
+    let (env, config, daemon, _) = daemon_with_a_backup_running("");
+    // Ctrl-C: SIGINT to the terminal's whole process group. The backup runs in a group of its own.
+    // SAFETY: plain kill(2) on our own child's process group.
+    assert_eq!(unsafe { libc::kill(-(daemon.id() as i32), libc::SIGINT) }, 0);
+    let (status, log) = daemon_exit(daemon);
     assert!(status.success(), "{status}");
-    let events: Vec<serde_json::Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    let kinds: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
-    assert_eq!(kinds.first(), Some(&"start"), "{log}");
-    assert_eq!(kinds.last(), Some(&"stop"), "{log}");
-    let backups = events.iter().filter(|e| e["event"] == "backup").collect::<Vec<_>>();
-    assert_eq!(backups.len(), 1, "the running backup finished and nothing else started: {log}");
-    assert_eq!(backups[0]["outcome"], "ok", "{log}");
+    let kinds: Vec<&str> = log.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(kinds.first(), Some(&"start"), "{log:#?}");
+    assert_eq!(kinds.last(), Some(&"stop"), "{log:#?}");
+    let backups = events(&log, "backup");
+    assert_eq!(backups.len(), 1, "the running backup finished and nothing else started: {log:#?}");
+    assert_eq!(backups[0]["outcome"], "ok", "{log:#?}");
     assert_eq!(snapshots(&env, &config).len(), 1);
     let out = gv(&env, &config).args(["check"]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn a_backup_killed_with_the_daemon_is_interrupted_not_alerted() {
+    let hook = Webhook::start();
+    let (env, config, daemon, backup) =
+        daemon_with_a_backup_running(&format!("[alerts]\nwebhooks = [\"{}\"]\n", hook.url));
+    // As systemd stops a unit: SIGTERM to every process in it.
+    // SAFETY: plain kill(2) on our own child and its child.
+    unsafe {
+        libc::kill(backup, libc::SIGTERM);
+        libc::kill(daemon.id() as i32, libc::SIGTERM);
+    }
+    let (status, log) = daemon_exit(daemon);
+    assert!(status.success(), "{status}");
+    let backups = events(&log, "backup");
+    assert_eq!(backups.len(), 1, "{log:#?}");
+    assert_eq!(backups[0]["outcome"], "interrupted", "{log:#?}");
+    assert!(events(&log, "alert").is_empty(), "{log:#?}");
+    assert!(hook.bodies.lock().unwrap().is_empty(), "a shutdown is not a failure to page anyone about");
+    assert_eq!(log.last().unwrap()["event"], "stop");
+    assert!(snapshots(&env, &config).is_empty(), "the killed backup left no snapshot");
+    let out = gv(&env, &config).args(["check"]).output().unwrap();
+    assert!(out.status.success(), "the repository is valid after the kill: {}", stderr(&out));
 }
 
 #[test]

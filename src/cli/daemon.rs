@@ -223,6 +223,15 @@ pub fn run(g: &GlobalArgs, a: &DaemonArgs) -> anyhow::Result<i32> {
             clock.advance(child.elapsed);
             let finished = clock.now();
             record(&mut catalog, &entry.job, entry.kind.as_str(), started, finished, &child);
+            // A task killed along with the daemon (e.g. systemd stopping the whole unit) is not a failure to alert
+            // on or retry: it is logged, and the next start catches the slot up.
+            if !child.ok && STOP.load(Ordering::SeqCst) {
+                log(json!({
+                    "time": started.to_string(), "event": entry.kind.as_str(), "job": entry.job,
+                    "outcome": "interrupted", "exit_code": child.code, "error": child.error,
+                }));
+                break;
+            }
             let after = table.completed(i, child.ok, finished);
             log(json!({
                 "time": started.to_string(), "event": entry.kind.as_str(), "job": entry.job,
@@ -370,6 +379,8 @@ fn run_child(g: &GlobalArgs, config_path: &std::path::Path, clock: &Clock, args:
         cmd.arg("--cache-dir").arg(dir);
     }
     cmd.env("GUMVAULT_RECORD_RUNS", "0").stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    // Its own process group: Ctrl-C in the daemon's terminal reaches the daemon only, which lets the task finish.
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     if let Some(offset) = clock.child_offset() {
         cmd.env("GUMVAULT_TEST_CLOCK_OFFSET", offset);
     }
