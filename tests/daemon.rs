@@ -777,6 +777,13 @@ fn a_backup_killed_with_the_daemon_is_interrupted_not_alerted() {
     assert!(snapshots(&env, &config).is_empty(), "the killed backup left no snapshot");
     let out = gv(&env, &config).args(["check"]).output().unwrap();
     assert!(out.status.success(), "the repository is valid after the kill: {}", stderr(&out));
+    // The next start catches the interrupted slot up.
+    let now = jiff::Timestamp::now();
+    let log = simulate(&env, &config, &now.to_string(), &(now + jiff::SignedDuration::from_mins(1)).to_string());
+    let backups = events(&log, "backup");
+    assert_eq!(backups.len(), 1, "{log:#?}");
+    assert_eq!(backups[0]["outcome"], "ok");
+    assert_eq!(snapshots(&env, &config).len(), 1);
 }
 
 #[test]

@@ -173,8 +173,10 @@ pub fn run(g: &GlobalArgs, a: &DaemonArgs) -> anyhow::Result<i32> {
         None => None,
     };
     let now = clock.now();
+    // The last run that counts for catch-up: one interrupted by a shutdown did not do the slot's work.
     let mut table = Timetable::new(&config, now, tz.clone(), |job, kind| {
-        session.catalog.runs(job, kind.as_str(), 1).ok().and_then(|r| r.first().map(|r| r.started))
+        let runs = session.catalog.runs(job, kind.as_str(), 20).ok()?;
+        runs.into_iter().find(|r| r.detail["interrupted"] != true).map(|r| r.started)
     });
     let log = |line: serde_json::Value| match a.log_format {
         LogFormat::Json => println!("{line}"),
@@ -222,10 +224,11 @@ pub fn run(g: &GlobalArgs, a: &DaemonArgs) -> anyhow::Result<i32> {
             let child = run_task(g, &config_path, &clock, &entry.job, entry.kind, &config);
             clock.advance(child.elapsed);
             let finished = clock.now();
-            record(&mut catalog, &entry.job, entry.kind.as_str(), started, finished, &child);
             // A task killed along with the daemon (e.g. systemd stopping the whole unit) is not a failure to alert
             // on or retry: it is logged, and the next start catches the slot up.
-            if !child.ok && STOP.load(Ordering::SeqCst) {
+            let interrupted = !child.ok && STOP.load(Ordering::SeqCst);
+            record(&mut catalog, &entry.job, entry.kind.as_str(), started, finished, &child, interrupted);
+            if interrupted {
                 log(json!({
                     "time": started.to_string(), "event": entry.kind.as_str(), "job": entry.job,
                     "outcome": "interrupted", "exit_code": child.code, "error": child.error,
@@ -245,7 +248,7 @@ pub fn run(g: &GlobalArgs, a: &DaemonArgs) -> anyhow::Result<i32> {
                 let started = clock.now();
                 let forget = run_child(g, &config_path, &clock, &forget_args(&config, &entry.job));
                 clock.advance(forget.elapsed);
-                record(&mut catalog, &entry.job, "forget", started, clock.now(), &forget);
+                record(&mut catalog, &entry.job, "forget", started, clock.now(), &forget, false);
                 log(json!({ "time": started.to_string(), "event": "forget", "job": entry.job,
                             "outcome": if forget.ok { "ok" } else { "failed" }, "error": forget.error }));
             }
@@ -426,6 +429,7 @@ fn record(
     started: Timestamp,
     finished: Timestamp,
     child: &ChildRun,
+    interrupted: bool,
 ) {
     let snapshot = child.stdout.get("snapshot_id").and_then(|v| v.as_str()).and_then(crate::id::Id::from_hex);
     let bytes = child.stdout.pointer("/summary/bytes_added").and_then(|v| v.as_u64()).unwrap_or(0);
@@ -438,7 +442,7 @@ fn record(
         snapshot,
         bytes,
         error: child.error.clone(),
-        detail: json!({ "exit_code": child.code }),
+        detail: json!({ "exit_code": child.code, "interrupted": interrupted }),
     };
     if let Err(e) = catalog.record_run(&record) {
         eprintln!("gumvault: warning: could not record the run: {e}");
