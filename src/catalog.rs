@@ -389,17 +389,21 @@ impl Catalog {
         Ok(())
     }
 
-    /// How many recorded runs of a job and kind failed (one query; no records loaded).
+    /// How many recorded runs of a job and kind failed, not counting those a shutdown interrupted (one query).
     pub fn failed_runs(&self, job: &str, kind: &str) -> Result<u64> {
         self.conn
-            .query_row("SELECT count(*) FROM runs WHERE job = ?1 AND kind = ?2 AND ok = 0", params![job, kind], |r| {
-                r.get::<_, i64>(0)
-            })
+            .query_row(
+                "SELECT count(*) FROM runs WHERE job = ?1 AND kind = ?2 AND ok = 0
+                 AND coalesce(json_extract(detail, '$.interrupted'), 0) = 0",
+                params![job, kind],
+                |r| r.get::<_, i64>(0),
+            )
             .map(|n| n.max(0) as u64)
             .map_err(|e| self.err(e))
     }
 
-    /// Recorded runs of a job and kind, newest first, at most `limit`.
+    /// Recorded runs of a job and kind, newest first, at most `limit` (with those a shutdown interrupted, marked
+    /// `"interrupted": true` in their detail).
     pub fn runs(&self, job: &str, kind: &str, limit: usize) -> Result<Vec<RunRecord>> {
         let mut st = self
             .conn

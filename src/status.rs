@@ -144,7 +144,10 @@ pub fn compute(
             bytes_added: s.snapshot.summary.bytes_added,
             duration_seconds: s.snapshot.summary.duration_secs,
         });
-        let last = |kind: &str| -> Result<Option<RunRecord>> { Ok(catalog.runs(name, kind, 1)?.into_iter().next()) };
+        // Runs interrupted by a daemon shutdown neither failed nor did their work: the one before them counts.
+        let last = |kind: &str| -> Result<Option<RunRecord>> {
+            Ok(catalog.runs(name, kind, 20)?.into_iter().find(|r| r.detail["interrupted"] != true))
+        };
         let last_run = last("backup")?;
         let last_check = last("check")?;
         let last_test_restore = last("test-restore")?;

@@ -777,6 +777,10 @@ fn a_backup_killed_with_the_daemon_is_interrupted_not_alerted() {
     assert!(snapshots(&env, &config).is_empty(), "the killed backup left no snapshot");
     let out = gv(&env, &config).args(["check"]).output().unwrap();
     assert!(out.status.success(), "the repository is valid after the kill: {}", stderr(&out));
+    let out = gv(&env, &config).args(["status", "--json"]).output().unwrap();
+    let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(st["jobs"][0]["failures"].get("backup").is_none(), "an interruption is not a failure: {st}");
+    assert!(st["jobs"][0]["lastRun"].is_null(), "{st}");
     // The next start catches the interrupted slot up.
     let now = jiff::Timestamp::now();
     let log = simulate(&env, &config, &now.to_string(), &(now + jiff::SignedDuration::from_mins(1)).to_string());
