@@ -437,14 +437,21 @@ fn a_soak_of_200_scheduled_backups_keeps_memory_and_file_descriptors_flat() {
     let status = child.wait().unwrap();
     assert!(status.success());
     assert_eq!(count(&lines), 200, "200 scheduled backups");
-    // Compare early (backups 20-60) with late (160 on): a leak raises the floor of fds and the peak of memory.
+    // Compare early (backups 20-60) with late (160 on): a leak raises the floor of fds and the median of memory
+    // (a median, not a peak: one busy moment late in the run is not a leak).
     let window = |lo: usize, hi: usize| samples.iter().filter(move |s| s.0 >= lo && s.0 < hi);
     let (early_fds, late_fds) = (window(20, 60).map(|s| s.2).min(), window(160, 201).map(|s| s.2).min());
-    let (early_rss, late_rss) = (window(20, 60).map(|s| s.1).max(), window(160, 201).map(|s| s.1).max());
+    let median = |mut v: Vec<u64>| {
+        v.sort_unstable();
+        v.get(v.len() / 2).copied()
+    };
+    let (early_rss, late_rss) =
+        (median(window(20, 60).map(|s| s.1).collect()), median(window(160, 201).map(|s| s.1).collect()));
     let (early_fds, late_fds, early_rss, late_rss) =
         (early_fds.expect("early samples"), late_fds.expect("late samples"), early_rss.unwrap(), late_rss.unwrap());
+    eprintln!("soak: fds {early_fds} -> {late_fds}, median RSS {early_rss} KiB -> {late_rss} KiB");
     assert!(late_fds <= early_fds, "open file descriptors grew from {early_fds} to {late_fds}");
-    assert!(late_rss <= early_rss + 8 * 1024, "memory grew from {early_rss} KiB to {late_rss} KiB");
+    assert!(late_rss <= early_rss + 4 * 1024, "memory grew from {early_rss} KiB to {late_rss} KiB");
     assert!(snapshots(&env, &config).len() <= 13, "retention ran after each backup");
 }
 
