@@ -361,6 +361,17 @@ fn wait_listening(port: u16, what: &str) {
     }
 }
 
+/// The processes whose parent is `pid` (from /proc: no kernel option needed).
+fn children_of(pid: u32) -> Vec<u32> {
+    let parent = format!("PPid:\t{pid}");
+    let entries = std::fs::read_dir("/proc").into_iter().flatten().flatten();
+    entries
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok().map(|p| (p, e.path())))
+        .filter(|(_, path)| std::fs::read_to_string(path.join("status")).is_ok_and(|s| s.lines().any(|l| l == parent)))
+        .map(|(p, _)| p)
+        .collect()
+}
+
 /// Resident memory (KiB) and open file descriptors of a process, not counting the pipes it shares with
 /// a child that is still running: those belong to the task in flight and close with it, so only a
 /// descriptor the daemon keeps after its task ended (a leak) raises the count.
@@ -380,14 +391,8 @@ fn usage(pid: u32) -> Option<(u64, usize)> {
             .collect()
     };
     let mut in_flight = std::collections::HashSet::new();
-    let parent = format!("PPid:\t{pid}");
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let child = entry.file_name().to_string_lossy().into_owned();
-        let is_child = child.bytes().all(|b| b.is_ascii_digit())
-            && std::fs::read_to_string(entry.path().join("status")).is_ok_and(|s| s.lines().any(|l| l == parent));
-        if is_child {
-            in_flight.extend(targets(&child).into_iter().map(|(_, t)| t).filter(|t| t.starts_with("pipe:")));
-        }
+    for child in children_of(pid) {
+        in_flight.extend(targets(&child.to_string()).into_iter().map(|(_, t)| t).filter(|t| t.starts_with("pipe:")));
     }
     // The daemon's own stdin/stdout/stderr always count: a child caught between fork and exec holds them too.
     let own = targets(&pid.to_string());
@@ -706,15 +711,10 @@ fn daemon_with_a_backup_running(extra: &str) -> (Env, PathBuf, KillOnDrop, i32) 
     let mut cmd = gv(&env, &config);
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let mut daemon = KillOnDrop(cmd.args(["daemon", "--log-format", "json"]).stdout(Stdio::piped()).spawn().unwrap());
-    let parent = format!("PPid:\t{}", daemon.id());
     let deadline = Instant::now() + Duration::from_secs(60);
     let backup = loop {
-        let child = std::fs::read_dir("/proc")
-            .unwrap()
-            .flatten()
-            .find(|e| std::fs::read_to_string(e.path().join("status")).is_ok_and(|s| s.lines().any(|l| l == parent)));
-        if let Some(child) = child.and_then(|e| e.file_name().to_str()?.parse::<i32>().ok()) {
-            break child;
+        if let Some(&child) = children_of(daemon.id()).first() {
+            break child as i32;
         }
         assert!(Instant::now() < deadline, "the daemon started no backup");
         assert!(daemon.try_wait().unwrap().is_none(), "the daemon exited");
