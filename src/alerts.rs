@@ -1,4 +1,4 @@
-//! Alerts: a JSON POST to webhooks, an email over SMTP (STARTTLS), or a command — whichever `[alerts]` names.
+//! Alerts: a JSON POST to webhooks, an email over SMTP (STARTTLS or implicit TLS), or a command — whichever `[alerts]` names.
 //! Each channel is tried independently; a failing channel is reported, never fatal. Secrets (SMTP password)
 //! come from `env:`/`file:` references and never appear in messages.
 
@@ -100,6 +100,7 @@ fn run_command(cmd: &str, alert: &Alert, body: &[u8]) -> Result<(), String> {
 }
 
 fn send_email(cfg: &crate::config::EmailConfig, alert: &Alert) -> Result<(), String> {
+    use crate::config::SmtpTls;
     use lettre::message::{Mailbox, header::ContentType};
     use lettre::transport::smtp::authentication::Credentials;
     use lettre::transport::smtp::client::{Tls, TlsParameters};
@@ -115,12 +116,13 @@ fn send_email(cfg: &crate::config::EmailConfig, alert: &Alert) -> Result<(), Str
         alert.message, alert.job, alert.kind, alert.severity, alert.host, alert.time
     );
     let message = builder.header(ContentType::TEXT_PLAIN).body(text).map_err(|e| e.to_string())?;
+    let default_port = if cfg.tls == SmtpTls::Implicit { 465 } else { 587 };
     let (host, port) = match cfg.server.rsplit_once(':') {
         Some((h, p)) => (h.to_string(), p.parse::<u16>().map_err(|_| format!("bad port in {:?}", cfg.server))?),
-        None => (cfg.server.clone(), 587),
+        None => (cfg.server.clone(), default_port),
     };
     let mut transport = SmtpTransport::builder_dangerous(&host).port(port);
-    if cfg.starttls {
+    if cfg.tls != SmtpTls::None {
         let mut tls = TlsParameters::builder(host.clone());
         if let Some(path) = &cfg.ca_file {
             use rustls::pki_types::{CertificateDer, pem::PemObject};
@@ -138,7 +140,10 @@ fn send_email(cfg: &crate::config::EmailConfig, alert: &Alert) -> Result<(), Str
             Some(path) => format!("ca_file {}: {e}", path.display()),
             None => e.to_string(),
         })?;
-        transport = transport.tls(Tls::Required(tls));
+        transport = transport.tls(match cfg.tls {
+            SmtpTls::Implicit => Tls::Wrapper(tls),
+            _ => Tls::Required(tls),
+        });
     }
     if let (Some(user), Some(pass)) = (&cfg.username, &cfg.password) {
         let user = user.resolve().map_err(|e| e.to_string())?;

@@ -265,14 +265,27 @@ pub struct AlertsConfig {
     pub email: Option<EmailConfig>,
 }
 
-/// `[alerts.email]`: SMTP with STARTTLS (unless `starttls = false`, for a relay on loopback).
+/// How the SMTP connection is protected.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS, which must succeed (submission, port 587).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (SMTPS, port 465).
+    Implicit,
+    /// No TLS: only for a relay on loopback.
+    None,
+}
+
+/// `[alerts.email]`: SMTP, by default with STARTTLS.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmailConfig {
-    /// `host:port` of the SMTP server.
+    /// `host:port` of the SMTP server (port 587 when left out, 465 with `tls = "implicit"`).
     pub server: String,
-    #[serde(default = "yes")]
-    pub starttls: bool,
+    #[serde(default)]
+    pub tls: SmtpTls,
     pub username: Option<Secret>,
     pub password: Option<Secret>,
     /// A PEM file of root certificates to trust besides the public ones (a relay with a private CA).
@@ -720,8 +733,8 @@ impl Config {
         {
             let why = if !ca.is_absolute() {
                 Some(format!("{} is not an absolute path", ca.display()))
-            } else if !email.starttls {
-                Some("a CA file needs TLS: drop it or remove starttls = false".to_string())
+            } else if email.tls == SmtpTls::None {
+                Some("a CA file needs TLS: drop it or set tls = \"starttls\" or \"implicit\"".to_string())
             } else {
                 None
             };
@@ -853,7 +866,7 @@ names = ["DATABASE_URL", "STRIPE_SECRET_KEY"]
         let e = err("[alerts.email]\nserver = \"x:25\"\nca_file = \"ca.pem\"\nfrom = \"a@b.c\"\nto = []\n");
         assert!(e.contains("alerts.email.ca_file") && e.contains("absolute"), "{e}");
         let e = err(
-            "[alerts.email]\nserver = \"x:25\"\nstarttls = false\nca_file = \"/ca.pem\"\nfrom = \"a@b.c\"\nto = []\n",
+            "[alerts.email]\nserver = \"x:25\"\ntls = \"none\"\nca_file = \"/ca.pem\"\nfrom = \"a@b.c\"\nto = []\n",
         );
         assert!(e.contains("alerts.email.ca_file") && e.contains("needs TLS"), "{e}");
         let e = err("[repository]\npassword = \"file:relative\"\n");

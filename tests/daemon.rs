@@ -466,7 +466,7 @@ fn an_old_backup_sends_one_alert_email_to_a_real_smtp_server() {
     // A daily slot an hour ago: the next one is 23 h away, beyond the simulated 9 h.
     let slot = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC) - jiff::SignedDuration::from_hours(1);
     let (env, config, _) = setup(&format!(
-        "schedule = \"{} {} * * *\"\n[alerts.email]\nserver = \"127.0.0.1:{smtp_port}\"\nstarttls = false\nfrom = \"gumvault@example.com\"\nto = [\"ops@example.com\"]\n",
+        "schedule = \"{} {} * * *\"\n[alerts.email]\nserver = \"127.0.0.1:{smtp_port}\"\ntls = \"none\"\nfrom = \"gumvault@example.com\"\nto = [\"ops@example.com\"]\n",
         slot.minute(),
         slot.hour()
     ));
@@ -510,7 +510,8 @@ fn an_old_backup_sends_one_alert_email_to_a_real_smtp_server() {
     drop(smtp);
 }
 
-/// An SMTP server like a real relay: STARTTLS required, then AUTH, with a certificate from a private CA.
+/// An SMTP server like a real relay: STARTTLS required (or TLS from the start, `mode` "implicit"), then AUTH,
+/// with a certificate from a private CA.
 struct TlsSmtp {
     _server: KillOnDrop,
     port: u16,
@@ -519,25 +520,25 @@ struct TlsSmtp {
 }
 
 impl TlsSmtp {
-    fn start(env: &Env, user: &str, password: &str) -> TlsSmtp {
+    fn start(env: &Env, user: &str, password: &str, mode: &str) -> TlsSmtp {
         let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
         let (ca_file, key_file) = (env.path("smtp-cert.pem"), env.path("smtp-key.pem"));
         std::fs::write(&ca_file, cert.cert.pem()).unwrap();
         std::fs::write(&key_file, cert.signing_key.serialize_pem()).unwrap();
         let (port, maildir) = (free_port(), env.path("tls-maildir"));
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/smtp_starttls.py");
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/smtp_tls.py");
         let server = Command::new("python3")
             .arg(script)
             .arg(port.to_string())
             .args([&ca_file, &key_file, &maildir])
-            .arg(user)
+            .args([user, mode])
             .env("SMTP_TEST_PASSWORD", password)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("python3 with aiosmtpd is needed: run scripts/install-test-deps.sh");
         let server = KillOnDrop(server);
-        wait_listening(port, "the STARTTLS SMTP server");
+        wait_listening(port, "the TLS SMTP server");
         TlsSmtp { _server: server, port, ca_file, maildir }
     }
 
@@ -551,7 +552,7 @@ impl TlsSmtp {
 #[test]
 fn alert_mail_goes_over_starttls_with_login_and_a_private_ca() {
     let env = Env::uninitialised();
-    let smtp = TlsSmtp::start(&env, "alerts", "s3cret-pass");
+    let smtp = TlsSmtp::start(&env, "alerts", "s3cret-pass", "starttls");
     let config_with = |ca_file: Option<&PathBuf>| {
         let ca = ca_file.map(|p| format!("ca_file = \"{}\"\n", p.display())).unwrap_or_default();
         let (env_cfg, config, _) = setup(&format!(
@@ -599,6 +600,31 @@ fn alert_mail_goes_over_starttls_with_login_and_a_private_ca() {
         "{}",
         mails[0]
     );
+}
+
+#[test]
+fn alert_mail_goes_over_implicit_tls_when_configured() {
+    let env = Env::uninitialised();
+    let smtp = TlsSmtp::start(&env, "alerts", "pw", "implicit");
+    let config_for = |tls: &str| {
+        setup(&format!(
+            "[alerts.email]\nserver = \"127.0.0.1:{}\"\ntls = \"{tls}\"\nusername = \"alerts\"\npassword = \"env:SMTP_PASSWORD\"\nca_file = \"{}\"\nfrom = \"gumvault@example.com\"\nto = [\"ops@example.com\"]\n",
+            smtp.port,
+            smtp.ca_file.display()
+        ))
+    };
+    let alert_test = |tls: &str| {
+        let (e, config, _) = config_for(tls);
+        gv(&e, &config).args(["alert", "test"]).env("SMTP_PASSWORD", "pw").output().unwrap()
+    };
+    let out = alert_test("implicit");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while smtp.mails().is_empty() {
+        assert!(Instant::now() < deadline, "no e-mail arrived");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(smtp.mails()[0].contains("a test alert from gumvault"));
 }
 
 #[test]

@@ -1,6 +1,8 @@
-"""An SMTP server for the alert test that insists on STARTTLS and then AUTH before it takes mail.
+"""An SMTP server for the alert tests that insists on TLS and then AUTH before it takes mail.
 
-usage: smtp_starttls.py PORT CERT KEY MAILDIR USER   (the password comes from $SMTP_TEST_PASSWORD)
+usage: smtp_tls.py PORT CERT KEY MAILDIR USER MODE   (the password comes from $SMTP_TEST_PASSWORD)
+  MODE starttls: plain connection that must be upgraded with STARTTLS (submission, port 587)
+  MODE implicit: TLS from the first byte (SMTPS, port 465)
 """
 import os
 import ssl
@@ -11,7 +13,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Mailbox
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-port, cert, key, maildir, user = sys.argv[1:6]
+port, cert, key, maildir, user, mode = sys.argv[1:7]
 password = os.environ["SMTP_TEST_PASSWORD"].encode()
 
 tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -23,15 +25,22 @@ def authenticate(server, session, envelope, mechanism, data):
     return AuthResult(success=ok, handled=False)  # False: the server answers 535 itself
 
 
+if mode == "starttls":
+    protection = {"tls_context": tls, "require_starttls": True, "auth_require_tls": True}
+elif mode == "implicit":
+    # The whole connection is TLS; aiosmtpd only counts STARTTLS as TLS for its AUTH check, so switch that off.
+    protection = {"ssl_context": tls, "auth_require_tls": False}
+else:
+    sys.exit(f"unknown mode {mode!r}")
+
 controller = Controller(
     Mailbox(maildir),
     hostname="127.0.0.1",
     port=int(port),
-    tls_context=tls,
-    require_starttls=True,
     authenticator=authenticate,
     auth_required=True,
     ready_timeout=60,  # a loaded CI machine may take longer than the default 5 s
+    **protection,
 )
 controller.start()
 print("ready", flush=True)
