@@ -116,13 +116,13 @@ fn send_email(cfg: &crate::config::EmailConfig, alert: &Alert) -> Result<(), Str
         alert.message, alert.job, alert.kind, alert.severity, alert.host, alert.time
     );
     let message = builder.header(ContentType::TEXT_PLAIN).body(text).map_err(|e| e.to_string())?;
-    let default_port = if cfg.tls == SmtpTls::Implicit { 465 } else { 587 };
+    let default_port = if cfg.tls() == SmtpTls::Implicit { 465 } else { 587 };
     let (host, port) = match cfg.server.rsplit_once(':') {
         Some((h, p)) => (h.to_string(), p.parse::<u16>().map_err(|_| format!("bad port in {:?}", cfg.server))?),
         None => (cfg.server.clone(), default_port),
     };
     let mut transport = SmtpTransport::builder_dangerous(&host).port(port);
-    if cfg.tls != SmtpTls::None {
+    if cfg.tls() != SmtpTls::None {
         let mut tls = TlsParameters::builder(host.clone());
         if let Some(path) = &cfg.ca_file {
             use rustls::pki_types::{CertificateDer, pem::PemObject};
@@ -140,7 +140,7 @@ fn send_email(cfg: &crate::config::EmailConfig, alert: &Alert) -> Result<(), Str
             Some(path) => format!("ca_file {}: {e}", path.display()),
             None => e.to_string(),
         })?;
-        transport = transport.tls(match cfg.tls {
+        transport = transport.tls(match cfg.tls() {
             SmtpTls::Implicit => Tls::Wrapper(tls),
             _ => Tls::Required(tls),
         });

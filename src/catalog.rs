@@ -405,12 +405,22 @@ impl Catalog {
     /// Recorded runs of a job and kind, newest first, at most `limit` (with those a shutdown interrupted, marked
     /// `"interrupted": true` in their detail).
     pub fn runs(&self, job: &str, kind: &str, limit: usize) -> Result<Vec<RunRecord>> {
+        self.query_runs(job, kind, limit, false)
+    }
+
+    /// The newest run of a job and kind that a shutdown did not interrupt: the one that did (or failed) the work.
+    pub fn last_completed_run(&self, job: &str, kind: &str) -> Result<Option<RunRecord>> {
+        Ok(self.query_runs(job, kind, 1, true)?.into_iter().next())
+    }
+
+    fn query_runs(&self, job: &str, kind: &str, limit: usize, completed_only: bool) -> Result<Vec<RunRecord>> {
+        let filter = if completed_only { "AND coalesce(json_extract(detail, '$.interrupted'), 0) = 0" } else { "" };
         let mut st = self
             .conn
-            .prepare(
+            .prepare(&format!(
                 "SELECT job, kind, started, finished, ok, snapshot, bytes, error, detail FROM runs
-                 WHERE job = ?1 AND kind = ?2 ORDER BY started DESC, id DESC LIMIT ?3",
-            )
+                 WHERE job = ?1 AND kind = ?2 {filter} ORDER BY started DESC, id DESC LIMIT ?3"
+            ))
             .map_err(|e| self.err(e))?;
         let rows = st
             .query_map(params![job, kind, limit as i64], |r| {

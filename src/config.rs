@@ -284,14 +284,28 @@ pub enum SmtpTls {
 pub struct EmailConfig {
     /// `host:port` of the SMTP server (port 587 when left out, 465 with `tls = "implicit"`).
     pub server: String,
-    #[serde(default)]
-    pub tls: SmtpTls,
+    /// See [`EmailConfig::tls`].
+    #[serde(rename = "tls")]
+    pub tls_mode: Option<SmtpTls>,
+    /// The older spelling: `starttls = false` is `tls = "none"`.
+    pub starttls: Option<bool>,
     pub username: Option<Secret>,
     pub password: Option<Secret>,
     /// A PEM file of root certificates to trust besides the public ones (a relay with a private CA).
     pub ca_file: Option<PathBuf>,
     pub from: String,
     pub to: Vec<String>,
+}
+
+impl EmailConfig {
+    /// How the connection is protected: `tls`, else the older `starttls`, else STARTTLS.
+    pub fn tls(&self) -> SmtpTls {
+        match (self.tls_mode, self.starttls) {
+            (Some(mode), _) => mode,
+            (None, Some(false)) => SmtpTls::None,
+            (None, _) => SmtpTls::Starttls,
+        }
+    }
 }
 
 /// `[http]`.
@@ -728,19 +742,20 @@ impl Config {
                 }
             }
         }
-        if let Some(email) = &self.alerts.email
-            && let Some(ca) = &email.ca_file
-        {
-            let why = if !ca.is_absolute() {
-                Some(format!("{} is not an absolute path", ca.display()))
-            } else if email.tls == SmtpTls::None {
-                Some("a CA file needs TLS: drop it or set tls = \"starttls\" or \"implicit\"".to_string())
+        if let Some(email) = &self.alerts.email {
+            let ca = email.ca_file.as_ref();
+            let (key, why) = if email.tls_mode.is_some() && email.starttls.is_some() {
+                ("starttls", Some("give tls or the older starttls, not both".to_string()))
+            } else if let Some(ca) = ca.filter(|ca| !ca.is_absolute()) {
+                ("ca_file", Some(format!("{} is not an absolute path", ca.display())))
+            } else if ca.is_some() && email.tls() == SmtpTls::None {
+                ("ca_file", Some("a CA file needs TLS: drop it or set tls = \"starttls\" or \"implicit\"".into()))
             } else {
-                None
+                ("", None)
             };
             if let Some(why) = why {
                 return Err(Error::InvalidInput(format!(
-                    "invalid config file {}: alerts.email.ca_file: {why}",
+                    "invalid config file {}: alerts.email.{key}: {why}",
                     self.path.display()
                 )));
             }
@@ -869,6 +884,10 @@ names = ["DATABASE_URL", "STRIPE_SECRET_KEY"]
             "[alerts.email]\nserver = \"x:25\"\ntls = \"none\"\nca_file = \"/ca.pem\"\nfrom = \"a@b.c\"\nto = []\n",
         );
         assert!(e.contains("alerts.email.ca_file") && e.contains("needs TLS"), "{e}");
+        let e = err("[alerts.email]\nserver = \"x:25\"\ntls = \"none\"\nstarttls = false\nfrom = \"a@b.c\"\nto = []\n");
+        assert!(e.contains("alerts.email.starttls") && e.contains("not both"), "{e}");
+        let older = parse("[alerts.email]\nserver = \"x:25\"\nstarttls = false\nfrom = \"a@b.c\"\nto = []\n").unwrap();
+        assert_eq!(older.alerts.email.unwrap().tls(), SmtpTls::None, "the older spelling still works");
         let e = err("[repository]\npassword = \"file:relative\"\n");
         assert!(e.contains("absolute path") && e.contains("line 2"), "{e}");
         let e = err(

@@ -145,9 +145,7 @@ pub fn compute(
             duration_seconds: s.snapshot.summary.duration_secs,
         });
         // Runs interrupted by a daemon shutdown neither failed nor did their work: the one before them counts.
-        let last = |kind: &str| -> Result<Option<RunRecord>> {
-            Ok(catalog.runs(name, kind, 20)?.into_iter().find(|r| r.detail["interrupted"] != true))
-        };
+        let last = |kind: &str| -> Result<Option<RunRecord>> { catalog.last_completed_run(name, kind) };
         let last_run = last("backup")?;
         let last_check = last("check")?;
         let last_test_restore = last("test-restore")?;

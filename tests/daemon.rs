@@ -738,8 +738,14 @@ fn daemon_with_a_backup_running(extra: &str) -> (Env, PathBuf, KillOnDrop, i32) 
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let mut daemon = KillOnDrop(cmd.args(["daemon", "--log-format", "json"]).stdout(Stdio::piped()).spawn().unwrap());
     let deadline = Instant::now() + Duration::from_secs(60);
+    // The child is ours once it runs in its own process group (posix_spawn moves it there before exec).
+    let in_own_group = |pid: u32| {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let after_name = stat.rsplit_once(") ").map(|(_, rest)| rest).unwrap_or("");
+        after_name.split_whitespace().nth(2) == Some(&pid.to_string())
+    };
     let backup = loop {
-        if let Some(&child) = children_of(daemon.id()).first() {
+        if let Some(&child) = children_of(daemon.id()).iter().find(|&&c| in_own_group(c)) {
             break child as i32;
         }
         assert!(Instant::now() < deadline, "the daemon started no backup");
@@ -789,15 +795,33 @@ fn ctrl_c_during_a_backup_lets_it_finish_then_stops() {
 }
 
 #[test]
+fn a_daemon_killed_outright_takes_its_task_with_it() {
+    let (env, config, mut daemon, backup) = daemon_with_a_backup_running("");
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+    // The task is in a process group of its own, but not orphaned: it gets SIGTERM when the daemon dies.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::path::Path::new(&format!("/proc/{backup}")).exists() {
+        let state = std::fs::read_to_string(format!("/proc/{backup}/stat")).unwrap_or_default();
+        if state.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z')) {
+            break; // a zombie: dead, waiting for init to reap it
+        }
+        assert!(Instant::now() < deadline, "the task outlived its daemon");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(snapshots(&env, &config).is_empty(), "the killed backup left no snapshot");
+}
+
+#[test]
 fn a_backup_killed_with_the_daemon_is_interrupted_not_alerted() {
     let hook = Webhook::start();
     let (env, config, daemon, backup) =
         daemon_with_a_backup_running(&format!("[alerts]\nwebhooks = [\"{}\"]\n", hook.url));
-    // As systemd stops a unit: SIGTERM to every process in it.
+    // As systemd stops a unit: SIGTERM to every process in it, the main process first.
     // SAFETY: plain kill(2) on our own child and its child.
     unsafe {
-        libc::kill(backup, libc::SIGTERM);
         libc::kill(daemon.id() as i32, libc::SIGTERM);
+        libc::kill(backup, libc::SIGTERM);
     }
     let (status, log) = daemon_exit(daemon);
     assert!(status.success(), "{status}");

@@ -30,7 +30,9 @@ pub enum LogFormat {
 (default keep_within = \"30d\"), a weekly prune, a daily check of a seventh of the data, and the test restore
 (monthly) — one task at a time per repository. A failed task is retried after 5 and 10 minutes, then alerted once;
 when it succeeds again, a recovery alert follows. Slots missed while the machine was off are caught up once at
-start. SIGTERM or SIGINT lets the running task finish, then exits. One log line per run.
+start. SIGTERM or SIGINT (Ctrl-C) to the daemon lets the running task finish, then exits; a task killed too (as
+systemd's default KillMode=control-group does: use KillMode=mixed to let it finish) is logged as interrupted, not
+alerted, and caught up at the next start. One log line per run.
 
 Examples:
   gumvault --config /etc/gumvault.toml daemon --listen 127.0.0.1:8330
@@ -142,9 +144,19 @@ impl Clock {
 struct ChildRun {
     ok: bool,
     code: i32,
+    /// Ended by a signal rather than by exiting: with the daemon stopping, the task was interrupted, not failed.
+    signalled: bool,
     stdout: serde_json::Value,
     error: Option<String>,
     elapsed: std::time::Duration,
+}
+
+impl ChildRun {
+    /// Killed by a signal while the daemon is stopping (e.g. `systemctl stop` signals the whole unit): not a
+    /// failure to alert on or retry. A task that exits with an error code failed, stopping or not.
+    fn interrupted(&self) -> bool {
+        !self.ok && self.signalled && STOP.load(Ordering::SeqCst)
+    }
 }
 
 pub fn run(g: &GlobalArgs, a: &DaemonArgs) -> anyhow::Result<i32> {
@@ -175,8 +187,7 @@ pub fn run(g: &GlobalArgs, a: &DaemonArgs) -> anyhow::Result<i32> {
     let now = clock.now();
     // The last run that counts for catch-up: one interrupted by a shutdown did not do the slot's work.
     let mut table = Timetable::new(&config, now, tz.clone(), |job, kind| {
-        let runs = session.catalog.runs(job, kind.as_str(), 20).ok()?;
-        runs.into_iter().find(|r| r.detail["interrupted"] != true).map(|r| r.started)
+        session.catalog.last_completed_run(job, kind.as_str()).ok().flatten().map(|r| r.started)
     });
     let log = |line: serde_json::Value| match a.log_format {
         LogFormat::Json => println!("{line}"),
@@ -226,7 +237,7 @@ pub fn run(g: &GlobalArgs, a: &DaemonArgs) -> anyhow::Result<i32> {
             let finished = clock.now();
             // A task killed along with the daemon (e.g. systemd stopping the whole unit) is not a failure to alert
             // on or retry: it is logged, and the next start catches the slot up.
-            let interrupted = !child.ok && STOP.load(Ordering::SeqCst);
+            let interrupted = child.interrupted();
             record(&mut catalog, &entry.job, entry.kind.as_str(), started, finished, &child, interrupted);
             if interrupted {
                 log(json!({
@@ -248,9 +259,18 @@ pub fn run(g: &GlobalArgs, a: &DaemonArgs) -> anyhow::Result<i32> {
                 let started = clock.now();
                 let forget = run_child(g, &config_path, &clock, &forget_args(&config, &entry.job));
                 clock.advance(forget.elapsed);
-                record(&mut catalog, &entry.job, "forget", started, clock.now(), &forget, false);
+                let interrupted = forget.interrupted();
+                record(&mut catalog, &entry.job, "forget", started, clock.now(), &forget, interrupted);
+                let outcome = match (forget.ok, interrupted) {
+                    (true, _) => "ok",
+                    (false, true) => "interrupted",
+                    (false, false) => "failed",
+                };
                 log(json!({ "time": started.to_string(), "event": "forget", "job": entry.job,
-                            "outcome": if forget.ok { "ok" } else { "failed" }, "error": forget.error }));
+                            "outcome": outcome, "error": forget.error }));
+                if interrupted {
+                    break;
+                }
             }
             // Alerts: one per condition until it clears.
             let condition = format!("{}_failed", entry.kind.as_str().replace('-', "_"));
@@ -335,11 +355,12 @@ fn alert(config: &Config, log: &impl Fn(serde_json::Value), a: Alert) {
 }
 
 fn forget_args(config: &Config, job: &str) -> Vec<String> {
+    // A prune or forget killed with an earlier daemon leaves its lease until it expires: wait that out.
     let mut args = vec!["forget".to_string(), "--tag".to_string(), job.to_string()];
     if let Some(j) = config.jobs.get(job) {
         args.extend(j.retention.forget_args());
     }
-    args.push("--json".into());
+    args.extend(["--retry-lock".into(), "20m".into(), "--json".into()]);
     args
 }
 
@@ -347,7 +368,7 @@ fn task_args(config: &Config, job: &str, kind: TaskKind) -> Vec<String> {
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
     match kind {
         TaskKind::Backup => s(&["run", job, "--json"]),
-        TaskKind::Prune => s(&["prune", "--json"]),
+        TaskKind::Prune => s(&["prune", "--retry-lock", "20m", "--json"]),
         TaskKind::Check => {
             let subset =
                 config.jobs.get(job).map(|j| j.check.read_data_subset.clone()).unwrap_or_else(|| "auto".into());
@@ -383,7 +404,15 @@ fn run_child(g: &GlobalArgs, config_path: &std::path::Path, clock: &Clock, args:
     }
     cmd.env("GUMVAULT_RECORD_RUNS", "0").stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     // Its own process group: Ctrl-C in the daemon's terminal reaches the daemon only, which lets the task finish.
+    // If the daemon itself dies (SIGKILL, a closed terminal), the task gets SIGTERM instead of running on orphaned.
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
     if let Some(offset) = clock.child_offset() {
         cmd.env("GUMVAULT_TEST_CLOCK_OFFSET", offset);
     }
@@ -402,11 +431,12 @@ fn run_child(g: &GlobalArgs, config_path: &std::path::Path, clock: &Clock, args:
             }
             let status = child.wait();
             let stderr = errs.join().unwrap_or_default();
-            (status.ok().and_then(|s| s.code()).unwrap_or(-1), stdout, stderr)
+            let signalled = status.as_ref().is_ok_and(|s| std::os::unix::process::ExitStatusExt::signal(s).is_some());
+            (status.ok().and_then(|s| s.code()).unwrap_or(-1), signalled, stdout, stderr)
         }
-        Err(e) => (-1, Vec::new(), format!("cannot start gumvault: {e}").into_bytes()),
+        Err(e) => (-1, false, Vec::new(), format!("cannot start gumvault: {e}").into_bytes()),
     };
-    let (code, stdout, stderr) = out;
+    let (code, signalled, stdout, stderr) = out;
     let stdout: serde_json::Value = serde_json::from_slice(&stdout).unwrap_or(serde_json::Value::Null);
     let text = String::from_utf8_lossy(&stderr);
     let error_lines: Vec<&str> = text.lines().filter(|l| l.contains("error")).collect();
@@ -416,6 +446,7 @@ fn run_child(g: &GlobalArgs, config_path: &std::path::Path, clock: &Clock, args:
     ChildRun {
         ok,
         code,
+        signalled,
         stdout,
         error: if ok { None } else { error.or(Some(format!("exit code {code}"))) },
         elapsed: started.elapsed(),
