@@ -4,9 +4,9 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use gumvault::blob::{self, BlobKind};
-use gumvault::chunker::{Chunker, ChunkerParams, Gear};
-use gumvault::crypto::MasterKey;
+use gumvault::format::blob::{self, BlobKind};
+use gumvault::format::chunker::{Chunker, ChunkerParams, Gear};
+use gumvault::format::crypto::MasterKey;
 
 /// Half random, half text-like: compressible roughly like real files and dumps.
 fn sample(n: usize) -> Vec<u8> {

@@ -4,39 +4,17 @@
 //! [`storage::Storage::open_url`] → [`repo::Repository::init`] or [`repo::Repository::open`] →
 //! [`catalog::Catalog::open`] → [`backup::run`] → [`restore::walk`] and [`restore::restore`].
 
-pub mod alerts;
-pub mod backup;
-pub mod blob;
-pub mod catalog;
-pub mod check;
-pub mod chunker;
 pub mod cli;
-pub mod clock;
 pub mod config;
-pub mod crypto;
-pub mod diff;
+pub mod daemon;
 pub mod error;
 pub mod exit;
-pub mod id;
-pub mod index;
-pub mod lease;
-pub mod pack;
-pub mod prune;
-pub mod reader;
-pub mod regions;
-pub mod repair;
+pub mod format;
+pub mod ops;
 pub mod repo;
-pub mod restore;
-pub mod retention;
-pub mod schedule;
-pub mod select;
-pub mod snapshot;
 pub mod sources;
-pub mod status;
 pub mod storage;
-pub mod test_restore;
-pub mod tree;
-mod wire;
+pub mod time;
 
 pub use error::{Error, Result};
 

@@ -8,8 +8,8 @@ use clap::Args;
 use serde_json::json;
 
 use super::{GlobalArgs, format, progress::Ticker};
-use crate::backup::{self, BackupOptions, Progress, Source, read_exclude_file};
 use crate::exit;
+use crate::ops::backup::{self, BackupOptions, Progress, Source, read_exclude_file};
 
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:

@@ -4,8 +4,8 @@ use clap::Args;
 use serde_json::json;
 
 use super::{GlobalArgs, format, progress::Ticker};
-use crate::check::{self, CheckOptions, DataSubset};
 use crate::exit;
+use crate::ops::check::{self, CheckOptions, DataSubset};
 
 #[derive(Args, Debug)]
 #[command(after_help = "Without --read-data, check reads the index, every snapshot and every tree, and confirms that

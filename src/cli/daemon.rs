@@ -13,11 +13,11 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
 
 use super::GlobalArgs;
-use crate::alerts::{self, Alert};
-use crate::catalog::RunRecord;
 use crate::config::Config;
+use crate::daemon::alerts::{self, Alert};
+use crate::daemon::schedule::{AfterRun, TaskKind, Timetable};
 use crate::exit;
-use crate::schedule::{AfterRun, TaskKind, Timetable};
+use crate::repo::catalog::RunRecord;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -60,8 +60,8 @@ static SIMULATED_NOW: AtomicI64 = AtomicI64::new(i64::MIN);
 /// Now as the daemon sees it: the endpoint judges backup ages against the same clock as the scheduler.
 fn daemon_now() -> Timestamp {
     match SIMULATED_NOW.load(Ordering::Relaxed) {
-        i64::MIN => crate::clock::now(),
-        secs => Timestamp::from_second(secs).unwrap_or_else(|_| crate::clock::now()),
+        i64::MIN => crate::time::now(),
+        secs => Timestamp::from_second(secs).unwrap_or_else(|_| crate::time::now()),
     }
 }
 
@@ -88,7 +88,7 @@ impl Clock {
     fn now(&self) -> Timestamp {
         match self.simulated {
             Some((now, _)) => now,
-            None => crate::clock::now(),
+            None => crate::time::now(),
         }
     }
 
@@ -111,7 +111,7 @@ impl Clock {
                 true
             }
             None => {
-                while crate::clock::now() < t {
+                while crate::time::now() < t {
                     if STOP.load(Ordering::Relaxed) {
                         return false;
                     }
@@ -167,11 +167,11 @@ pub fn run(g: &GlobalArgs, a: &DaemonArgs) -> anyhow::Result<i32> {
         anyhow::bail!("{} defines no jobs: nothing to schedule", config_path.display());
     }
     let tz = jiff::tz::TimeZone::system();
-    let parse = |s: &str| crate::select::parse_time(s, crate::clock::now(), &tz);
+    let parse = |s: &str| crate::time::parse_time(s, crate::time::now(), &tz);
     let mut clock = Clock {
         simulated: match &a.simulate_until {
             Some(until) => {
-                let from = a.simulate_from.as_deref().map(parse).transpose()?.unwrap_or_else(crate::clock::now);
+                let from = a.simulate_from.as_deref().map(parse).transpose()?.unwrap_or_else(crate::time::now);
                 Some((from, parse(until)?))
             }
             None => None,
@@ -307,7 +307,7 @@ pub fn run(g: &GlobalArgs, a: &DaemonArgs) -> anyhow::Result<i32> {
 /// Catalog key of the conditions currently alerted.
 const ALERTS_KEY: &str = "alerts_active";
 
-fn save_alerting(catalog: &crate::catalog::Catalog, alerting: &HashSet<(String, String)>) {
+fn save_alerting(catalog: &crate::repo::catalog::Catalog, alerting: &HashSet<(String, String)>) {
     let mut v: Vec<&(String, String)> = alerting.iter().collect();
     v.sort();
     if let Ok(text) = serde_json::to_string(&v) {
@@ -318,7 +318,7 @@ fn save_alerting(catalog: &crate::catalog::Catalog, alerting: &HashSet<(String, 
 /// Alerts once when a job's newest backup is older than critical_after; clears when it is fresh again.
 fn check_staleness(
     config: &Config,
-    catalog: &crate::catalog::Catalog,
+    catalog: &crate::repo::catalog::Catalog,
     now: Timestamp,
     alerting: &mut HashSet<(String, String)>,
     log: &impl Fn(serde_json::Value),
@@ -454,7 +454,7 @@ fn run_child(g: &GlobalArgs, config_path: &std::path::Path, clock: &Clock, args:
 }
 
 fn record(
-    catalog: &mut crate::catalog::Catalog,
+    catalog: &mut crate::repo::catalog::Catalog,
     job: &str,
     kind: &str,
     started: Timestamp,
@@ -462,7 +462,7 @@ fn record(
     child: &ChildRun,
     interrupted: bool,
 ) {
-    let snapshot = child.stdout.get("snapshot_id").and_then(|v| v.as_str()).and_then(crate::id::Id::from_hex);
+    let snapshot = child.stdout.get("snapshot_id").and_then(|v| v.as_str()).and_then(crate::format::id::Id::from_hex);
     let bytes = child.stdout.pointer("/summary/bytes_added").and_then(|v| v.as_u64()).unwrap_or(0);
     let record = RunRecord {
         job: job.into(),
@@ -614,7 +614,7 @@ pub fn alert_cmd(g: &GlobalArgs, c: &AlertCommand) -> anyhow::Result<i32> {
         anyhow::bail!("no alert channel configured: add webhooks, command or [alerts.email] to [alerts]");
     }
     let a =
-        Alert::new("test", "-", "warning", "a test alert from gumvault: alerts reach you".into(), crate::clock::now());
+        Alert::new("test", "-", "warning", "a test alert from gumvault: alerts reach you".into(), crate::time::now());
     let failures = alerts::send(&config.alerts, &a);
     for f in &failures {
         eprintln!("gumvault: error: {f}");

@@ -4,9 +4,9 @@ use clap::Args;
 use serde_json::json;
 
 use super::{FilterArgs, GlobalArgs, format};
-use crate::diff;
 use crate::exit;
-use crate::reader::BlobReader;
+use crate::ops::diff;
+use crate::repo::reader::BlobReader;
 
 #[derive(Args, Debug)]
 #[command(after_help = "Each line: + added, - removed, M content changed, U metadata changed, T type changed.")]

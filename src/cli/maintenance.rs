@@ -7,11 +7,11 @@ use serde_json::json;
 
 use super::{FilterArgs, GlobalArgs, format};
 use crate::exit;
-use crate::id::Id;
-use crate::lease;
-use crate::prune::{self, PruneOptions, PruneReport};
+use crate::format::id::Id;
+use crate::ops::prune::{self, PruneOptions, PruneReport};
+use crate::ops::retention::{self, GroupBy, Policy, SnapshotInfo};
 use crate::repo::Repository;
-use crate::retention::{self, GroupBy, Policy, SnapshotInfo};
+use crate::repo::lease;
 
 #[derive(Args, Debug, Clone)]
 pub struct LockArgs {
@@ -21,7 +21,7 @@ pub struct LockArgs {
 }
 
 fn parse_std_duration(s: &str) -> Result<Duration, String> {
-    let d = retention::parse_duration(s)?;
+    let d = crate::time::parse_duration(s).map_err(|e| e.to_string())?;
     Ok(Duration::from_secs(d.as_secs().max(0) as u64))
 }
 
@@ -100,11 +100,7 @@ fn parse_percent(s: &str) -> Result<f64, String> {
 
 impl PruneArgs {
     fn options(&self, dry_run: bool) -> anyhow::Result<PruneOptions> {
-        Ok(PruneOptions {
-            max_unused: self.max_unused,
-            grace: retention::parse_duration(&self.grace).map_err(anyhow::Error::msg)?,
-            dry_run,
-        })
+        Ok(PruneOptions { max_unused: self.max_unused, grace: crate::time::parse_duration(&self.grace)?, dry_run })
     }
 }
 
@@ -117,7 +113,7 @@ pub fn forget(g: &GlobalArgs, a: &ForgetArgs) -> anyhow::Result<i32> {
         keep_weekly: a.keep_weekly,
         keep_monthly: a.keep_monthly,
         keep_yearly: a.keep_yearly,
-        keep_within: a.keep_within.as_deref().map(retention::parse_duration).transpose().map_err(anyhow::Error::msg)?,
+        keep_within: a.keep_within.as_deref().map(crate::time::parse_duration).transpose()?,
         keep_tags: a.keep_tags.clone(),
         allow_remove_newest: a.allow_remove_newest,
     };
@@ -144,7 +140,7 @@ pub fn forget(g: &GlobalArgs, a: &ForgetArgs) -> anyhow::Result<i32> {
             })
             .collect();
         let group_by = GroupBy::parse(&a.group_by).map_err(anyhow::Error::msg)?;
-        let decisions = retention::apply(&infos, &policy, group_by, crate::clock::now(), &jiff::tz::TimeZone::system());
+        let decisions = retention::apply(&infos, &policy, group_by, crate::time::now(), &jiff::tz::TimeZone::system());
         if g.json {
             let list: Vec<_> = decisions
                 .iter()
@@ -176,7 +172,7 @@ pub fn forget(g: &GlobalArgs, a: &ForgetArgs) -> anyhow::Result<i32> {
     for id in &remove {
         s.repo.storage.delete(&crate::storage::snapshot_path(id))?;
     }
-    crate::regions::write_tombstone(&s.repo)?;
+    crate::ops::sync::write_tombstone(&s.repo)?;
     drop(lease);
     s.catalog.sync(&s.repo)?;
     if !g.json && !g.quiet {
@@ -217,7 +213,7 @@ fn run_prune(g: &GlobalArgs, repo: &Repository, a: &PruneArgs, dry_run: bool) ->
     let opts = a.options(dry_run)?;
     let lease = lease::acquire(repo, "prune", a.lock.retry_lock.unwrap_or_default())?;
     report_takeovers(&lease.taken_over);
-    let report = prune::prune(repo, &opts, crate::clock::now())?;
+    let report = prune::prune(repo, &opts, crate::time::now())?;
     drop(lease);
     print_prune(g, &report, dry_run);
     Ok(exit::OK)

@@ -20,11 +20,11 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::catalog::{Catalog, default_cache_dir};
 use crate::config::Config;
 use crate::exit;
+use crate::ops::select::Filter;
 use crate::repo::Repository;
-use crate::select::Filter;
+use crate::repo::catalog::{Catalog, default_cache_dir};
 use crate::storage::{RegionSpec, Storage};
 use password::PasswordSource;
 
@@ -180,15 +180,15 @@ impl FilterArgs {
     /// The point in time given with --at, if any.
     pub fn at_time(&self) -> anyhow::Result<Option<jiff::Timestamp>> {
         let tz = jiff::tz::TimeZone::system();
-        Ok(self.at.as_deref().map(|t| crate::select::parse_time(t, crate::clock::now(), &tz)).transpose()?)
+        Ok(self.at.as_deref().map(|t| crate::time::parse_time(t, crate::time::now(), &tz)).transpose()?)
     }
 
     /// Resolves a snapshot selector (`latest`, an id prefix) under these filters and --at.
-    pub fn pick(&self, catalog: &Catalog, selector: &str) -> anyhow::Result<crate::catalog::SnapshotEntry> {
+    pub fn pick(&self, catalog: &Catalog, selector: &str) -> anyhow::Result<crate::repo::catalog::SnapshotEntry> {
         match self.at_time()? {
-            Some(at) if selector == "latest" => Ok(crate::select::at(catalog, at, &self.filter())?),
+            Some(at) if selector == "latest" => Ok(crate::ops::select::at(catalog, at, &self.filter())?),
             Some(_) => anyhow::bail!("--at picks a snapshot by time; give `latest` (or nothing) instead of an id"),
-            None => Ok(crate::select::resolve(catalog, selector, &self.filter())?),
+            None => Ok(crate::ops::select::resolve(catalog, selector, &self.filter())?),
         }
     }
 }

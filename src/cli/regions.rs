@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::{BAD_COPIES_KEY, GlobalArgs, format, progress::Ticker};
 use crate::exit;
-use crate::regions::{self, SyncOptions};
+use crate::ops::sync::{self as regions, SyncOptions};
 
 #[derive(Args, Debug)]
 #[command(after_help = "Copies every object some region lacks (or holds a bad copy of) from a region whose copy

@@ -5,10 +5,10 @@ use serde_json::json;
 
 use super::GlobalArgs;
 use super::maintenance::LockArgs;
-use crate::catalog::Catalog;
 use crate::exit;
-use crate::lease;
-use crate::repair;
+use crate::ops::repair;
+use crate::repo::catalog::Catalog;
+use crate::repo::lease;
 
 #[derive(Subcommand, Debug)]
 pub enum RepairCommand {

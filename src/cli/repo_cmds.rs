@@ -4,10 +4,10 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 
 use super::{FilterArgs, GlobalArgs, format, password};
-use crate::catalog::Catalog;
-use crate::chunker::ChunkerParams;
-use crate::crypto::KdfParams;
 use crate::exit;
+use crate::format::chunker::ChunkerParams;
+use crate::format::crypto::KdfParams;
+use crate::repo::catalog::Catalog;
 use crate::repo::{InitOptions, Repository};
 use crate::storage::Storage;
 

@@ -9,12 +9,12 @@ use clap::Args;
 use serde_json::json;
 
 use super::{FilterArgs, GlobalArgs, format, progress::Ticker};
-use crate::catalog::SnapshotEntry;
 use crate::exit;
-use crate::reader::BlobReader;
-use crate::restore::{self, Includes, RestoreOptions, RestoreProgress};
+use crate::format::tree::NodeKind;
+use crate::ops::restore::{self, Includes, RestoreOptions, RestoreProgress};
+use crate::repo::catalog::SnapshotEntry;
+use crate::repo::reader::BlobReader;
 use crate::sources::postgres::PgConn;
-use crate::tree::NodeKind;
 
 #[derive(Args, Debug)]
 #[command(after_help = "Paths are recreated under the target: /srv/app in the snapshot becomes TARGET/srv/app.
@@ -137,7 +137,7 @@ fn restore_in(g: &GlobalArgs, a: &RestoreArgs, s: &mut super::Session) -> anyhow
 }
 
 /// The tree of a source's top-level directory in a job snapshot.
-fn source_tree(reader: &BlobReader<'_>, entry: &SnapshotEntry, source: &str) -> anyhow::Result<crate::id::Id> {
+fn source_tree(reader: &BlobReader<'_>, entry: &SnapshotEntry, source: &str) -> anyhow::Result<crate::format::id::Id> {
     let name = source.trim_matches('/');
     let node = restore::find(reader, &entry.snapshot.tree, name).map_err(|_| {
         anyhow::anyhow!(
@@ -163,7 +163,8 @@ fn to_postgres(
 ) -> anyhow::Result<i32> {
     let url = crate::config::Secret::new(url).resolve()?;
     let conn = PgConn::parse(&url)?;
-    let (path, node, format) = crate::test_restore::find_dump(reader, &entry.snapshot.tree, source.trim_matches('/'))?;
+    let (path, node, format) =
+        crate::sources::test_restore::find_dump(reader, &entry.snapshot.tree, source.trim_matches('/'))?;
     if clean {
         conn.clean()?;
     } else if !conn.is_empty()? {

@@ -3,8 +3,8 @@
 use clap::Args;
 
 use super::{GlobalArgs, backup::perform, backup::print_outcome};
-use crate::backup::{BackupOptions, Source};
-use crate::catalog::RunRecord;
+use crate::ops::backup::{BackupOptions, Source};
+use crate::repo::catalog::RunRecord;
 
 #[derive(Args, Debug)]
 #[command(after_help = "Every source of the job becomes a top-level directory of one snapshot (/db, /uploads, /cache,
@@ -39,13 +39,13 @@ pub fn run(g: &GlobalArgs, a: &RunArgs) -> anyhow::Result<i32> {
         time: None,
     };
     let mut session = g.open()?;
-    let started = crate::clock::now();
+    let started = crate::time::now();
     let outcome = perform(g, &mut session, Source::Job { name: job_name.clone(), sources }, &opts);
     let record = RunRecord {
         job: job_name.clone(),
         kind: "backup".into(),
         started,
-        finished: crate::clock::now(),
+        finished: crate::time::now(),
         ok: outcome.as_ref().is_ok_and(|o| !o.snapshot.incomplete),
         snapshot: outcome.as_ref().ok().map(|o| o.id),
         bytes: outcome.as_ref().map(|o| o.snapshot.summary.bytes_added).unwrap_or(0),

@@ -7,8 +7,8 @@ use jiff::Timestamp;
 
 use super::{GlobalArgs, Session};
 use crate::config::Config;
+use crate::daemon::status::{self, Health, Status};
 use crate::exit;
-use crate::status::{self, Health, Status};
 
 #[derive(Args, Debug)]
 #[command(after_help = "Per job: the newest backup (time, age, snapshot, size), health, the next scheduled backup,
@@ -23,15 +23,18 @@ pub struct StatusArgs {
 
 /// The status of every job of the config, now.
 pub(super) fn compute(config: &Config, s: &Session, with_regions: bool, now: Timestamp) -> anyhow::Result<Status> {
-    let regions =
-        if with_regions || s.repo.storage.regions().len() > 1 { Some(crate::regions::health(&s.repo)?) } else { None };
+    let regions = if with_regions || s.repo.storage.regions().len() > 1 {
+        Some(crate::ops::sync::health(&s.repo)?)
+    } else {
+        None
+    };
     Ok(status::compute(config, &s.catalog, now, regions)?)
 }
 
 pub fn run(g: &GlobalArgs, a: &StatusArgs) -> anyhow::Result<i32> {
     let config = g.require_config()?;
     let s = g.open()?;
-    let st = compute(&config, &s, a.with_regions, crate::clock::now())?;
+    let st = compute(&config, &s, a.with_regions, crate::time::now())?;
     if g.json {
         println!("{}", serde_json::to_string_pretty(&st)?);
     } else {
@@ -110,7 +113,7 @@ pub fn serve(g: &GlobalArgs, a: &ServeArgs) -> anyhow::Result<i32> {
     let server = bind(&addr)?;
     eprintln!("gumvault: serving status on http://{addr}/");
     let stop = std::sync::atomic::AtomicBool::new(false);
-    serve_loop(g, &server, &stop, &crate::clock::now)
+    serve_loop(g, &server, &stop, &crate::time::now)
 }
 
 /// Binds the HTTP listener.

@@ -4,9 +4,9 @@ use clap::Args;
 use serde_json::json;
 
 use super::{FilterArgs, GlobalArgs, format};
-use crate::catalog::RunRecord;
 use crate::exit;
-use crate::reader::BlobReader;
+use crate::repo::catalog::RunRecord;
+use crate::repo::reader::BlobReader;
 use crate::sources::postgres::PgConn;
 
 #[derive(Args, Debug)]
@@ -48,16 +48,16 @@ pub fn run(g: &GlobalArgs, a: &TestRestoreArgs) -> anyhow::Result<i32> {
     filter.tags.push(a.job.clone());
     filter.paths.push(format!("/{}", source.name));
     let entry = filter.pick(&s.catalog, &a.snapshot)?;
-    let started = crate::clock::now();
+    let started = crate::time::now();
     let report = {
         let reader = BlobReader::new(&s.repo, &mut s.catalog);
-        crate::test_restore::run(&reader, entry.id, &entry.snapshot.tree, &source.name, &admin, &queries)
+        crate::sources::test_restore::run(&reader, entry.id, &entry.snapshot.tree, &source.name, &admin, &queries)
     };
     let record = RunRecord {
         job: a.job.clone(),
         kind: "test-restore".into(),
         started,
-        finished: crate::clock::now(),
+        finished: crate::time::now(),
         ok: report.as_ref().is_ok_and(|r| r.ok),
         snapshot: Some(entry.id),
         bytes: report.as_ref().map(|r| r.restored_bytes).unwrap_or(0),

@@ -3,10 +3,10 @@
 
 use std::os::unix::ffi::OsStrExt;
 
-use crate::backup::{BackupContext, save_stream_file, save_tree_nodes};
 use crate::config::EnvSource;
 use crate::error::{Error, Result};
-use crate::id::Id;
+use crate::format::id::Id;
+use crate::ops::backup::{BackupContext, save_stream_file, save_tree_nodes};
 
 /// The file holding variables selected by name or prefix.
 pub const VARIABLES_FILE: &str = "variables.env";

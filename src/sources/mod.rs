@@ -8,12 +8,13 @@ pub mod postgres;
 mod process;
 mod redis;
 pub mod s3;
+pub mod test_restore;
 
-use crate::backup::{BackupContext, Excludes, save_paths, synthetic_dir};
-use crate::chunker::ChunkerParams;
 use crate::config::SourceSpec;
 use crate::error::{Error, Result};
-use crate::tree::Node;
+use crate::format::chunker::ChunkerParams;
+use crate::format::tree::Node;
+use crate::ops::backup::{BackupContext, Excludes, save_paths, synthetic_dir};
 
 /// Backs up one source; returns its directory node, named after the source. `parent` is the same directory in
 /// the parent snapshot (unchanged files and objects are taken from it without reading).
@@ -40,7 +41,7 @@ pub(crate) fn save(
         SourceSpec::Files(src) => {
             let patterns: Vec<String> = src.exclude.iter().map(|g| g.0.clone()).collect();
             let files_ctx = ctx.derive(ctx.params, Excludes::new(&patterns)?);
-            let paths = crate::backup::normalize_paths(&src.paths).map_err(|e| match e {
+            let paths = crate::ops::backup::normalize_paths(&src.paths).map_err(|e| match e {
                 Error::InvalidInput(m) => Error::SourceFailed(m),
                 other => other,
             })?;
@@ -52,24 +53,24 @@ pub(crate) fn save(
 }
 
 /// Streams `pg_dump` into one file, `dump.sql` or `dump.pgdump`.
-fn postgres_dump(ctx: &BackupContext<'_, '_>, src: &crate::config::PostgresSource) -> Result<crate::id::Id> {
+fn postgres_dump(ctx: &BackupContext<'_, '_>, src: &crate::config::PostgresSource) -> Result<crate::format::id::Id> {
     let conn = postgres::PgConn::from_source(src).map_err(as_source_failure)?;
     let what = format!("pg_dump of {}", conn.display());
     let node = if src.order == crate::config::RowOrder::PrimaryKey {
         let dump = ordered_dump::start(&conn, src.pg_dump.as_deref())?;
-        crate::backup::save_stream_file(ctx, ctx.params, src.format.file_name(), 0o600, dump, &what).map_err(|e| {
-            match e {
+        crate::ops::backup::save_stream_file(ctx, ctx.params, src.format.file_name(), 0o600, dump, &what).map_err(
+            |e| match e {
                 Error::Io { source, .. } => Error::SourceFailed(source.to_string()),
                 other => other,
-            }
-        })?
+            },
+        )?
     } else {
         let cmd = postgres::dump_command(src, &conn);
         let (running, stdout) = process::spawn(cmd, "pg_dump")?;
-        let node = crate::backup::save_stream_file(ctx, ctx.params, src.format.file_name(), 0o600, stdout, &what);
+        let node = crate::ops::backup::save_stream_file(ctx, ctx.params, src.format.file_name(), 0o600, stdout, &what);
         running.finish(node)?
     };
-    crate::backup::save_tree_nodes(ctx, vec![node])
+    crate::ops::backup::save_tree_nodes(ctx, vec![node])
 }
 
 /// Configuration problems found only when a source starts (an unset variable) count as the source failing.

@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use super::process;
-use crate::backup::{BackupContext, save_stream_file, save_tree_nodes};
 use crate::config::RedisSource;
 use crate::error::{Error, Result};
-use crate::id::Id;
+use crate::format::id::Id;
+use crate::ops::backup::{BackupContext, save_stream_file, save_tree_nodes};
 
 /// The default server when none is configured.
 pub const DEFAULT_URL: &str = "redis://127.0.0.1:6379";

@@ -10,14 +10,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use rayon::prelude::*;
 
-use crate::backup::{BackupContext, save_tree_nodes, stream::save_stream, synthetic_dir};
 use crate::config::{Glob, S3Source};
 use crate::error::{Error, Result};
-use crate::id::Id;
-use crate::reader::BlobReader;
-use crate::restore::Entry;
+use crate::format::id::Id;
+use crate::format::tree::{Node, NodeKind, RawName, Tree};
+use crate::ops::backup::{BackupContext, save_tree_nodes, stream::save_stream, synthetic_dir};
+use crate::ops::restore::Entry;
+use crate::repo::reader::BlobReader;
 use crate::storage::Location;
-use crate::tree::{Node, NodeKind, RawName, Tree};
 
 /// Objects fetched at once when the config does not say.
 pub const DEFAULT_CONCURRENCY: usize = 16;

@@ -1,0 +1,349 @@
+//! The file-tree source: walks paths, skips excluded entries, reuses the parent snapshot's content for files
+//! whose size, mtime, ctime and inode are unchanged, and saves one tree per directory. Directory entries are
+//! processed in parallel.
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::fs::Metadata;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+
+use globset::{GlobSet, GlobSetBuilder};
+use rayon::prelude::*;
+
+use super::stream::save_stream;
+use super::{BackupContext, TreeLoader};
+use crate::error::{Error, Result};
+use crate::format::blob::BlobKind;
+use crate::format::id::Id;
+use crate::format::tree::{Node, NodeKind, RawName, Tree};
+
+/// Exclude patterns: a pattern with a `/` matches the whole absolute path, one without matches any file name.
+#[derive(Default)]
+pub struct Excludes {
+    by_name: GlobSet,
+    by_path: GlobSet,
+}
+
+impl Excludes {
+    /// Compiles patterns; a bad pattern is an error naming it.
+    pub fn new(patterns: &[String]) -> Result<Excludes> {
+        let mut by_name = GlobSetBuilder::new();
+        let mut by_path = GlobSetBuilder::new();
+        for p in patterns.iter().map(|p| p.trim()).filter(|p| !p.is_empty()) {
+            let p = p.trim_end_matches('/');
+            let glob = globset::GlobBuilder::new(p)
+                .literal_separator(p.contains('/'))
+                .backslash_escape(true)
+                .build()
+                .map_err(|e| Error::InvalidInput(format!("invalid exclude pattern {p:?}: {e}")))?;
+            if p.contains('/') {
+                by_path.add(glob)
+            } else {
+                by_name.add(glob)
+            };
+        }
+        let build =
+            |b: GlobSetBuilder| b.build().map_err(|e| Error::InvalidInput(format!("invalid exclude patterns: {e}")));
+        Ok(Excludes { by_name: build(by_name)?, by_path: build(by_path)? })
+    }
+
+    /// True if `path` (absolute) is excluded.
+    pub fn matches(&self, path: &Path) -> bool {
+        let name_hit = path.file_name().is_some_and(|n| self.by_name.is_match(Path::new(n)));
+        name_hit || self.by_path.is_match(path)
+    }
+}
+
+/// Reads `--exclude-file` style files: one pattern a line, `#` comments and blank lines ignored.
+pub fn read_exclude_file(path: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io("read exclude file", path, e))?;
+    Ok(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from).collect())
+}
+
+/// Counts the files and bytes a backup of `paths` will visit (metadata only), for the progress bar's ETA.
+/// Runs beside the backup; stops early when `progress.estimate_done` is set by someone else.
+pub fn scan(paths: &[PathBuf], excludes: &Excludes, progress: &super::Progress) {
+    let mut stack: Vec<PathBuf> = paths.to_vec();
+    while let Some(p) = stack.pop() {
+        if progress.estimate_done.load(Ordering::Relaxed) {
+            return;
+        }
+        if excludes.matches(&p) {
+            continue;
+        }
+        let Ok(meta) = std::fs::symlink_metadata(&p) else { continue };
+        if meta.is_dir() {
+            if let Ok(rd) = std::fs::read_dir(&p) {
+                stack.extend(rd.flatten().map(|e| e.path()));
+            }
+        } else if meta.is_file() {
+            progress.estimate_files.fetch_add(1, Ordering::Relaxed);
+            progress.estimate_bytes.fetch_add(meta.size(), Ordering::Relaxed);
+        }
+    }
+    progress.estimate_done.store(true, Ordering::Relaxed);
+}
+
+/// The directory structure above the paths given on the command line.
+#[derive(Default)]
+struct VirtualDir {
+    children: BTreeMap<Vec<u8>, VirtualEntry>,
+}
+
+enum VirtualEntry {
+    /// A path given by the user: saved with all it contains.
+    Real(PathBuf),
+    /// An ancestor of given paths, with the real directory whose metadata it takes.
+    Virtual(PathBuf, VirtualDir),
+}
+
+impl VirtualDir {
+    fn insert(&mut self, full: &Path, components: &[&OsStr], prefix: PathBuf) {
+        let Some((first, rest)) = components.split_first() else { return };
+        let here = prefix.join(first);
+        let key = first.as_bytes().to_vec();
+        if rest.is_empty() {
+            self.children.insert(key, VirtualEntry::Real(full.to_path_buf()));
+            return;
+        }
+        let entry =
+            self.children.entry(key).or_insert_with(|| VirtualEntry::Virtual(here.clone(), VirtualDir::default()));
+        if let VirtualEntry::Virtual(_, dir) = entry {
+            dir.insert(full, rest, here);
+        }
+    }
+}
+
+/// Saves the given absolute paths; returns the root tree id.
+pub fn save_paths(ctx: &BackupContext<'_, '_>, paths: &[PathBuf], parent_root: Option<Tree>) -> Result<Id> {
+    let mut root = VirtualDir::default();
+    for p in paths {
+        let comps: Vec<&OsStr> = p.components().skip(1).map(|c| c.as_os_str()).collect();
+        root.insert(p, &comps, PathBuf::from("/"));
+    }
+    save_virtual(ctx, &root, parent_root.as_ref())
+}
+
+fn save_virtual(ctx: &BackupContext<'_, '_>, dir: &VirtualDir, parent: Option<&Tree>) -> Result<Id> {
+    let nodes: Vec<Option<Node>> = dir
+        .children
+        .par_iter()
+        .map(|(name, entry)| {
+            let parent_node = parent.and_then(|t| t.find(name));
+            match entry {
+                VirtualEntry::Real(path) => save_entry(ctx, path, RawName(name.clone()), parent_node),
+                VirtualEntry::Virtual(path, sub) => {
+                    let meta = match std::fs::metadata(path) {
+                        Ok(m) => m,
+                        Err(e) => {
+                            ctx.warn(format!("cannot read {}: {e}", path.display()));
+                            return Ok(None);
+                        }
+                    };
+                    let parent_tree = ctx.loader.subtree(parent_node)?;
+                    let id = save_virtual(ctx, sub, parent_tree.as_ref())?;
+                    Ok(Some(dir_node(RawName(name.clone()), &meta, id)))
+                }
+            }
+        })
+        .collect::<Result<_>>()?;
+    save_tree(ctx, nodes)
+}
+
+fn save_tree(ctx: &BackupContext<'_, '_>, nodes: Vec<Option<Node>>) -> Result<Id> {
+    let tree = Tree::new(nodes.into_iter().flatten().collect());
+    ctx.saver.save(BlobKind::Tree, &tree.to_bytes())
+}
+
+/// Saves one file system entry (not following symlinks). `None` when it was excluded or unreadable.
+fn save_entry(ctx: &BackupContext<'_, '_>, path: &Path, name: RawName, parent: Option<&Node>) -> Result<Option<Node>> {
+    if ctx.excludes.matches(path) {
+        return Ok(None);
+    }
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) => {
+            ctx.warn(format!("cannot read {}: {e}", path.display()));
+            return Ok(None);
+        }
+    };
+    let ft = meta.file_type();
+    if ft.is_dir() {
+        return save_dir(ctx, path, name, &meta, parent);
+    }
+    if ft.is_file() {
+        return save_file(ctx, path, name, &meta, parent);
+    }
+    let mut node = base_node(name, &meta, NodeKind::Fifo);
+    if ft.is_symlink() {
+        node.kind = NodeKind::Symlink;
+        match std::fs::read_link(path) {
+            Ok(target) => node.target = Some(RawName(target.as_os_str().as_bytes().to_vec())),
+            Err(e) => {
+                ctx.warn(format!("cannot read symlink {}: {e}", path.display()));
+                return Ok(None);
+            }
+        }
+    } else if ft.is_socket() {
+        node.kind = NodeKind::Socket;
+    } else if ft.is_char_device() {
+        node.kind = NodeKind::CharDevice;
+        node.rdev = Some(meta.rdev());
+    } else if ft.is_block_device() {
+        node.kind = NodeKind::BlockDevice;
+        node.rdev = Some(meta.rdev());
+    }
+    Ok(Some(node))
+}
+
+fn save_dir(
+    ctx: &BackupContext<'_, '_>,
+    path: &Path,
+    name: RawName,
+    meta: &Metadata,
+    parent: Option<&Node>,
+) -> Result<Option<Node>> {
+    let read = std::fs::read_dir(path).and_then(|rd| rd.collect::<std::io::Result<Vec<_>>>());
+    let entries = match read {
+        Ok(e) => e,
+        Err(e) => {
+            ctx.warn(format!("cannot read directory {}: {e}", path.display()));
+            return Ok(None);
+        }
+    };
+    let parent_tree = ctx.loader.subtree(parent)?;
+    let nodes: Vec<Option<Node>> = entries
+        .par_iter()
+        .map(|e| {
+            let child_name = e.file_name().as_bytes().to_vec();
+            let parent_node = parent_tree.as_ref().and_then(|t| t.find(&child_name));
+            save_entry(ctx, &e.path(), RawName(child_name), parent_node)
+        })
+        .collect::<Result<_>>()?;
+    ctx.progress.dirs.fetch_add(1, Ordering::Relaxed);
+    let id = save_tree(ctx, nodes)?;
+    Ok(Some(dir_node(name, meta, id)))
+}
+
+fn save_file(
+    ctx: &BackupContext<'_, '_>,
+    path: &Path,
+    name: RawName,
+    meta: &Metadata,
+    parent: Option<&Node>,
+) -> Result<Option<Node>> {
+    let mut node = base_node(name, meta, NodeKind::File);
+    node.size = meta.size();
+    if let Some(old) = parent.filter(|old| unchanged(old, &node))
+        && old.content.iter().all(|id| ctx.saver.has(id))
+    {
+        node.content = old.content.clone();
+        ctx.progress.files_unchanged.fetch_add(1, Ordering::Relaxed);
+        ctx.progress.bytes_skipped.fetch_add(node.size, Ordering::Relaxed);
+        ctx.progress.total_bytes.fetch_add(node.size, Ordering::Relaxed);
+        return Ok(Some(node));
+    }
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) => {
+            ctx.warn(format!("cannot read {}: {e}", path.display()));
+            return Ok(None);
+        }
+    };
+    let what = path.to_string_lossy();
+    let content = match save_stream(ctx.saver, file, ctx.params, ctx.repo.gear(), ctx.progress, &what, Some(node.size))
+    {
+        Ok(c) => c,
+        Err(Error::Io { source, .. }) => {
+            ctx.warn(format!("cannot read {}: {source}", path.display()));
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
+    if let Ok(after) = std::fs::symlink_metadata(path)
+        && (after.size() != content.size || after.mtime() != meta.mtime() || after.mtime_nsec() != meta.mtime_nsec())
+    {
+        ctx.notice(format!("{} changed while it was read; the snapshot holds the bytes read", path.display()));
+    }
+    node.size = content.size;
+    node.content = content.blobs;
+    let counter = if parent.is_some_and(|p| p.kind == NodeKind::File) {
+        &ctx.progress.files_changed
+    } else {
+        &ctx.progress.files_new
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
+    ctx.progress.bytes_read.fetch_add(content.size, Ordering::Relaxed);
+    ctx.progress.total_bytes.fetch_add(content.size, Ordering::Relaxed);
+    Ok(Some(node))
+}
+
+/// The parent-snapshot shortcut: same kind, size, mtime, ctime, inode and device.
+fn unchanged(old: &Node, new: &Node) -> bool {
+    old.kind == NodeKind::File
+        && old.size == new.size
+        && old.mtime_ns == new.mtime_ns
+        && old.ctime_ns == new.ctime_ns
+        && old.inode == new.inode
+        && old.dev == new.dev
+}
+
+fn ns(secs: i64, nsec: i64) -> i64 {
+    secs.saturating_mul(1_000_000_000).saturating_add(nsec)
+}
+
+fn base_node(name: RawName, meta: &Metadata, kind: NodeKind) -> Node {
+    Node {
+        name,
+        kind,
+        mode: meta.mode() & 0o7777,
+        uid: meta.uid(),
+        gid: meta.gid(),
+        mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
+        ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
+        inode: meta.ino(),
+        dev: meta.dev(),
+        size: 0,
+        content: Vec::new(),
+        subtree: None,
+        target: None,
+        rdev: None,
+        etag: None,
+        content_type: None,
+    }
+}
+
+fn dir_node(name: RawName, meta: &Metadata, tree: Id) -> Node {
+    let mut node = base_node(name, meta, NodeKind::Dir);
+    node.subtree = Some(tree);
+    node
+}
+
+impl TreeLoader<'_> {
+    /// The parent snapshot's tree of a directory node, if there is one.
+    fn subtree(&self, node: Option<&Node>) -> Result<Option<Tree>> {
+        match node.filter(|n| n.kind == NodeKind::Dir).and_then(|n| n.subtree) {
+            Some(id) => self.load(&id).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exclude_patterns() {
+        let ex = Excludes::new(&["*.tmp".into(), "node_modules".into(), "/srv/app/cache".into(), "".into()]).unwrap();
+        assert!(ex.matches(Path::new("/a/b/x.tmp")));
+        assert!(ex.matches(Path::new("/a/node_modules")));
+        assert!(ex.matches(Path::new("/srv/app/cache")));
+        assert!(!ex.matches(Path::new("/srv/app/cache2")));
+        assert!(!ex.matches(Path::new("/a/b/x.txt")));
+        assert!(Excludes::new(&["a[".into()]).is_err());
+    }
+}

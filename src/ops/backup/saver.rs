@@ -1,0 +1,245 @@
+//! The write half of the blob pipeline: hash → dedup → compress → encrypt → pack → upload → index. Shared by
+//! every source and safe to call from many threads at once. Hashing, compression and encryption run on the
+//! calling thread (rayon's workers, in parallel); full packs go through a small bounded queue to upload threads,
+//! so a slow write or fsync never stalls the CPU work, and memory stays bounded by the queue.
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::thread::{Scope, ScopedJoinHandle};
+
+use crate::error::{Error, Result};
+use crate::format::blob::{self, BlobKind};
+use crate::format::id::Id;
+use crate::format::index::PackEntry;
+use crate::format::pack::{FinishedPack, PackWriter};
+use crate::repo::catalog::Catalog;
+use crate::repo::{self, Repository};
+use crate::storage;
+
+/// Index segments are written when this many blobs are waiting, which bounds the memory of long backups.
+const INDEX_FLUSH_BLOBS: usize = 100_000;
+
+thread_local! {
+    static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
+}
+
+/// Counters of what a backup added.
+#[derive(Default)]
+pub struct SaverStats {
+    pub blobs_added: AtomicU64,
+    pub bytes_added: AtomicU64,
+    pub stored_bytes_added: AtomicU64,
+}
+
+/// What the upload threads produce; lives outside the thread scope so the caller can read it afterwards.
+#[derive(Default)]
+pub struct UploadState {
+    /// Packs uploaded but not yet in an index segment.
+    unindexed: Mutex<Vec<PackEntry>>,
+    /// Index segments written (the caller records them in the catalog).
+    written_indexes: Mutex<Vec<(Id, Vec<PackEntry>)>>,
+    failed: AtomicBool,
+    error: Mutex<Option<Error>>,
+}
+
+impl UploadState {
+    /// Records the index segments written so far in the catalog.
+    pub fn record_in(&self, catalog: &mut Catalog) -> Result<()> {
+        let written = std::mem::take(&mut *self.written_indexes.lock().expect("upload lock"));
+        for (id, packs) in written {
+            catalog.add_index(&id, &packs)?;
+        }
+        Ok(())
+    }
+
+    fn fail(&self, e: Error) {
+        let mut slot = self.error.lock().expect("upload lock");
+        if slot.is_none() {
+            *slot = Some(e);
+        }
+        self.failed.store(true, Ordering::SeqCst);
+    }
+
+    /// The first upload error, if any (taken once; later callers get a short reference to it).
+    fn take_error(&self) -> Option<Error> {
+        if !self.failed.load(Ordering::SeqCst) {
+            return None;
+        }
+        Some(self.error.lock().expect("upload lock").take().unwrap_or_else(|| {
+            Error::InvalidInput("the backup stopped because writing to the repository failed (see above)".into())
+        }))
+    }
+
+    /// Seals and writes one pack; writes an index segment when enough blobs wait for one.
+    fn upload(&self, repo: &Repository, pack: PackWriter) -> Result<()> {
+        let FinishedPack { id, kind, bytes, blobs } = pack.finish(&repo.key);
+        let size = bytes.len() as u64;
+        repo.storage.write(&storage::pack_path(&id), bytes)?;
+        let batch = {
+            let mut waiting = self.unindexed.lock().expect("upload lock");
+            waiting.push(PackEntry { id, kind, size, blobs });
+            let n: usize = waiting.iter().map(|p| p.blobs.len()).sum();
+            if n >= INDEX_FLUSH_BLOBS { std::mem::take(&mut *waiting) } else { Vec::new() }
+        };
+        self.write_index(repo, batch)
+    }
+
+    fn write_index(&self, repo: &Repository, packs: Vec<PackEntry>) -> Result<()> {
+        if packs.is_empty() {
+            return Ok(());
+        }
+        let id = repo.save_index(&packs)?;
+        self.written_indexes.lock().expect("upload lock").push((id, packs));
+        Ok(())
+    }
+}
+
+/// Saves blobs into packs; see the module docs. Lives inside a thread scope that runs its upload threads.
+pub struct BlobSaver<'a> {
+    repo: &'a Repository,
+    known: Mutex<HashSet<Id>>,
+    data_pack: Mutex<PackWriter>,
+    tree_pack: Mutex<PackWriter>,
+    queue: Mutex<Option<SyncSender<PackWriter>>>,
+    workers: Mutex<Vec<ScopedJoinHandle<'a, ()>>>,
+    state: &'a UploadState,
+    pub stats: SaverStats,
+}
+
+impl<'a> BlobSaver<'a> {
+    /// A saver that skips every blob the catalog already knows; its upload threads run in `scope`.
+    pub fn new<'env>(
+        repo: &'a Repository,
+        catalog: &Catalog,
+        state: &'a UploadState,
+        scope: &'a Scope<'a, 'env>,
+    ) -> Result<Self> {
+        let (tx, rx) = sync_channel::<PackWriter>(0);
+        let rx = Arc::new(Mutex::new(rx));
+        // A pack is handed over only to an idle upload thread, so at most this many are in flight.
+        let uploaders = storage::StorageTuning::from_env()?
+            .uploads
+            .unwrap_or_else(|| storage::StorageTuning::default_uploads(repo.storage.regions()));
+        let workers = (0..uploaders)
+            .map(|_| {
+                let rx = rx.clone();
+                scope.spawn(move || upload_loop(repo, state, &rx))
+            })
+            .collect();
+        Ok(BlobSaver {
+            repo,
+            known: Mutex::new(catalog.blob_ids()?),
+            data_pack: Mutex::new(new_pack(repo, BlobKind::Data)),
+            tree_pack: Mutex::new(new_pack(repo, BlobKind::Tree)),
+            queue: Mutex::new(Some(tx)),
+            workers: Mutex::new(workers),
+            state,
+            stats: SaverStats::default(),
+        })
+    }
+
+    /// True if the repository (or this backup) already holds the blob.
+    pub fn has(&self, id: &Id) -> bool {
+        self.known.lock().expect("saver lock").contains(id)
+    }
+
+    /// Stores one blob unless it is already known; returns its id.
+    pub fn save(&self, kind: BlobKind, data: &[u8]) -> Result<Id> {
+        if let Some(e) = self.state.take_error() {
+            return Err(e);
+        }
+        let id = self.repo.key.blob_id(data);
+        if !self.known.lock().expect("saver lock").insert(id) {
+            return Ok(id);
+        }
+        let level = self.repo.config.compression_level;
+        let (info, sealed) = COMPRESSOR.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            if level <= 0 {
+                return blob::encode(&self.repo.key, kind, id, data, None);
+            }
+            if slot.as_ref().is_none_or(|(l, _)| *l != level) {
+                *slot = zstd::bulk::Compressor::new(level).ok().map(|c| (level, c));
+            }
+            blob::encode(&self.repo.key, kind, id, data, slot.as_mut().map(|(_, c)| c))
+        });
+        self.stats.blobs_added.fetch_add(1, Ordering::Relaxed);
+        self.stats.bytes_added.fetch_add(data.len() as u64, Ordering::Relaxed);
+        self.stats.stored_bytes_added.fetch_add(sealed.len() as u64, Ordering::Relaxed);
+        let full = {
+            let mut pack = self.pack_for(kind).lock().expect("saver lock");
+            pack.add(info, &sealed);
+            if pack.len() >= repo::pack_target(&self.repo.config, kind) {
+                Some(std::mem::replace(&mut *pack, new_pack(self.repo, kind)))
+            } else {
+                None
+            }
+        };
+        if let Some(pack) = full {
+            self.enqueue(pack)?;
+        }
+        Ok(id)
+    }
+
+    fn pack_for(&self, kind: BlobKind) -> &Mutex<PackWriter> {
+        match kind {
+            BlobKind::Data => &self.data_pack,
+            BlobKind::Tree => &self.tree_pack,
+        }
+    }
+
+    /// Hands a full pack to the upload threads (blocks while the queue is full).
+    fn enqueue(&self, pack: PackWriter) -> Result<()> {
+        let tx = self.queue.lock().expect("saver lock").clone();
+        match tx {
+            Some(tx) if tx.send(pack).is_ok() => Ok(()),
+            _ => {
+                Err(self.state.take_error().unwrap_or_else(|| Error::InvalidInput("the upload queue is closed".into())))
+            }
+        }
+    }
+
+    /// Uploads the partial packs, waits for every upload, and writes the last index segment. After this
+    /// returns `Ok`, every blob saved so far is durable and indexed, so a snapshot may reference it.
+    pub fn flush(&self) -> Result<()> {
+        for kind in [BlobKind::Data, BlobKind::Tree] {
+            let pack = std::mem::replace(&mut *self.pack_for(kind).lock().expect("saver lock"), PackWriter::new(kind));
+            if !pack.is_empty() {
+                self.enqueue(pack)?;
+            }
+        }
+        drop(self.queue.lock().expect("saver lock").take());
+        for w in std::mem::take(&mut *self.workers.lock().expect("saver lock")) {
+            if w.join().is_err() {
+                self.state.fail(Error::InvalidInput("an upload thread panicked".into()));
+            }
+        }
+        if let Some(e) = self.state.take_error() {
+            return Err(e);
+        }
+        let rest = std::mem::take(&mut *self.state.unindexed.lock().expect("upload lock"));
+        self.state.write_index(self.repo, rest)
+    }
+}
+
+fn new_pack(repo: &Repository, kind: BlobKind) -> PackWriter {
+    PackWriter::with_target(kind, repo::pack_target(&repo.config, kind))
+}
+
+/// One upload thread: takes packs off the queue until it closes. After a failure it keeps draining (so senders
+/// never block forever) but writes nothing more.
+fn upload_loop(repo: &Repository, state: &UploadState, rx: &Mutex<Receiver<PackWriter>>) {
+    loop {
+        let next = rx.lock().expect("queue lock").recv();
+        let Ok(pack) = next else { return };
+        if state.failed.load(Ordering::SeqCst) {
+            continue;
+        }
+        if let Err(e) = state.upload(repo, pack) {
+            state.fail(e);
+        }
+    }
+}

@@ -1,0 +1,320 @@
+//! `check`: proves the repository is restorable. The structural pass reads every index segment and snapshot,
+//! walks every tree, and confirms every referenced blob is indexed in a pack that exists with the right size.
+//! With `read_data`, every pack is downloaded, its name (a hash of its bytes) verified, its header decrypted and
+//! every blob decrypted and checked against its id.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+
+use crate::error::Result;
+use crate::format::blob::{self, BlobKind};
+use crate::format::id::Id;
+use crate::format::index::PackEntry;
+use crate::format::pack;
+use crate::format::tree::NodeKind;
+use crate::repo::catalog::Catalog;
+use crate::repo::{self, Repository};
+use crate::storage;
+
+/// Which packs `--read-data` downloads and verifies.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum DataSubset {
+    /// Every pack (an interrupted run resumes where it stopped).
+    All,
+    /// This share of the packs, those verified longest ago (never first).
+    Fraction(f64),
+    /// Slice `k` of `n` (1-based): a fixed partition by pack id, so `n` runs with k = 1..n cover everything.
+    Slice { k: u64, n: u64 },
+    /// The packs verified longest ago, about a seventh of the data: daily runs cover everything in a week.
+    Auto,
+}
+
+impl DataSubset {
+    /// Parses `10%`, `3/7` or `auto`.
+    pub fn parse(s: &str) -> std::result::Result<DataSubset, String> {
+        let bad = || format!("invalid subset {s:?}: use a percentage (10%), a slice (3/7) or auto");
+        if s == "auto" {
+            return Ok(DataSubset::Auto);
+        }
+        if let Some(p) = s.strip_suffix('%') {
+            let v: f64 = p.trim().parse().map_err(|_| bad())?;
+            return if v > 0.0 && v <= 100.0 { Ok(DataSubset::Fraction(v / 100.0)) } else { Err(bad()) };
+        }
+        let (k, n) = s.split_once('/').ok_or_else(bad)?;
+        let (k, n): (u64, u64) = (k.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+        if n == 0 || k == 0 || k > n {
+            return Err(bad());
+        }
+        Ok(DataSubset::Slice { k, n })
+    }
+}
+
+/// Options of a check.
+#[derive(Clone, Debug, Default)]
+pub struct CheckOptions {
+    /// Download and verify packs.
+    pub read_data: Option<DataSubset>,
+}
+
+/// What a check found.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct CheckReport {
+    pub snapshots: usize,
+    pub trees: usize,
+    pub packs: usize,
+    pub blobs: usize,
+    pub packs_read: usize,
+    pub bytes_read: u64,
+    /// Names of the packs read and verified.
+    pub packs_verified: Vec<String>,
+    /// Each problem names the object and, where it matters, the snapshot and path.
+    pub problems: Vec<String>,
+    /// Things that are not damage (unreferenced packs left by an interrupted backup).
+    pub notes: Vec<String>,
+}
+
+/// Where the index says a blob lies.
+struct Located {
+    pack: Id,
+    offset: u64,
+    info: blob::BlobInfo,
+}
+
+/// Runs the check.
+pub fn check(repo: &Repository, catalog: &Catalog, opts: &CheckOptions) -> Result<CheckReport> {
+    let mut report = CheckReport::default();
+    let stored: HashMap<Id, u64> = repo
+        .storage
+        .list("data/")?
+        .into_iter()
+        .filter_map(|(p, size)| Some((Id::from_hex(p.rsplit('/').next()?)?, size)))
+        .collect();
+    let mut packs: HashMap<Id, PackEntry> = HashMap::new();
+    let mut blobs: HashMap<Id, Located> = HashMap::new();
+    for idx in repo.list_indexes()? {
+        match repo.load_index(&idx) {
+            Ok(entries) => {
+                for p in entries {
+                    for b in &p.blobs {
+                        blobs.entry(b.info.id).or_insert(Located { pack: p.id, offset: b.offset, info: b.info });
+                    }
+                    packs.insert(p.id, p);
+                }
+            }
+            Err(e) => report.problems.push(format!("index {}: {e}", idx.short())),
+        }
+    }
+    for (id, p) in &packs {
+        match stored.get(id) {
+            None => report.problems.push(format!("pack {} is indexed but missing from the repository", id.short())),
+            Some(size) if *size != p.size => {
+                report.problems.push(format!("pack {} has {size} bytes, the index says {}", id.short(), p.size))
+            }
+            _ => {}
+        }
+    }
+    let unindexed = stored.keys().filter(|id| !packs.contains_key(id)).count();
+    if unindexed > 0 {
+        report
+            .notes
+            .push(format!("{unindexed} packs are not in any index (left by interrupted backups; prune removes them)"));
+    }
+    report.packs = packs.len();
+    report.blobs = blobs.len();
+    check_snapshots(repo, &blobs, &mut report)?;
+    if let Some(subset) = opts.read_data {
+        let chosen = choose_packs(catalog, &packs, subset, &mut report)?;
+        read_packs(repo, catalog, &chosen, &mut report)?;
+        if subset == DataSubset::All {
+            catalog.set_meta(RUN_KEY, None)?;
+        }
+    }
+    Ok(report)
+}
+
+/// Walks every snapshot's trees; each tree is read once however many snapshots share it.
+fn check_snapshots(repo: &Repository, blobs: &HashMap<Id, Located>, report: &mut CheckReport) -> Result<()> {
+    let mut seen: HashSet<Id> = HashSet::new();
+    for sid in repo.list_snapshots()? {
+        let snap = match repo.load_snapshot(&sid) {
+            Ok(s) => s,
+            Err(e) => {
+                report.problems.push(format!("snapshot {}: {e}", sid.short()));
+                continue;
+            }
+        };
+        report.snapshots += 1;
+        let mut stack = vec![(snap.tree, String::from("/"))];
+        while let Some((tree_id, path)) = stack.pop() {
+            if !seen.insert(tree_id) {
+                continue;
+            }
+            let Some(loc) = blobs.get(&tree_id) else {
+                report.problems.push(format!(
+                    "snapshot {}: tree {} of {path} is not in any index",
+                    sid.short(),
+                    tree_id.short()
+                ));
+                continue;
+            };
+            let tree =
+                match repo.read_blob(&loc.pack, loc.offset, &loc.info).and_then(|p| repo.parse_tree(&tree_id, &p)) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        report.problems.push(format!("snapshot {}: tree of {path}: {e}", sid.short()));
+                        continue;
+                    }
+                };
+            report.trees += 1;
+            for node in &tree.nodes {
+                let child = format!("{}{}", path, node.name.display());
+                if node.kind == NodeKind::Dir {
+                    match node.subtree {
+                        Some(sub) => stack.push((sub, format!("{child}/"))),
+                        None => {
+                            report.problems.push(format!("snapshot {}: directory {child} has no tree", sid.short()))
+                        }
+                    }
+                }
+                for id in &node.content {
+                    match blobs.get(id) {
+                        Some(l) if l.info.kind == BlobKind::Data => {}
+                        _ => report.problems.push(format!(
+                            "snapshot {}: {child}: data blob {} is not in any index",
+                            sid.short(),
+                            id.short()
+                        )),
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Catalog key remembering when an unfinished full `--read-data` run began.
+const RUN_KEY: &str = "read_data_run_started";
+
+/// Picks the packs to read, oldest-verified first where the subset allows a choice.
+fn choose_packs<'p>(
+    catalog: &Catalog,
+    packs: &'p HashMap<Id, PackEntry>,
+    subset: DataSubset,
+    report: &mut CheckReport,
+) -> Result<Vec<&'p PackEntry>> {
+    let history = catalog.pack_checks()?;
+    let mut all: Vec<&PackEntry> = packs.values().collect();
+    // Never verified first, then by the time of the last verification; ties by id for determinism.
+    all.sort_by_key(|p| (history.get(&p.id).map(|h| h.0), p.id));
+    Ok(match subset {
+        DataSubset::All => {
+            let now = crate::time::now();
+            match catalog.meta(RUN_KEY)?.and_then(|s| s.parse::<jiff::Timestamp>().ok()) {
+                Some(started) => {
+                    let before = all.len();
+                    all.retain(|p| !history.get(&p.id).is_some_and(|(at, ok)| *ok && *at >= started));
+                    if all.len() < before {
+                        report.notes.push(format!(
+                            "resuming the check interrupted at {started}: {} packs were already verified",
+                            before - all.len()
+                        ));
+                    }
+                }
+                None => catalog.set_meta(RUN_KEY, Some(&now.to_string()))?,
+            }
+            all
+        }
+        DataSubset::Slice { k, n } => all
+            .into_iter()
+            .filter(|p| u64::from_le_bytes(p.id.0[..8].try_into().expect("8 bytes")) % n == k - 1)
+            .collect(),
+        DataSubset::Fraction(f) => {
+            let take = ((all.len() as f64) * f).ceil() as usize;
+            all.truncate(take);
+            all
+        }
+        DataSubset::Auto => {
+            let budget = packs.values().map(|p| p.size).sum::<u64>() / 7;
+            let mut sum = 0;
+            all.into_iter()
+                .take_while(|p| {
+                    let go = sum == 0 || sum < budget;
+                    sum += p.size;
+                    go
+                })
+                .collect()
+        }
+    })
+}
+
+/// Downloads the chosen packs and verifies them completely, recording each in the catalog as it goes.
+fn read_packs(repo: &Repository, catalog: &Catalog, list: &[&PackEntry], report: &mut CheckReport) -> Result<()> {
+    let problems = Mutex::new(Vec::new());
+    let bytes = std::sync::atomic::AtomicU64::new(0);
+    let (tx, rx) = std::sync::mpsc::channel::<(Id, bool)>();
+    let mut record_err = None;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let tx = tx; // moved in, so the receiver below ends when this thread does
+            // One pack in memory at a time; its blobs are verified in parallel (verify_pack).
+            list.iter().for_each(|p| {
+                let ok = match verify_pack(repo, p) {
+                    Ok(()) => true,
+                    Err(msg) => {
+                        problems.lock().expect("problems lock").push(format!("pack {}: {msg}", p.id.short()));
+                        false
+                    }
+                };
+                bytes.fetch_add(p.size, std::sync::atomic::Ordering::Relaxed);
+                let _ = tx.send((p.id, ok));
+            });
+        });
+        // The catalog is not shared between threads; this thread records results as they arrive.
+        for (id, ok) in rx {
+            if let Err(e) = catalog.record_pack_check(&id, crate::time::now(), ok) {
+                record_err.get_or_insert(e);
+            }
+        }
+    });
+    if let Some(e) = record_err {
+        return Err(e);
+    }
+    report.packs_read = list.len();
+    report.packs_verified = list.iter().map(|p| p.id.to_hex()).collect();
+    report.bytes_read = bytes.into_inner();
+    report.problems.extend(problems.into_inner().expect("problems lock"));
+    Ok(())
+}
+
+fn verify_pack(repo: &Repository, p: &PackEntry) -> std::result::Result<(), String> {
+    let path = storage::pack_path(&p.id);
+    let bytes = repo.storage.read(&path).map_err(|e| e.to_string())?;
+    repo::verify_name(&path, &p.id, &bytes).map_err(|e| e.to_string())?;
+    let header = pack::parse_pack(&repo.key, &bytes)?;
+    if header.len() != p.blobs.len() || header.iter().zip(&p.blobs).any(|(a, b)| a != b) {
+        return Err("its header disagrees with the index".into());
+    }
+    header.par_iter().try_for_each(|b| {
+        let sealed = &bytes[b.offset as usize..(b.offset + b.info.stored_len as u64) as usize];
+        blob::decode(&repo.key, &b.info, sealed)
+            .map(drop)
+            .map_err(|e| format!("blob {} at offset {}: {e}", b.info.id.short(), b.offset))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subsets_parse() {
+        assert_eq!(DataSubset::parse("10%").unwrap(), DataSubset::Fraction(0.1));
+        assert_eq!(DataSubset::parse("3/7").unwrap(), DataSubset::Slice { k: 3, n: 7 });
+        assert_eq!(DataSubset::parse("auto").unwrap(), DataSubset::Auto);
+        for bad in ["0%", "101%", "8/7", "0/7", "x", "1/0"] {
+            assert!(DataSubset::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! `diff` and `stats`: comparing two snapshots and measuring what a snapshot or the repository holds.
+
+use std::collections::{BTreeMap, HashSet};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::format::id::Id;
+use crate::format::tree::{Node, NodeKind};
+use crate::repo::reader::BlobReader;
+
+/// One difference between two snapshots.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Change {
+    /// `+` added, `-` removed, `M` content changed, `U` metadata only, `T` type changed.
+    pub kind: char,
+    pub path: PathBuf,
+}
+
+/// Differences from tree `a` to tree `b`, in path order. Identical subtrees are skipped without reading.
+pub fn diff(reader: &BlobReader<'_>, a: &Id, b: &Id) -> Result<Vec<Change>> {
+    let mut out = Vec::new();
+    diff_trees(reader, Some(a), Some(b), Path::new("/"), &mut out)?;
+    Ok(out)
+}
+
+fn diff_trees(
+    reader: &BlobReader<'_>,
+    a: Option<&Id>,
+    b: Option<&Id>,
+    dir: &Path,
+    out: &mut Vec<Change>,
+) -> Result<()> {
+    if a == b {
+        return Ok(());
+    }
+    let load = |t: Option<&Id>| -> Result<BTreeMap<Vec<u8>, Node>> {
+        Ok(match t {
+            Some(id) => reader.load_tree(id)?.nodes.into_iter().map(|n| (n.name.0.clone(), n)).collect(),
+            None => BTreeMap::new(),
+        })
+    };
+    let (ta, tb) = (load(a)?, load(b)?);
+    let names: std::collections::BTreeSet<&Vec<u8>> = ta.keys().chain(tb.keys()).collect();
+    for name in names {
+        let path = dir.join(OsStr::from_bytes(name));
+        match (ta.get(name), tb.get(name)) {
+            (Some(x), None) => removed_or_added(reader, x, &path, '-', out)?,
+            (None, Some(y)) => removed_or_added(reader, y, &path, '+', out)?,
+            (Some(x), Some(y)) if x.kind != y.kind => {
+                out.push(Change { kind: 'T', path: path.clone() });
+            }
+            (Some(x), Some(y)) if x.kind == NodeKind::Dir => {
+                if (x.mode, x.uid, x.gid) != (y.mode, y.uid, y.gid) {
+                    out.push(Change { kind: 'U', path: path.clone() });
+                }
+                diff_trees(reader, x.subtree.as_ref(), y.subtree.as_ref(), &path, out)?;
+            }
+            (Some(x), Some(y)) => {
+                if x.content != y.content || x.target != y.target || x.size != y.size {
+                    out.push(Change { kind: 'M', path });
+                } else if (x.mode, x.uid, x.gid, x.mtime_ns) != (y.mode, y.uid, y.gid, y.mtime_ns) {
+                    out.push(Change { kind: 'U', path });
+                }
+            }
+            (None, None) => {}
+        }
+    }
+    Ok(())
+}
+
+fn removed_or_added(
+    reader: &BlobReader<'_>,
+    node: &Node,
+    path: &Path,
+    kind: char,
+    out: &mut Vec<Change>,
+) -> Result<()> {
+    out.push(Change { kind, path: path.to_path_buf() });
+    if let (NodeKind::Dir, Some(sub)) = (node.kind, node.subtree) {
+        for child in reader.load_tree(&sub)?.nodes {
+            removed_or_added(reader, &child, &path.join(OsStr::from_bytes(&child.name.0)), kind, out)?;
+        }
+    }
+    Ok(())
+}
+
+/// What one snapshot holds.
+#[derive(Debug, Default, Serialize)]
+pub struct SnapshotStats {
+    pub files: u64,
+    pub dirs: u64,
+    /// Sum of file sizes.
+    pub logical_bytes: u64,
+    /// Distinct blobs the snapshot references, their plaintext and stored sizes.
+    pub unique_blobs: u64,
+    pub unique_bytes: u64,
+    pub stored_bytes: u64,
+    /// logical / unique plaintext: how much deduplication saved within the snapshot.
+    pub dedup_ratio: f64,
+}
+
+/// Walks a snapshot and totals it.
+pub fn snapshot_stats(reader: &BlobReader<'_>, root: &Id) -> Result<SnapshotStats> {
+    let mut st = SnapshotStats::default();
+    let mut seen = HashSet::new();
+    let mut stack = vec![*root];
+    let mut count = |id: &Id, st: &mut SnapshotStats| -> Result<()> {
+        if seen.insert(*id) {
+            let loc = reader.locate(id)?;
+            st.unique_blobs += 1;
+            st.unique_bytes += loc.info.raw_len as u64;
+            st.stored_bytes += loc.info.stored_len as u64;
+        }
+        Ok(())
+    };
+    while let Some(t) = stack.pop() {
+        count(&t, &mut st)?;
+        for node in reader.load_tree(&t)?.nodes {
+            match node.kind {
+                NodeKind::Dir => {
+                    st.dirs += 1;
+                    stack.extend(node.subtree);
+                }
+                NodeKind::File => {
+                    st.files += 1;
+                    st.logical_bytes += node.size;
+                    for id in &node.content {
+                        count(id, &mut st)?;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    st.dedup_ratio = if st.unique_bytes > 0 { st.logical_bytes as f64 / st.unique_bytes as f64 } else { 1.0 };
+    Ok(st)
+}

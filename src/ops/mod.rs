@@ -1,0 +1,12 @@
+//! The operations on an open repository, one module each: what backup, restore, forget, prune, check, repair and
+//! sync do, with no knowledge of flags or printing.
+
+pub mod backup;
+pub mod check;
+pub mod diff;
+pub mod prune;
+pub mod repair;
+pub mod restore;
+pub mod retention;
+pub mod select;
+pub mod sync;

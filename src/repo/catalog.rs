@@ -1,0 +1,468 @@
+//! The local catalog: a SQLite cache of the repository's snapshots, packs and blobs, so dedup lookups, listings
+//! and "latest" are queries instead of downloads. It is never the only copy of anything: when it is missing, of
+//! another schema, or out of date (another machine wrote to the repository), it is brought up to date from the
+//! repository's own index segments and snapshots.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::error::{Error, Result};
+use crate::format::blob::{BlobInfo, BlobKind, Compression};
+use crate::format::id::Id;
+use crate::format::index::PackEntry;
+use crate::format::snapshot::Snapshot;
+use crate::repo::Repository;
+
+/// Bump whenever the schema changes: older catalogs are dropped and rebuilt, never migrated.
+const SCHEMA_VERSION: i64 = 2;
+
+const SCHEMA: &str = "
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE index_objects (id BLOB PRIMARY KEY);
+CREATE TABLE packs (pid INTEGER PRIMARY KEY, id BLOB NOT NULL UNIQUE, kind INTEGER NOT NULL, size INTEGER NOT NULL);
+CREATE TABLE blobs (id BLOB PRIMARY KEY, pid INTEGER NOT NULL, offset INTEGER NOT NULL, kind INTEGER NOT NULL,
+                    compression INTEGER NOT NULL, stored_len INTEGER NOT NULL, raw_len INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE snapshots (id BLOB PRIMARY KEY, time TEXT NOT NULL, host TEXT NOT NULL, paths TEXT NOT NULL,
+                        tags TEXT NOT NULL, manifest TEXT NOT NULL);
+CREATE INDEX snapshots_time ON snapshots(time);
+CREATE TABLE pack_checks (id BLOB PRIMARY KEY, checked_at TEXT NOT NULL, ok INTEGER NOT NULL);
+";
+
+/// Tables of local history (runs of jobs, test restores). Unlike the cache tables above they cannot be rebuilt
+/// from the repository, so a rebuild keeps them; losing them loses only the history, never backup data.
+const HISTORY_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY, job TEXT NOT NULL, kind TEXT NOT NULL,
+                                 started TEXT NOT NULL, finished TEXT NOT NULL, ok INTEGER NOT NULL,
+                                 snapshot BLOB, bytes INTEGER NOT NULL, error TEXT, detail TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS runs_job_kind ON runs(job, kind, started);
+";
+
+/// One recorded run of a job or maintenance task.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct RunRecord {
+    pub job: String,
+    /// `backup`, `test-restore`, ...
+    pub kind: String,
+    pub started: jiff::Timestamp,
+    pub finished: jiff::Timestamp,
+    pub ok: bool,
+    pub snapshot: Option<Id>,
+    /// Bytes added to the repository (backups) or restored (test restores).
+    pub bytes: u64,
+    pub error: Option<String>,
+    /// Kind-specific details (e.g. query results of a test restore).
+    pub detail: serde_json::Value,
+}
+
+/// Where a blob is stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlobLocation {
+    pub pack: Id,
+    pub offset: u64,
+    pub info: BlobInfo,
+}
+
+/// A snapshot as listed by the catalog.
+#[derive(Clone, Debug)]
+pub struct SnapshotEntry {
+    pub id: Id,
+    pub snapshot: Snapshot,
+}
+
+/// The catalog of one repository.
+pub struct Catalog {
+    conn: Connection,
+    path: PathBuf,
+    /// Damaged objects skipped by the last sync (they are retried on the next one).
+    pub warnings: Vec<String>,
+}
+
+/// The catalog directory: `GUMVAULT_CACHE_DIR`, else the user's cache directory.
+pub fn default_cache_dir() -> PathBuf {
+    match std::env::var_os("GUMVAULT_CACHE_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => dirs::cache_dir().unwrap_or_else(std::env::temp_dir).join("gumvault"),
+    }
+}
+
+impl Catalog {
+    /// Opens (creating or recreating as needed) the catalog of `repo` under `cache_dir`, then syncs it.
+    pub fn open(cache_dir: &Path, repo: &Repository) -> Result<Catalog> {
+        let dir = cache_dir.join(&repo.config.id);
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("create the cache directory", &dir, e))?;
+        let path = dir.join("catalog.sqlite");
+        let mut cat = Catalog::open_file(&path)?;
+        cat.sync(repo)?;
+        Ok(cat)
+    }
+
+    fn open_file(path: &Path) -> Result<Catalog> {
+        let err = |e| Error::Catalog { path: path.to_path_buf(), source: e };
+        let conn = Connection::open(path).map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(err)?;
+        let version: Option<i64> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get::<_, String>(0))
+            .optional()
+            .unwrap_or(None)
+            .and_then(|v| v.parse().ok());
+        let cat = Catalog { conn, path: path.to_path_buf(), warnings: Vec::new() };
+        if version != Some(SCHEMA_VERSION) {
+            cat.recreate()?;
+        }
+        cat.conn.execute_batch(HISTORY_SCHEMA).map_err(|e| cat.err(e))?;
+        Ok(cat)
+    }
+
+    fn err(&self, e: rusqlite::Error) -> Error {
+        Error::Catalog { path: self.path.clone(), source: e }
+    }
+
+    /// Drops every table and creates the current schema, empty.
+    fn recreate(&self) -> Result<()> {
+        let tables: Vec<String> = {
+            let mut st =
+                self.conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").map_err(|e| self.err(e))?;
+            st.query_map([], |r| r.get(0))
+                .map_err(|e| self.err(e))?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(|e| self.err(e))?
+        };
+        let mut sql = String::from("BEGIN;");
+        for t in tables.iter().filter(|t| *t != "runs") {
+            sql.push_str(&format!("DROP TABLE IF EXISTS \"{t}\";"));
+        }
+        sql.push_str(SCHEMA);
+        sql.push_str(&format!("INSERT INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}'); COMMIT;"));
+        self.conn.execute_batch(&sql).map_err(|e| self.err(e))
+    }
+
+    /// Forces a rebuild from the repository.
+    pub fn rebuild(&mut self, repo: &Repository) -> Result<()> {
+        self.recreate()?;
+        self.sync(repo)
+    }
+
+    /// Brings the catalog up to date with the repository's index segments and snapshots. Adds what is new; if
+    /// an index segment it knows has gone (a prune rewrote the index), rebuilds the blob tables from scratch.
+    pub fn sync(&mut self, repo: &Repository) -> Result<()> {
+        let remote_idx: HashSet<Id> = repo.list_indexes()?.into_iter().collect();
+        let local_idx = self.id_set("SELECT id FROM index_objects")?;
+        if local_idx.iter().any(|id| !remote_idx.contains(id)) {
+            self.conn
+                .execute_batch("BEGIN; DELETE FROM index_objects; DELETE FROM packs; DELETE FROM blobs; COMMIT;")
+                .map_err(|e| self.err(e))?;
+            return self.sync(repo);
+        }
+        let new_idx: Vec<Id> = remote_idx.into_iter().filter(|id| !local_idx.contains(id)).collect();
+        self.warnings.clear();
+        let loaded: Vec<(Id, Result<Vec<PackEntry>>)> =
+            new_idx.par_iter().map(|id| (*id, repo.load_index(id))).collect();
+        for (id, packs) in loaded {
+            match packs {
+                Ok(packs) => self.add_index(&id, &packs)?,
+                Err(e @ Error::Corrupt { .. }) => self.warnings.push(format!("{e}; skipped (run `gumvault check`)")),
+                Err(e) => return Err(e),
+            }
+        }
+
+        let remote_snaps: HashSet<Id> = repo.list_snapshots()?.into_iter().collect();
+        let local_snaps = self.id_set("SELECT id FROM snapshots")?;
+        for gone in local_snaps.iter().filter(|id| !remote_snaps.contains(id)) {
+            self.conn.execute("DELETE FROM snapshots WHERE id = ?1", [&gone.0[..]]).map_err(|e| self.err(e))?;
+        }
+        let new_snaps: Vec<Id> = remote_snaps.into_iter().filter(|id| !local_snaps.contains(id)).collect();
+        let loaded: Vec<(Id, Result<Snapshot>)> =
+            new_snaps.par_iter().map(|id| (*id, repo.load_snapshot(id))).collect();
+        for (id, snap) in loaded {
+            match snap {
+                Ok(snap) => self.add_snapshot(&id, &snap)?,
+                Err(e @ (Error::Corrupt { .. } | Error::UnsupportedVersion { .. })) => {
+                    self.warnings.push(format!("{e}; skipped (run `gumvault check`)"))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    fn id_set(&self, sql: &str) -> Result<HashSet<Id>> {
+        let mut st = self.conn.prepare(sql).map_err(|e| self.err(e))?;
+        let rows = st.query_map([], |r| r.get::<_, Vec<u8>>(0)).map_err(|e| self.err(e))?;
+        let mut out = HashSet::new();
+        for r in rows {
+            let v = r.map_err(|e| self.err(e))?;
+            if let Ok(a) = <[u8; 32]>::try_from(v.as_slice()) {
+                out.insert(Id(a));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records an index segment's packs and blobs (one transaction).
+    pub fn add_index(&mut self, index_id: &Id, packs: &[PackEntry]) -> Result<()> {
+        let path = self.path.clone();
+        let err = |e| Error::Catalog { path: path.clone(), source: e };
+        let tx = self.conn.transaction().map_err(err)?;
+        {
+            let mut add_pack =
+                tx.prepare_cached("INSERT OR IGNORE INTO packs (id, kind, size) VALUES (?1, ?2, ?3)").map_err(err)?;
+            let mut pack_id = tx.prepare_cached("SELECT pid FROM packs WHERE id = ?1").map_err(err)?;
+            let mut add_blob =
+                tx.prepare_cached("INSERT OR IGNORE INTO blobs VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)").map_err(err)?;
+            for p in packs {
+                add_pack.execute(params![&p.id.0[..], p.kind as u8, p.size as i64]).map_err(err)?;
+                let pid: i64 = pack_id.query_row([&p.id.0[..]], |r| r.get(0)).map_err(err)?;
+                for b in &p.blobs {
+                    add_blob
+                        .execute(params![
+                            &b.info.id.0[..],
+                            pid,
+                            b.offset as i64,
+                            b.info.kind as u8,
+                            b.info.compression as u8,
+                            b.info.stored_len,
+                            b.info.raw_len
+                        ])
+                        .map_err(err)?;
+                }
+            }
+            tx.execute("INSERT OR IGNORE INTO index_objects VALUES (?1)", [&index_id.0[..]]).map_err(err)?;
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// Records a snapshot.
+    pub fn add_snapshot(&mut self, id: &Id, snap: &Snapshot) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO snapshots VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    &id.0[..],
+                    snap.time.to_string(),
+                    snap.host,
+                    serde_json::to_string(&snap.paths).expect("paths serialize"),
+                    serde_json::to_string(&snap.tags).expect("tags serialize"),
+                    String::from_utf8(snap.to_bytes()).expect("JSON is UTF-8"),
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// The index segments the catalog has loaded.
+    pub fn index_ids(&self) -> Result<HashSet<Id>> {
+        self.id_set("SELECT id FROM index_objects")
+    }
+
+    /// Every blob id the repository holds (for dedup).
+    pub fn blob_ids(&self) -> Result<HashSet<Id>> {
+        self.id_set("SELECT id FROM blobs")
+    }
+
+    /// Where a blob is stored.
+    pub fn locate(&self, id: &Id) -> Result<Option<BlobLocation>> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT p.id, b.offset, b.kind, b.compression, b.stored_len, b.raw_len FROM blobs b JOIN packs p ON p.pid = b.pid WHERE b.id = ?1",
+            )
+            .map_err(|e| self.err(e))?;
+        let row = st
+            .query_row([&id.0[..]], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, u8>(2)?,
+                    r.get::<_, u8>(3)?,
+                    r.get::<_, u32>(4)?,
+                    r.get::<_, u32>(5)?,
+                ))
+            })
+            .optional()
+            .map_err(|e| self.err(e))?;
+        let Some((pack, offset, kind, comp, stored_len, raw_len)) = row else { return Ok(None) };
+        let bad = || {
+            Error::corrupt(
+                format!("catalog entry of blob {}", id.short()),
+                "undecodable; run `gumvault catalog rebuild`",
+            )
+        };
+        let pack: [u8; 32] = pack.try_into().map_err(|_| bad())?;
+        Ok(Some(BlobLocation {
+            pack: Id(pack),
+            offset: offset as u64,
+            info: BlobInfo {
+                id: *id,
+                kind: BlobKind::from_u8(kind).ok_or_else(bad)?,
+                compression: Compression::from_u8(comp).ok_or_else(bad)?,
+                stored_len,
+                raw_len,
+            },
+        }))
+    }
+
+    /// Every snapshot, oldest first.
+    pub fn snapshots(&self) -> Result<Vec<SnapshotEntry>> {
+        let mut st =
+            self.conn.prepare("SELECT id, manifest FROM snapshots ORDER BY time, id").map_err(|e| self.err(e))?;
+        let rows =
+            st.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?))).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, json) = row.map_err(|e| self.err(e))?;
+            let id = Id(id
+                .try_into()
+                .map_err(|_| Error::corrupt("catalog", "bad snapshot id; run `gumvault catalog rebuild`"))?);
+            let snapshot = Snapshot::from_bytes(json.as_bytes()).map_err(|e| Error::corrupt("catalog", e))?;
+            out.push(SnapshotEntry { id, snapshot });
+        }
+        Ok(out)
+    }
+
+    /// When each pack was last verified by `check --read-data` (only packs that were).
+    pub fn pack_checks(&self) -> Result<HashMap<Id, (jiff::Timestamp, bool)>> {
+        let mut st = self.conn.prepare("SELECT id, checked_at, ok FROM pack_checks").map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?, r.get::<_, bool>(2)?)))
+            .map_err(|e| self.err(e))?;
+        let mut out = HashMap::new();
+        for row in rows {
+            let (id, at, ok) = row.map_err(|e| self.err(e))?;
+            if let (Ok(id), Ok(at)) = (<[u8; 32]>::try_from(id.as_slice()), at.parse()) {
+                out.insert(Id(id), (at, ok));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records that a pack was verified now.
+    pub fn record_pack_check(&self, id: &Id, at: jiff::Timestamp, ok: bool) -> Result<()> {
+        self.conn
+            .execute("INSERT OR REPLACE INTO pack_checks VALUES (?1, ?2, ?3)", params![&id.0[..], at.to_string(), ok])
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// A value in the catalog's key/value table.
+    pub fn meta(&self, key: &str) -> Result<Option<String>> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Sets (or with `None` removes) a value in the key/value table.
+    pub fn set_meta(&self, key: &str, value: Option<&str>) -> Result<()> {
+        match value {
+            Some(v) => self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?1, ?2)", [key, v]),
+            None => self.conn.execute("DELETE FROM meta WHERE key = ?1", [key]),
+        }
+        .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Counts of packs and blobs, and stored bytes.
+    /// Records a run in the local history.
+    pub fn record_run(&self, r: &RunRecord) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO runs (job, kind, started, finished, ok, snapshot, bytes, error, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    r.job,
+                    r.kind,
+                    r.started.to_string(),
+                    r.finished.to_string(),
+                    r.ok,
+                    r.snapshot.map(|id| id.0.to_vec()),
+                    r.bytes as i64,
+                    r.error,
+                    r.detail.to_string()
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// How many recorded runs of a job and kind failed, not counting those a shutdown interrupted (one query).
+    pub fn failed_runs(&self, job: &str, kind: &str) -> Result<u64> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM runs WHERE job = ?1 AND kind = ?2 AND ok = 0
+                 AND coalesce(json_extract(detail, '$.interrupted'), 0) = 0",
+                params![job, kind],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n.max(0) as u64)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Recorded runs of a job and kind, newest first, at most `limit` (with those a shutdown interrupted, marked
+    /// `"interrupted": true` in their detail).
+    pub fn runs(&self, job: &str, kind: &str, limit: usize) -> Result<Vec<RunRecord>> {
+        self.query_runs(job, kind, limit, false)
+    }
+
+    /// The newest run of a job and kind that a shutdown did not interrupt: the one that did (or failed) the work.
+    pub fn last_completed_run(&self, job: &str, kind: &str) -> Result<Option<RunRecord>> {
+        Ok(self.query_runs(job, kind, 1, true)?.into_iter().next())
+    }
+
+    fn query_runs(&self, job: &str, kind: &str, limit: usize, completed_only: bool) -> Result<Vec<RunRecord>> {
+        let filter = if completed_only { "AND coalesce(json_extract(detail, '$.interrupted'), 0) = 0" } else { "" };
+        let mut st = self
+            .conn
+            .prepare(&format!(
+                "SELECT job, kind, started, finished, ok, snapshot, bytes, error, detail FROM runs
+                 WHERE job = ?1 AND kind = ?2 {filter} ORDER BY started DESC, id DESC LIMIT ?3"
+            ))
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map(params![job, kind, limit as i64], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, bool>(4)?,
+                    r.get::<_, Option<Vec<u8>>>(5)?,
+                    r.get::<_, i64>(6)?,
+                    r.get::<_, Option<String>>(7)?,
+                    r.get::<_, String>(8)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (job, kind, started, finished, ok, snapshot, bytes, error, detail) = row.map_err(|e| self.err(e))?;
+            let time = |t: &str| t.parse::<jiff::Timestamp>().unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+            out.push(RunRecord {
+                job,
+                kind,
+                started: time(&started),
+                finished: time(&finished),
+                ok,
+                snapshot: snapshot.and_then(|v| <[u8; 32]>::try_from(v.as_slice()).ok()).map(Id),
+                bytes: bytes.max(0) as u64,
+                error,
+                detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
+            });
+        }
+        Ok(out)
+    }
+
+    pub fn totals(&self) -> Result<(u64, u64, u64)> {
+        self.conn
+            .query_row(
+                "SELECT (SELECT COUNT(*) FROM packs), (SELECT COUNT(*) FROM blobs), (SELECT COALESCE(SUM(size),0) FROM packs)",
+                [],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64, r.get::<_, i64>(2)? as u64)),
+            )
+            .map_err(|e| self.err(e))
+    }
+}

@@ -1,0 +1,153 @@
+//! The automated test restore: load a snapshot's database dump into a scratch database, run verification
+//! queries, and drop the scratch database whatever happened. The report says what was checked and what was found.
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::config::{DumpFormat, VerifyQuery};
+use crate::error::{Error, Result};
+use crate::format::id::Id;
+use crate::format::tree::Node;
+use crate::repo::reader::BlobReader;
+use crate::sources::postgres::{PgConn, load_dump};
+
+/// The outcome of one query.
+#[derive(Clone, Debug, Serialize)]
+pub struct QueryResult {
+    pub sql: String,
+    pub rows: usize,
+    /// The first column of the first row.
+    pub value: Option<String>,
+    pub min: Option<i64>,
+    pub min_rows: Option<u64>,
+    pub ok: bool,
+    pub error: Option<String>,
+}
+
+/// What a test restore found.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub snapshot: Id,
+    /// The dump inside the snapshot (`/db/dump.sql`).
+    pub dump: String,
+    pub scratch_database: String,
+    pub restored_bytes: u64,
+    pub duration_secs: f64,
+    pub queries: Vec<QueryResult>,
+    pub ok: bool,
+    /// Why it failed, when it failed before or outside the queries.
+    pub error: Option<String>,
+    /// Set when the scratch database could not be dropped (it must then be dropped by hand).
+    pub cleanup_error: Option<String>,
+}
+
+/// Finds the dump file in a postgres source's directory of a snapshot: `dump.sql` (plain) or `dump.pgdump`.
+pub fn find_dump(reader: &BlobReader<'_>, root: &Id, source: &str) -> Result<(String, Node, DumpFormat)> {
+    for format in [DumpFormat::Plain, DumpFormat::Custom] {
+        let path = format!("/{source}/{}", format.file_name());
+        match crate::ops::restore::find(reader, root, &path) {
+            Ok(node) => return Ok((path, node, format)),
+            Err(Error::PathNotFound(_)) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(Error::PathNotFound(format!(
+        "the snapshot holds no database dump under /{source} (looked for dump.sql and dump.pgdump)"
+    )))
+}
+
+/// Restores the dump at `source` of the snapshot into a new scratch database on `admin`'s server, runs
+/// `queries`, and drops the scratch database.
+pub fn run(
+    reader: &BlobReader<'_>,
+    snapshot: Id,
+    root: &Id,
+    source: &str,
+    admin: &PgConn,
+    queries: &[VerifyQuery],
+) -> Result<Report> {
+    let started = Instant::now();
+    let (dump_path, node, format) = find_dump(reader, root, source)?;
+    let scratch = format!("gumvault_test_restore_{}", hex::encode(rand::random::<[u8; 4]>()));
+    let mut report = Report {
+        snapshot,
+        dump: dump_path.clone(),
+        scratch_database: scratch.clone(),
+        restored_bytes: 0,
+        duration_secs: 0.0,
+        queries: Vec::new(),
+        ok: false,
+        error: None,
+        cleanup_error: None,
+    };
+    admin.query(&format!("CREATE DATABASE {scratch}"))?;
+    let target = admin.with_database(&scratch);
+    let outcome = (|| -> Result<()> {
+        report.restored_bytes = load_dump(&target, format, |w| {
+            crate::ops::restore::dump(reader, &node, &dump_path, w, "the database restore")
+        })?;
+        for q in queries {
+            report.queries.push(check(&target, q));
+        }
+        Ok(())
+    })();
+    if let Err(e) = admin.query(&format!("DROP DATABASE IF EXISTS {scratch} WITH (FORCE)")) {
+        report.cleanup_error = Some(format!("could not drop the scratch database {scratch}: {e}"));
+    }
+    report.duration_secs = started.elapsed().as_secs_f64();
+    match outcome {
+        Ok(()) => {
+            report.ok = report.queries.iter().all(|q| q.ok);
+            if !report.ok {
+                report.error = Some("a verification query failed".into());
+            }
+        }
+        Err(e) => report.error = Some(e.to_string()),
+    }
+    Ok(report)
+}
+
+/// Runs one verification query and judges its result.
+fn check(conn: &PgConn, q: &VerifyQuery) -> QueryResult {
+    let mut r = QueryResult {
+        sql: q.sql.clone(),
+        rows: 0,
+        value: None,
+        min: q.min,
+        min_rows: q.min_rows,
+        ok: false,
+        error: None,
+    };
+    match conn.query(&q.sql) {
+        Err(e) => r.error = Some(e.to_string()),
+        Ok(rows) => {
+            r.rows = rows.len();
+            r.value = rows.first().and_then(|row| row.first()).cloned();
+            let mut problems = Vec::new();
+            if let Some(min_rows) = q.min_rows
+                && (r.rows as u64) < min_rows
+            {
+                problems.push(format!("returned {} rows, at least {min_rows} required", r.rows));
+            }
+            if let Some(min) = q.min {
+                match r.value.as_deref().map(|v| v.trim().parse::<i64>()) {
+                    Some(Ok(v)) if v >= min => {}
+                    Some(Ok(v)) => problems.push(format!("returned {v}, at least {min} required")),
+                    Some(Err(_)) => {
+                        problems.push(format!("returned {:?}, not a number", r.value.as_deref().unwrap_or("")))
+                    }
+                    None => problems.push(format!("returned no value, at least {min} required")),
+                }
+            }
+            if q.min.is_none() && q.min_rows.is_none() && r.rows == 0 {
+                problems.push("returned no rows".into());
+            }
+            r.ok = problems.is_empty();
+            if !r.ok {
+                r.error = Some(problems.join("; "));
+            }
+        }
+    }
+    r
+}

@@ -1,0 +1,15 @@
+//! The integration tests: one crate (one link step), one module per area, shared helpers in `common`.
+
+mod common;
+
+mod backup_restore;
+mod crash;
+mod daemon;
+mod damage;
+mod errors;
+mod history;
+mod lifecycle;
+mod regions;
+mod roundtrip;
+mod s3;
+mod stack;
