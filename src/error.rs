@@ -84,6 +84,15 @@ impl Error {
         matches!(self, Error::Storage { not_found: true, .. })
     }
 
+    /// A configuration problem found only when a source starts (an unset variable) counts as the source failing,
+    /// so an optional source is left out instead of failing the job.
+    pub fn into_source_failure(self) -> Error {
+        match self {
+            Error::InvalidInput(m) => Error::SourceFailed(m),
+            other => other,
+        }
+    }
+
     /// The process exit code documented for this error (docs/user-guide.md, "Exit codes").
     pub fn exit_code(&self) -> i32 {
         match self {

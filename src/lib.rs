@@ -12,6 +12,7 @@ pub mod exit;
 pub mod format;
 pub mod ops;
 pub mod repo;
+pub mod runtime;
 pub mod sources;
 pub mod storage;
 pub mod time;

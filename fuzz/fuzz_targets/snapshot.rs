@@ -3,5 +3,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = gumvault::snapshot::Snapshot::from_bytes(data);
+    let _ = gumvault::format::snapshot::Snapshot::from_bytes(data);
 });

@@ -107,7 +107,7 @@ pub(super) fn perform(
     if let (Some(_), Source::Paths(paths)) = (&ticker, &source) {
         let (paths, scanner, excludes) = (paths.clone(), progress.clone(), opts.excludes.clone());
         std::thread::spawn(move || {
-            if let Ok(ex) = backup::Excludes::new(&excludes) {
+            if let Ok(ex) = crate::ops::globs::PathGlobs::new(&excludes, "exclude") {
                 let abs: Vec<PathBuf> = paths.iter().filter_map(|p| std::path::absolute(p).ok()).collect();
                 backup::scan(&abs, &ex, &scanner);
             }

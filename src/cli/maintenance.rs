@@ -8,10 +8,10 @@ use serde_json::json;
 use super::{FilterArgs, GlobalArgs, format};
 use crate::exit;
 use crate::format::id::Id;
+use crate::ops::forget;
 use crate::ops::prune::{self, PruneOptions, PruneReport};
-use crate::ops::retention::{self, GroupBy, Policy, SnapshotInfo};
+use crate::ops::retention::{GroupBy, Policy};
 use crate::repo::Repository;
-use crate::repo::lease;
 
 #[derive(Args, Debug, Clone)]
 pub struct LockArgs {
@@ -129,18 +129,9 @@ pub fn forget(g: &GlobalArgs, a: &ForgetArgs) -> anyhow::Result<i32> {
                 "no policy given: pass at least one --keep-… option (e.g. --keep-within 30d), or snapshot ids"
             );
         }
-        let infos: Vec<SnapshotInfo> = candidates
-            .iter()
-            .map(|e| SnapshotInfo {
-                id: e.id,
-                time: e.snapshot.time,
-                host: e.snapshot.host.clone(),
-                paths: e.snapshot.paths.clone(),
-                tags: e.snapshot.tags.clone(),
-            })
-            .collect();
         let group_by = GroupBy::parse(&a.group_by).map_err(anyhow::Error::msg)?;
-        let decisions = retention::apply(&infos, &policy, group_by, crate::time::now(), &jiff::tz::TimeZone::system());
+        let decisions =
+            forget::decide(&candidates, &policy, group_by, crate::time::now(), &jiff::tz::TimeZone::system());
         if g.json {
             let list: Vec<_> = decisions
                 .iter()
@@ -167,14 +158,8 @@ pub fn forget(g: &GlobalArgs, a: &ForgetArgs) -> anyhow::Result<i32> {
         }
         return Ok(exit::OK);
     }
-    let lease = lease::acquire(&s.repo, "forget", a.prune_opts.lock.retry_lock.unwrap_or_default())?;
-    report_takeovers(&lease.taken_over);
-    for id in &remove {
-        s.repo.storage.delete(&crate::storage::snapshot_path(id))?;
-    }
-    crate::ops::sync::write_tombstone(&s.repo)?;
-    drop(lease);
-    s.catalog.sync(&s.repo)?;
+    let notes = forget::remove(&s.repo, &mut s.catalog, &remove, a.prune_opts.lock.retry_lock.unwrap_or_default())?;
+    report_takeovers(&notes);
     if !g.json && !g.quiet {
         println!("removed {} snapshots", remove.len());
     }
@@ -211,10 +196,8 @@ pub fn prune_cmd(g: &GlobalArgs, a: &PruneCmd) -> anyhow::Result<i32> {
 
 fn run_prune(g: &GlobalArgs, repo: &Repository, a: &PruneArgs, dry_run: bool) -> anyhow::Result<i32> {
     let opts = a.options(dry_run)?;
-    let lease = lease::acquire(repo, "prune", a.lock.retry_lock.unwrap_or_default())?;
-    report_takeovers(&lease.taken_over);
-    let report = prune::prune(repo, &opts, crate::time::now())?;
-    drop(lease);
+    let (report, notes) = prune::prune_locked(repo, &opts, crate::time::now(), a.lock.retry_lock.unwrap_or_default())?;
+    report_takeovers(&notes);
     print_prune(g, &report, dry_run);
     Ok(exit::OK)
 }

@@ -277,7 +277,7 @@ impl GlobalArgs {
             if let Some(n) = min.filter(|n| *n > 1) {
                 anyhow::bail!("--min-regions {n} cannot be met with --single-region");
             }
-            repo.storage.set_min_regions(1)?;
+            repo.use_single_region()?;
         } else {
             let mut prefer = self.prefer_regions.clone();
             if prefer.is_empty() {
@@ -311,14 +311,14 @@ fn parse_region(s: &str) -> Result<RegionSpec, String> {
 
 /// Prints what the storage had to work around: regions that failed, copies that were bad or missing.
 pub(crate) fn print_region_events(repo: &Repository) {
-    for e in repo.storage.take_events() {
+    for e in repo.take_events() {
         eprintln!("gumvault: region: {e}");
     }
 }
 
 /// Remembers damaged copies in the catalog, so the next `gumvault sync` replaces them even without --read-data.
 pub(crate) fn remember_bad_copies(s: &Session) {
-    let bad = s.repo.storage.bad_copies();
+    let bad = s.repo.bad_copies();
     if bad.is_empty() {
         return;
     }

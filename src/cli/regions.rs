@@ -87,7 +87,7 @@ pub struct RegionsArgs {}
 pub fn regions(g: &GlobalArgs, _a: &RegionsArgs) -> anyhow::Result<i32> {
     let s = g.open_repo()?;
     let health = regions::health(&s)?;
-    let min = s.storage.min_regions();
+    let min = s.min_regions();
     if g.json {
         println!("{}", json!({ "min_regions": min, "regions": health }));
     } else {

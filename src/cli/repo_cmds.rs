@@ -94,9 +94,9 @@ pub fn init(g: &GlobalArgs, a: &InitArgs) -> anyhow::Result<i32> {
     opts.min_regions = min;
     let repo = Repository::init(storage, &password, &opts)?;
     if g.json {
-        println!("{}", json!({ "id": repo.config.id, "url": url }));
+        println!("{}", json!({ "id": repo.id(), "url": url }));
     } else if !g.quiet {
-        println!("created repository {} at {url}", &repo.config.id[..8]);
+        println!("created repository {} at {url}", &repo.id()[..8]);
         println!("Keep the password safe: without it the data cannot be read by anyone, including you.");
     }
     Ok(exit::OK)

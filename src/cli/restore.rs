@@ -14,7 +14,7 @@ use crate::format::tree::NodeKind;
 use crate::ops::restore::{self, Includes, RestoreOptions, RestoreProgress};
 use crate::repo::catalog::SnapshotEntry;
 use crate::repo::reader::BlobReader;
-use crate::sources::postgres::PgConn;
+use crate::sources::pg_conn::PgConn;
 
 #[derive(Args, Debug)]
 #[command(after_help = "Paths are recreated under the target: /srv/app in the snapshot becomes TARGET/srv/app.
@@ -174,7 +174,7 @@ fn to_postgres(
         );
     }
     let started = std::time::Instant::now();
-    let bytes = crate::sources::postgres::load_dump(&conn, format, |w| {
+    let bytes = crate::sources::pg_conn::load_dump(&conn, format, |w| {
         restore::dump(reader, &node, &path, w, "the database restore")
     })?;
     if g.json {

@@ -3,7 +3,6 @@
 use clap::Args;
 
 use super::{GlobalArgs, backup::perform, backup::print_outcome};
-use crate::ops::backup::{BackupOptions, Source};
 use crate::repo::catalog::RunRecord;
 
 #[derive(Args, Debug)]
@@ -27,20 +26,10 @@ pub fn run(g: &GlobalArgs, a: &RunArgs) -> anyhow::Result<i32> {
     let config = g.require_config()?;
     let (job_name, job) = config.job_or_only(a.job.as_deref())?;
     let job_name = job_name.to_string();
-    let sources = job.sources.iter().map(|s| s.get_ref().clone()).collect();
-    let mut tags = vec![job_name.clone()];
-    tags.extend(job.tags.iter().cloned());
-    let opts = BackupOptions {
-        host: job.host.clone().unwrap_or_else(crate::hostname),
-        tags,
-        excludes: Vec::new(),
-        chunker: None,
-        force: a.force,
-        time: None,
-    };
+    let (source, opts) = crate::sources::job::backup_of(&job_name, job, a.force);
     let mut session = g.open()?;
     let started = crate::time::now();
-    let outcome = perform(g, &mut session, Source::Job { name: job_name.clone(), sources }, &opts);
+    let outcome = perform(g, &mut session, source, &opts);
     let record = RunRecord {
         job: job_name.clone(),
         kind: "backup".into(),

@@ -23,11 +23,8 @@ pub struct StatusArgs {
 
 /// The status of every job of the config, now.
 pub(super) fn compute(config: &Config, s: &Session, with_regions: bool, now: Timestamp) -> anyhow::Result<Status> {
-    let regions = if with_regions || s.repo.storage.regions().len() > 1 {
-        Some(crate::ops::sync::health(&s.repo)?)
-    } else {
-        None
-    };
+    let regions =
+        if with_regions || s.repo.region_count() > 1 { Some(crate::ops::sync::health(&s.repo)?) } else { None };
     Ok(status::compute(config, &s.catalog, now, regions)?)
 }
 

@@ -7,7 +7,7 @@ use super::{FilterArgs, GlobalArgs, format};
 use crate::exit;
 use crate::repo::catalog::RunRecord;
 use crate::repo::reader::BlobReader;
-use crate::sources::postgres::PgConn;
+use crate::sources::pg_conn::PgConn;
 
 #[derive(Args, Debug)]
 #[command(after_help = "Restores the job's database dump into a new scratch database on the same server (or on

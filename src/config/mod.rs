@@ -482,6 +482,12 @@ fn default_test_restore_schedule() -> Schedule {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Glob(pub String);
 
+impl AsRef<str> for Glob {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
 impl<'de> Deserialize<'de> for Glob {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         let s = String::deserialize(d)?;

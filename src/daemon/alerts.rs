@@ -76,7 +76,7 @@ fn post_json(url: &str, body: &[u8]) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
         if response.status().is_success() { Ok(()) } else { Err(format!("HTTP {}", response.status())) }
     };
-    crate::storage::block_on(send).map_err(|e| e.to_string())?
+    crate::runtime::block_on(send).map_err(|e| e.to_string())?
 }
 
 /// Runs `sh -c CMD` with the alert as JSON on stdin and its fields in GUMVAULT_ALERT_* variables.

@@ -9,7 +9,7 @@ use crate::format::wire::Cursor;
 
 const MAGIC: &[u8; 4] = b"GVIX";
 const VERSION: u8 = 1;
-const AAD: &[u8] = b"gumvault index v1";
+const AAD: &[u8] = crate::format::objects::ObjectKind::Index.aad();
 
 /// What an index segment says about one pack.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,12 +1,18 @@
 //! The repository's bytes and nothing else: identifiers, sealing, chunking, and the encodings of blobs, packs,
-//! index segments, trees and snapshots. No I/O happens here, so every decoder can be fuzzed and tested alone.
+//! index segments, trees, snapshots, key files, the config and the small sealed lists. No I/O happens here, so
+//! every decoder can be fuzzed and tested alone. [`objects`] says where each kind of object lives.
 
 pub mod blob;
 pub mod chunker;
 pub mod crypto;
 pub mod id;
 pub mod index;
+pub mod key_file;
+pub mod lease;
+pub mod objects;
+pub mod obsolete;
 pub mod pack;
+pub mod repo_config;
 pub mod snapshot;
 pub mod tree;
 mod wire;

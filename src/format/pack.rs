@@ -10,7 +10,7 @@ use crate::format::wire::Cursor;
 
 const HEADER_MAGIC: &[u8; 4] = b"GVPH";
 const HEADER_VERSION: u8 = 1;
-const HEADER_AAD: &[u8] = b"gumvault pack header v1";
+const HEADER_AAD: &[u8] = crate::format::objects::ObjectKind::Pack.aad();
 /// Bytes of one header entry: kind, compression, id, stored length, raw length.
 pub const ENTRY_LEN: usize = 1 + 1 + 32 + 4 + 4;
 

@@ -110,6 +110,41 @@ pub struct Node {
     pub content_type: Option<String>,
 }
 
+impl Node {
+    /// An entry of `kind` with a name and permission bits; owner, times, identity and content left empty for
+    /// the caller to fill in.
+    pub fn new(name: RawName, kind: NodeKind, mode: u32) -> Node {
+        Node {
+            name,
+            kind,
+            mode,
+            uid: 0,
+            gid: 0,
+            mtime_ns: 0,
+            ctime_ns: 0,
+            inode: 0,
+            dev: 0,
+            size: 0,
+            content: Vec::new(),
+            subtree: None,
+            target: None,
+            rdev: None,
+            etag: None,
+            content_type: None,
+        }
+    }
+
+    /// A file of `size` bytes whose content is the blobs `content`, in order.
+    pub fn file(name: RawName, mode: u32, size: u64, content: Vec<Id>) -> Node {
+        Node { size, content, ..Node::new(name, NodeKind::File, mode) }
+    }
+
+    /// A directory whose entries are the tree `subtree`.
+    pub fn dir(name: RawName, mode: u32, subtree: Id) -> Node {
+        Node { subtree: Some(subtree), ..Node::new(name, NodeKind::Dir, mode) }
+    }
+}
+
 /// A directory's entries, sorted by name bytes.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -156,22 +191,10 @@ mod tests {
 
     fn node(name: Vec<u8>) -> Node {
         Node {
-            name: RawName(name),
-            kind: NodeKind::File,
-            mode: 0o644,
             uid: 1,
             gid: 2,
             mtime_ns: 1_700_000_000_123_456_789,
-            ctime_ns: 0,
-            inode: 0,
-            dev: 0,
-            size: 3,
-            content: vec![Id([9; 32])],
-            subtree: None,
-            target: None,
-            rdev: None,
-            etag: None,
-            content_type: None,
+            ..Node::file(RawName(name), 0o644, 3, vec![Id([9; 32])])
         }
     }
 

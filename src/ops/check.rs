@@ -12,11 +12,9 @@ use crate::error::Result;
 use crate::format::blob::{self, BlobKind};
 use crate::format::id::Id;
 use crate::format::index::PackEntry;
-use crate::format::pack;
 use crate::format::tree::NodeKind;
+use crate::repo::Repository;
 use crate::repo::catalog::Catalog;
-use crate::repo::{self, Repository};
-use crate::storage;
 
 /// Which packs `--read-data` downloads and verifies.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -85,12 +83,7 @@ struct Located {
 /// Runs the check.
 pub fn check(repo: &Repository, catalog: &Catalog, opts: &CheckOptions) -> Result<CheckReport> {
     let mut report = CheckReport::default();
-    let stored: HashMap<Id, u64> = repo
-        .storage
-        .list("data/")?
-        .into_iter()
-        .filter_map(|(p, size)| Some((Id::from_hex(p.rsplit('/').next()?)?, size)))
-        .collect();
+    let stored: HashMap<Id, u64> = repo.list_packs()?.into_iter().collect();
     let mut packs: HashMap<Id, PackEntry> = HashMap::new();
     let mut blobs: HashMap<Id, Located> = HashMap::new();
     for idx in repo.list_indexes()? {
@@ -289,18 +282,14 @@ fn read_packs(repo: &Repository, catalog: &Catalog, list: &[&PackEntry], report:
 }
 
 fn verify_pack(repo: &Repository, p: &PackEntry) -> std::result::Result<(), String> {
-    let path = storage::pack_path(&p.id);
-    let bytes = repo.storage.read(&path).map_err(|e| e.to_string())?;
-    repo::verify_name(&path, &p.id, &bytes).map_err(|e| e.to_string())?;
-    let header = pack::parse_pack(&repo.key, &bytes)?;
+    let bytes = repo.read_pack_copy(&p.id).map_err(|e| e.to_string())?;
+    let header = repo.parse_pack(&p.id, &bytes).map_err(|e| e.to_string())?;
     if header.len() != p.blobs.len() || header.iter().zip(&p.blobs).any(|(a, b)| a != b) {
         return Err("its header disagrees with the index".into());
     }
     header.par_iter().try_for_each(|b| {
         let sealed = &bytes[b.offset as usize..(b.offset + b.info.stored_len as u64) as usize];
-        blob::decode(&repo.key, &b.info, sealed)
-            .map(drop)
-            .map_err(|e| format!("blob {} at offset {}: {e}", b.info.id.short(), b.offset))
+        repo.open_blob(&p.id, b, sealed).map(drop).map_err(|e| e.to_string())
     })
 }
 

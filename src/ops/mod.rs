@@ -4,6 +4,8 @@
 pub mod backup;
 pub mod check;
 pub mod diff;
+pub mod forget;
+pub mod globs;
 pub mod prune;
 pub mod repair;
 pub mod restore;

@@ -10,12 +10,12 @@ use crate::error::{Error, Result};
 use crate::format::blob::BlobKind;
 use crate::format::id::Id;
 use crate::format::index::PackEntry;
+use crate::format::objects::ObjectKind;
 use crate::format::tree::{Node, NodeKind, RawName, Tree};
 use crate::ops::backup::BlobSaver;
 use crate::repo::Repository;
 use crate::repo::catalog::Catalog;
 use crate::repo::reader::BlobReader;
-use crate::storage;
 
 /// Name of the empty file that marks lost data in a repaired snapshot.
 pub const LOST_SUFFIX: &str = ".gumvault-lost";
@@ -37,22 +37,20 @@ pub fn repair_index(repo: &Repository) -> Result<IndexRepair> {
     let mut report = IndexRepair::default();
     let mut segment: Vec<PackEntry> = Vec::new();
     let mut blobs_in_segment = 0;
-    for (path, size) in repo.storage.list("data/")? {
-        let Some(id) = path.rsplit('/').next().and_then(Id::from_hex) else { continue };
-        match crate::ops::prune::read_pack_header(repo, &id, size) {
-            Ok(blobs) => {
-                let kind = blobs.first().map_or(BlobKind::Data, |b| b.info.kind);
+    for (id, size) in repo.list_packs()? {
+        match repo.pack_entry_from_header(&id, size) {
+            Ok(entry) => {
                 report.packs_indexed += 1;
-                report.blobs_indexed += blobs.len();
-                blobs_in_segment += blobs.len();
-                segment.push(PackEntry { id, kind, size, blobs });
+                report.blobs_indexed += entry.blobs.len();
+                blobs_in_segment += entry.blobs.len();
+                segment.push(entry);
                 if blobs_in_segment >= 100_000 {
                     repo.save_index(&std::mem::take(&mut segment))?;
                     report.segments_written += 1;
                     blobs_in_segment = 0;
                 }
             }
-            Err(e) => report.unreadable_packs.push(format!("{path}: {e}")),
+            Err(e) => report.unreadable_packs.push(format!("{}: {e}", ObjectKind::Pack.path_of(&id))),
         }
     }
     if !segment.is_empty() {
@@ -60,10 +58,10 @@ pub fn repair_index(repo: &Repository) -> Result<IndexRepair> {
         report.segments_written += 1;
     }
     for id in &old {
-        repo.storage.delete(&storage::index_path(id))?;
+        repo.delete_object(ObjectKind::Index, id)?;
         report.segments_removed += 1;
     }
-    crate::ops::sync::write_tombstone(repo)?;
+    repo.write_tombstone()?;
     Ok(report)
 }
 
@@ -118,7 +116,7 @@ pub fn repair_snapshots(repo: &Repository, catalog: &mut Catalog, dry_run: bool)
                     snap.tags.push("repaired".into());
                 }
                 let id = repo.save_snapshot(&snap)?;
-                repo.storage.delete(&storage::snapshot_path(&old_id))?;
+                repo.delete_object(ObjectKind::Snapshot, &old_id)?;
                 Some(id.to_hex())
             };
             out.push(SnapshotRepair { old_id: old_id.to_hex(), new_id, lost });
@@ -128,7 +126,7 @@ pub fn repair_snapshots(repo: &Repository, catalog: &mut Catalog, dry_run: bool)
     uploads.record_in(catalog)?;
     catalog.sync(repo)?;
     if !dry_run {
-        crate::ops::sync::write_tombstone(repo)?;
+        repo.write_tombstone()?;
     }
     Ok(out)
 }

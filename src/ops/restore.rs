@@ -17,9 +17,9 @@ use rayon::prelude::*;
 use crate::error::{Error, Result};
 use crate::format::blob::BlobInfo;
 use crate::format::id::Id;
+use crate::format::pack::PackedBlob;
 use crate::format::tree::{Node, NodeKind};
 use crate::repo::reader::BlobReader;
-use crate::storage;
 
 /// Neighbouring blobs closer than this are fetched with one range read.
 const COALESCE_GAP: u64 = 1 << 20;
@@ -315,7 +315,33 @@ fn fetch_pack(
     errors: &Mutex<Vec<String>>,
     progress: &RestoreProgress,
 ) {
-    let path = storage::pack_path(pack);
+    let fail = |msg: String, run: &[Need]| {
+        let mut names: Vec<String> =
+            run.iter().flat_map(|n| n.targets.iter().map(|(f, _)| files[*f].0.display().to_string())).collect();
+        names.sort();
+        names.dedup();
+        errors.lock().expect("errors lock").push(format!("{msg}; affected files: {}", names.join(", ")));
+    };
+    for run in coalesce(needs) {
+        let blobs: Vec<PackedBlob> = run.iter().map(|n| PackedBlob { info: n.info, offset: n.offset }).collect();
+        match reader.repo.read_blob_run(pack, &blobs) {
+            Ok(plains) => {
+                for (need, plain) in run.iter().zip(plains) {
+                    match plain {
+                        Ok(plain) => write_targets(&plain, need, files, errors, progress),
+                        Err(e) => fail(e.to_string(), std::slice::from_ref(need)),
+                    }
+                }
+            }
+            Err(e) => fail(e.to_string(), run),
+        }
+    }
+}
+
+/// Splits a pack's needed blobs (sorted by offset) into runs that one range read each covers: neighbours closer
+/// than [`COALESCE_GAP`], at most 8 MiB from the run's start.
+fn coalesce(needs: &[Need]) -> Vec<&[Need]> {
+    let mut runs = Vec::new();
     let mut start = 0;
     while start < needs.len() {
         let mut end = start + 1;
@@ -327,58 +353,10 @@ fn fetch_pack(
             span_end = span_end.max(needs[end].offset + needs[end].info.stored_len as u64);
             end += 1;
         }
-        let run = &needs[start..end];
-        let base = run[0].offset;
-        let fail = |msg: String, run: &[Need]| {
-            let mut names: Vec<String> =
-                run.iter().flat_map(|n| n.targets.iter().map(|(f, _)| files[*f].0.display().to_string())).collect();
-            names.sort();
-            names.dedup();
-            errors.lock().expect("errors lock").push(format!("{msg}; affected files: {}", names.join(", ")));
-        };
-        // Every blob of the run must decode; a region with a bad copy is passed over for the next one.
-        let decoded = reader.repo.storage.read_range_with(&path, base, span_end - base, |bytes| {
-            run.iter()
-                .map(|need| {
-                    let at = (need.offset - base) as usize;
-                    let sealed = &bytes[at..at + need.info.stored_len as usize];
-                    crate::format::blob::decode(&reader.repo.key, &need.info, sealed).map_err(|e| {
-                        Error::corrupt(format!("blob {} in {path} at offset {}", need.info.id.short(), need.offset), e)
-                    })
-                })
-                .collect::<Result<Vec<Vec<u8>>>>()
-        });
-        match decoded {
-            Ok(plains) => {
-                for (need, plain) in run.iter().zip(plains) {
-                    write_targets(&plain, need, files, errors, progress);
-                }
-            }
-            // No region has a good copy of the whole run: restore the blobs that are good, report the others.
-            Err(Error::Corrupt { .. }) => match reader.repo.storage.read_range(&path, base, span_end - base) {
-                Ok(bytes) => {
-                    for need in run {
-                        let at = (need.offset - base) as usize;
-                        let sealed = &bytes[at..at + need.info.stored_len as usize];
-                        match crate::format::blob::decode(&reader.repo.key, &need.info, sealed) {
-                            Ok(plain) => write_targets(&plain, need, files, errors, progress),
-                            Err(e) => fail(
-                                format!(
-                                    "corrupt blob {} in {path} at offset {}: {e}",
-                                    need.info.id.short(),
-                                    need.offset
-                                ),
-                                std::slice::from_ref(need),
-                            ),
-                        }
-                    }
-                }
-                Err(e) => fail(e.to_string(), run),
-            },
-            Err(e) => fail(e.to_string(), run),
-        }
+        runs.push(&needs[start..end]);
         start = end;
     }
+    runs
 }
 
 fn write_targets(

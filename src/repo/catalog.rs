@@ -91,7 +91,7 @@ pub fn default_cache_dir() -> PathBuf {
 impl Catalog {
     /// Opens (creating or recreating as needed) the catalog of `repo` under `cache_dir`, then syncs it.
     pub fn open(cache_dir: &Path, repo: &Repository) -> Result<Catalog> {
-        let dir = cache_dir.join(&repo.config.id);
+        let dir = cache_dir.join(repo.id());
         std::fs::create_dir_all(&dir).map_err(|e| Error::io("create the cache directory", &dir, e))?;
         let path = dir.join("catalog.sqlite");
         let mut cat = Catalog::open_file(&path)?;

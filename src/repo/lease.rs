@@ -13,42 +13,14 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
-use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::format::lease::LeaseInfo;
+use crate::format::objects::ObjectKind;
 use crate::repo::Repository;
 
 /// How long a lease lives without a refresh.
 pub const TTL: SignedDuration = SignedDuration::from_secs(10 * 60);
-/// Clock difference between machines that is tolerated before a lease counts as expired.
-pub const CLOCK_SKEW: SignedDuration = SignedDuration::from_secs(5 * 60);
-const AAD: &[u8] = b"gumvault lock v1";
-
-/// What a lease object says.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct LeaseInfo {
-    pub version: u32,
-    pub id: String,
-    pub host: String,
-    pub pid: u32,
-    pub operation: String,
-    pub created: Timestamp,
-    pub expires: Timestamp,
-}
-
-impl LeaseInfo {
-    fn is_live(&self, now: Timestamp) -> bool {
-        now < self.expires.checked_add(CLOCK_SKEW).unwrap_or(Timestamp::MAX)
-    }
-
-    fn describe(&self) -> String {
-        format!(
-            "{} on {} (pid {}, since {}, expires {})",
-            self.operation, self.host, self.pid, self.created, self.expires
-        )
-    }
-}
 
 /// A held lease; refreshed in the background and released on drop.
 pub struct Lease<'r> {
@@ -61,24 +33,27 @@ pub struct Lease<'r> {
 }
 
 fn lock_path(id: &str) -> String {
-    format!("locks/{id}")
+    ObjectKind::Lock.path(id)
 }
 
 fn write(repo: &Repository, info: &LeaseInfo) -> Result<()> {
-    let sealed = repo.key.seal(AAD, serde_json::to_vec(info).expect("lease serializes"));
+    let sealed = repo.key.seal(ObjectKind::Lock.aad(), serde_json::to_vec(info).expect("lease serializes"));
     repo.storage.write(&lock_path(&info.id), sealed)
 }
 
 /// Every lease object (unreadable ones are reported as corrupt).
 pub fn list(repo: &Repository) -> Result<Vec<LeaseInfo>> {
     let mut out = Vec::new();
-    for (path, _) in repo.storage.list("locks/")? {
+    for (path, _) in repo.storage.list(ObjectKind::Lock.prefix())? {
         let sealed = match repo.storage.read(&path) {
             Ok(s) => s,
             Err(e) if e.is_not_found() => continue, // released meanwhile
             Err(e) => return Err(e),
         };
-        let plain = repo.key.open(AAD, &sealed).ok_or_else(|| Error::corrupt(&path, "authentication failed"))?;
+        let plain = repo
+            .key
+            .open(ObjectKind::Lock.aad(), &sealed)
+            .ok_or_else(|| Error::corrupt(&path, "authentication failed"))?;
         out.push(serde_json::from_slice(&plain).map_err(|e| Error::corrupt(&path, e.to_string()))?);
     }
     Ok(out)
@@ -153,7 +128,7 @@ impl<'r> Lease<'r> {
                 if waited >= every {
                     waited = Duration::ZERO;
                     info.expires = crate::time::now().checked_add(TTL).unwrap_or(Timestamp::MAX);
-                    let sealed = key.seal(AAD, serde_json::to_vec(&info).expect("lease serializes"));
+                    let sealed = key.seal(ObjectKind::Lock.aad(), serde_json::to_vec(&info).expect("lease serializes"));
                     let _ = storage.write(&lock_path(&info.id), sealed);
                 }
             }

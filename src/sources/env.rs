@@ -6,16 +6,40 @@ use std::os::unix::ffi::OsStrExt;
 use crate::config::EnvSource;
 use crate::error::{Error, Result};
 use crate::format::id::Id;
-use crate::ops::backup::{BackupContext, save_stream_file, save_tree_nodes};
+use crate::format::tree::Tree;
+use crate::ops::backup::context::BackupContext;
+use crate::ops::backup::source::{JobSource, Profile};
 
 /// The file holding variables selected by name or prefix.
 pub const VARIABLES_FILE: &str = "variables.env";
 
-pub(crate) fn save(ctx: &BackupContext<'_, '_>, src: &EnvSource) -> Result<Id> {
+impl JobSource for EnvSource {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &'static str {
+        "env"
+    }
+
+    fn optional(&self) -> bool {
+        self.optional
+    }
+
+    fn profile(&self) -> Profile {
+        Profile::Files
+    }
+
+    fn save(&self, ctx: &BackupContext<'_, '_>, _parent: Option<&Tree>) -> Result<Id> {
+        save(ctx, self)
+    }
+}
+
+fn save(ctx: &BackupContext<'_, '_>, src: &EnvSource) -> Result<Id> {
     let mut nodes = Vec::new();
     if !src.names.is_empty() || src.prefix.is_some() {
         let text = render(src)?;
-        nodes.push(save_stream_file(ctx, ctx.params, VARIABLES_FILE, 0o600, text.as_slice(), "environment")?);
+        nodes.push(ctx.save_stream_file(VARIABLES_FILE, 0o600, text.as_slice(), "environment")?);
     }
     if let Some(path) = &src.file {
         let bytes = std::fs::read(path)
@@ -25,9 +49,9 @@ pub(crate) fn save(ctx: &BackupContext<'_, '_>, src: &EnvSource) -> Result<Id> {
             .map(|n| String::from_utf8_lossy(n.as_bytes()).into_owned())
             .filter(|n| n != VARIABLES_FILE)
             .unwrap_or_else(|| "file.env".to_string());
-        nodes.push(save_stream_file(ctx, ctx.params, &name, 0o600, bytes.as_slice(), &path.display().to_string())?);
+        nodes.push(ctx.save_stream_file(&name, 0o600, bytes.as_slice(), &path.display().to_string())?);
     }
-    save_tree_nodes(ctx, nodes)
+    ctx.save_tree(nodes)
 }
 
 /// `NAME=value` lines in `.env` syntax, sorted by name.

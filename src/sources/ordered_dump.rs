@@ -13,7 +13,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 
-use super::postgres::PgConn;
+use super::pg_conn::PgConn;
 use super::process::{self, Running};
 use crate::error::{Error, Result};
 

@@ -1,266 +1,47 @@
-//! PostgreSQL: `pg_dump` streamed into the backup, and the way back with `psql` or `pg_restore`. Passwords are
-//! taken out of the URL and handed to the child in `PGPASSWORD`, never on its command line.
+//! The PostgreSQL source: `pg_dump` (or the primary-key ordered dump) streamed into one file of the source's
+//! directory, `dump.sql` or `dump.pgdump`, never staged on disk.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-
-use crate::config::{DumpFormat, PostgresSource};
+use super::pg_conn::{PgConn, dump_command};
+use super::{ordered_dump, process};
+use crate::config::{PostgresSource, RowOrder};
 use crate::error::{Error, Result};
+use crate::format::id::Id;
+use crate::format::tree::Tree;
+use crate::ops::backup::context::BackupContext;
+use crate::ops::backup::source::{JobSource, Profile};
 
-/// A PostgreSQL connection: a URL without its password, and the password apart.
-#[derive(Clone)]
-pub struct PgConn {
-    /// `postgres://user@host:port/db?...` with no password in it.
-    url: url::Url,
-    password: Option<String>,
-    /// Directory of the PostgreSQL client programs, when not on PATH.
-    bin_dir: Option<PathBuf>,
-}
-
-impl std::fmt::Debug for PgConn {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "PgConn({})", self.display())
-    }
-}
-
-impl PgConn {
-    /// Parses a `postgres://` or `postgresql://` URL.
-    pub fn parse(raw: &str) -> Result<PgConn> {
-        let bad = |why: &str| {
-            Error::InvalidInput(format!(
-                "invalid PostgreSQL URL: {why} (expected postgres://user:password@host:port/database)"
-            ))
-        };
-        let mut url = url::Url::parse(raw).map_err(|e| bad(&e.to_string()))?;
-        if !matches!(url.scheme(), "postgres" | "postgresql") {
-            return Err(bad(&format!("scheme {:?}", url.scheme())));
-        }
-        let mut password = url.password().map(percent_decode);
-        let _ = url.set_password(None);
-        let pairs: Vec<(String, String)> = url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
-        if pairs.iter().any(|(k, _)| k == "password") {
-            let mut q = url::form_urlencoded::Serializer::new(String::new());
-            for (k, v) in &pairs {
-                if k == "password" {
-                    password = Some(v.clone());
-                } else {
-                    q.append_pair(k, v);
-                }
-            }
-            let q = q.finish();
-            url.set_query(if q.is_empty() { None } else { Some(&q) });
-        }
-        Ok(PgConn { url, password, bin_dir: None })
+impl JobSource for PostgresSource {
+    fn name(&self) -> &str {
+        &self.name
     }
 
-    /// Uses client programs from this directory (the one holding a configured pg_dump).
-    pub fn with_bin_dir(mut self, dir: Option<PathBuf>) -> PgConn {
-        self.bin_dir = dir;
-        self
+    fn kind(&self) -> &'static str {
+        "postgres"
     }
 
-    /// The connection from a source's config: its `url`, else `DATABASE_URL`.
-    pub fn from_source(src: &PostgresSource) -> Result<PgConn> {
-        let raw = match &src.url {
-            Some(s) => s.resolve()?,
-            None => std::env::var("DATABASE_URL").map_err(|_| {
-                Error::InvalidInput(format!("source {}: no url given and DATABASE_URL is not set", src.name))
-            })?,
-        };
-        let bin_dir = src.pg_dump.as_ref().and_then(|p| p.parent()).filter(|d| !d.as_os_str().is_empty());
-        Ok(PgConn::parse(&raw)?.with_bin_dir(bin_dir.map(Path::to_path_buf)))
+    fn optional(&self) -> bool {
+        self.optional
     }
 
-    /// The database name.
-    pub fn database(&self) -> String {
-        percent_decode(self.url.path().trim_start_matches('/'))
+    fn profile(&self) -> Profile {
+        Profile::Stream
     }
 
-    /// The same server and user, another database.
-    pub fn with_database(&self, db: &str) -> PgConn {
-        let mut c = self.clone();
-        c.url.set_path(&format!("/{}", url::form_urlencoded::byte_serialize(db.as_bytes()).collect::<String>()));
-        c
-    }
-
-    /// Safe to print: user, host, port and database, never the password.
-    pub fn display(&self) -> String {
-        let mut u = self.url.clone();
-        u.set_query(None);
-        u.to_string()
-    }
-
-    /// A command for one of the client programs, connected to this database, that never prompts.
-    pub fn command(&self, program: &str) -> Command {
-        let path = self.bin_dir.as_ref().map(|d| d.join(program)).unwrap_or_else(|| PathBuf::from(program));
-        self.command_at(&path)
-    }
-
-    /// Like [`PgConn::command`] for a program given by path.
-    pub fn command_at(&self, path: &Path) -> Command {
-        let mut cmd = Command::new(path);
-        cmd.arg("--no-password").arg(format!("--dbname={}", self.url));
-        cmd.env_remove("PGPASSWORD");
-        if let Some(p) = &self.password {
-            cmd.env("PGPASSWORD", p);
-        }
-        cmd
-    }
-
-    /// Runs SQL with psql; rows of fields, as text.
-    pub fn query(&self, sql: &str) -> Result<Vec<Vec<String>>> {
-        let mut cmd = self.command("psql");
-        cmd.args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-F", "\u{1f}", "-R", "\u{1e}", "-c", sql]);
-        let out = super::process::output(cmd, "psql").map_err(|e| self.context(e))?;
-        let text = String::from_utf8_lossy(&out);
-        let text = text.strip_suffix('\n').unwrap_or(&text);
-        Ok(text
-            .split('\u{1e}')
-            .filter(|r| !r.is_empty())
-            .map(|r| r.split('\u{1f}').map(str::to_string).collect())
-            .collect())
-    }
-
-    /// Runs several statements in one session (one `-c` each); the rows of all of them.
-    pub fn query_all(&self, statements: &[&str]) -> Result<Vec<Vec<String>>> {
-        let mut cmd = self.command("psql");
-        cmd.args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-F", "\u{1f}", "-R", "\u{1e}"]);
-        for s in statements {
-            cmd.arg("-c").arg(s);
-        }
-        let out = super::process::output(cmd, "psql").map_err(|e| self.context(e))?;
-        let text = String::from_utf8_lossy(&out);
-        let text = text.strip_suffix('\n').unwrap_or(&text);
-        Ok(text
-            .split('\u{1e}')
-            .map(|r| r.trim_matches('\n'))
-            .filter(|r| !r.is_empty())
-            .map(|r| r.split('\u{1f}').map(str::to_string).collect())
-            .collect())
-    }
-
-    /// True when the database holds no tables, views, sequences or schemas of its own.
-    pub fn is_empty(&self) -> Result<bool> {
-        let rows = self.query(
-            "SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                     WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%')
-                  + (SELECT count(*) FROM pg_namespace
-                     WHERE nspname NOT IN ('public', 'information_schema') AND nspname NOT LIKE 'pg\\_%')",
-        )?;
-        Ok(rows.first().and_then(|r| r.first()).is_some_and(|v| v == "0"))
-    }
-
-    /// Drops every schema of the database's own (and what is in them), leaving an empty `public` made as initdb
-    /// makes it, so a restored database dumps the same as the original.
-    pub fn clean(&self) -> Result<()> {
-        let version: u32 = self
-            .query("SHOW server_version_num")?
-            .first()
-            .and_then(|r| r.first())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        let schemas = self.query(
-            "SELECT quote_ident(nspname) FROM pg_namespace WHERE nspname <> 'information_schema' AND nspname NOT LIKE 'pg\\_%'",
-        )?;
-        let mut sql = String::from("BEGIN;");
-        for s in schemas.iter().filter_map(|r| r.first()) {
-            sql.push_str(&format!("DROP SCHEMA {s} CASCADE;"));
-        }
-        sql.push_str(if version >= 150000 {
-            "CREATE SCHEMA public AUTHORIZATION pg_database_owner; GRANT USAGE ON SCHEMA public TO PUBLIC;"
+    fn save(&self, ctx: &BackupContext<'_, '_>, _parent: Option<&Tree>) -> Result<Id> {
+        let conn = PgConn::from_source(self).map_err(Error::into_source_failure)?;
+        let what = format!("pg_dump of {}", conn.display());
+        let file = self.format.file_name();
+        let node = if self.order == RowOrder::PrimaryKey {
+            let dump = ordered_dump::start(&conn, self.pg_dump.as_deref())?;
+            ctx.save_stream_file(file, 0o600, dump, &what).map_err(|e| match e {
+                Error::Io { source, .. } => Error::SourceFailed(source.to_string()),
+                other => other,
+            })?
         } else {
-            "CREATE SCHEMA public; GRANT ALL ON SCHEMA public TO PUBLIC;"
-        });
-        sql.push_str("COMMENT ON SCHEMA public IS 'standard public schema'; COMMIT;");
-        self.query(&sql).map(|_| ())
-    }
-
-    fn context(&self, e: Error) -> Error {
-        match e {
-            Error::SourceFailed(m) => Error::SourceFailed(format!("{m} (database {})", self.display())),
-            other => other,
-        }
-    }
-}
-
-/// The pg_dump command of a source (format, table selections), writing the dump to standard output.
-pub fn dump_command(src: &PostgresSource, conn: &PgConn) -> Command {
-    let mut cmd = match &src.pg_dump {
-        Some(p) => conn.command_at(p),
-        None => conn.command("pg_dump"),
-    };
-    cmd.arg(match src.format {
-        DumpFormat::Plain => "--format=plain",
-        DumpFormat::Custom => "--format=custom",
-    });
-    for t in &src.tables {
-        cmd.arg(format!("--table={t}"));
-    }
-    for t in &src.exclude_tables {
-        cmd.arg(format!("--exclude-table={t}"));
-    }
-    cmd
-}
-
-/// Loads a dump (read from `dump`) into `conn`'s database in one transaction: psql for plain SQL, pg_restore for
-/// custom archives. Nothing is left behind when it fails.
-pub fn load_dump(
-    conn: &PgConn,
-    format: DumpFormat,
-    write_dump: impl FnOnce(&mut dyn Write) -> Result<u64>,
-) -> Result<u64> {
-    let (program, mut cmd) = match format {
-        DumpFormat::Plain => {
-            let mut c = conn.command("psql");
-            c.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-o", "/dev/null"]);
-            ("psql", c)
-        }
-        DumpFormat::Custom => {
-            let mut c = conn.command("pg_restore");
-            c.args(["--single-transaction", "--exit-on-error"]);
-            ("pg_restore", c)
-        }
-    };
-    cmd.stdin(Stdio::piped());
-    let (running, stdin) = super::process::spawn_writer(cmd, program)?;
-    let mut stdin = std::io::BufWriter::with_capacity(1 << 20, stdin);
-    let written = write_dump(&mut stdin).and_then(|n| {
-        stdin.flush().map_err(|e| Error::io("write to", program, e))?;
-        Ok(n)
-    });
-    drop(stdin);
-    running.finish(written).map_err(|e| conn.context(e))
-}
-
-/// Percent-decodes a URL component.
-fn percent_decode(s: &str) -> String {
-    url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_password_leaves_the_url() {
-        let c = PgConn::parse("postgres://app:s%40cret+x@127.0.0.1:5433/bubble?sslmode=disable").unwrap();
-        assert_eq!(c.password.as_deref(), Some("s@cret+x"));
-        assert!(!c.url.as_str().contains("cret"));
-        assert_eq!(c.database(), "bubble");
-        assert_eq!(c.display(), "postgres://app@127.0.0.1:5433/bubble");
-        let c = PgConn::parse("postgresql://app@h/db?password=pw&sslmode=require").unwrap();
-        assert_eq!(c.password.as_deref(), Some("pw"));
-        assert_eq!(c.url.query(), Some("sslmode=require"));
-        let other = c.with_database("scratch_1");
-        assert_eq!(other.database(), "scratch_1");
-        let cmd = other.command("psql");
-        let args: Vec<String> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
-        assert!(args.iter().all(|a| !a.contains("pw")), "{args:?}");
-        assert!(PgConn::parse("host=x dbname=y").is_err());
-        assert!(PgConn::parse("mysql://x/y").is_err());
+            let (running, stdout) = process::spawn(dump_command(self, &conn), "pg_dump")?;
+            let node = ctx.save_stream_file(file, 0o600, stdout, &what);
+            running.finish(node)?
+        };
+        ctx.save_tree(vec![node])
     }
 }

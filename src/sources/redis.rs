@@ -9,14 +9,38 @@ use super::process;
 use crate::config::RedisSource;
 use crate::error::{Error, Result};
 use crate::format::id::Id;
-use crate::ops::backup::{BackupContext, save_stream_file, save_tree_nodes};
+use crate::format::tree::Tree;
+use crate::ops::backup::context::BackupContext;
+use crate::ops::backup::source::{JobSource, Profile};
 
 /// The default server when none is configured.
 pub const DEFAULT_URL: &str = "redis://127.0.0.1:6379";
 
-pub(crate) fn save(ctx: &BackupContext<'_, '_>, src: &RedisSource) -> Result<Id> {
+impl JobSource for RedisSource {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+
+    fn optional(&self) -> bool {
+        self.optional
+    }
+
+    fn profile(&self) -> Profile {
+        Profile::Stream
+    }
+
+    fn save(&self, ctx: &BackupContext<'_, '_>, _parent: Option<&Tree>) -> Result<Id> {
+        save(ctx, self)
+    }
+}
+
+fn save(ctx: &BackupContext<'_, '_>, src: &RedisSource) -> Result<Id> {
     let raw = match &src.url {
-        Some(s) => s.resolve().map_err(super::as_source_failure)?,
+        Some(s) => s.resolve().map_err(Error::into_source_failure)?,
         None => DEFAULT_URL.to_string(),
     };
     let (url, password) = split_url(&raw)?;
@@ -33,7 +57,7 @@ pub(crate) fn save(ctx: &BackupContext<'_, '_>, src: &RedisSource) -> Result<Id>
     let (running, stdout) = process::spawn(cmd, "redis-cli")?;
     let mut checked = MagicCheck { inner: stdout, head: Vec::new() };
     let what = format!("RDB dump of {}", display(&url));
-    let node = save_stream_file(ctx, ctx.params, "dump.rdb", 0o600, &mut checked, &what);
+    let node = ctx.save_stream_file("dump.rdb", 0o600, &mut checked, &what);
     let node = running.finish(node)?;
     if !checked.head.starts_with(b"REDIS") {
         return Err(Error::SourceFailed(format!(
@@ -42,7 +66,7 @@ pub(crate) fn save(ctx: &BackupContext<'_, '_>, src: &RedisSource) -> Result<Id>
             String::from_utf8_lossy(&checked.head)
         )));
     }
-    save_tree_nodes(ctx, vec![node])
+    ctx.save_tree(vec![node])
 }
 
 /// The URL without its password, and the password.

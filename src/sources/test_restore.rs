@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::format::id::Id;
 use crate::format::tree::Node;
 use crate::repo::reader::BlobReader;
-use crate::sources::postgres::{PgConn, load_dump};
+use crate::sources::pg_conn::{PgConn, load_dump};
 
 /// The outcome of one query.
 #[derive(Clone, Debug, Serialize)]

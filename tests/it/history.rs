@@ -77,7 +77,7 @@ proptest! {
                 Op::Forget(keep) => {
                     let cut = order.len().saturating_sub(keep);
                     for id in order.drain(..cut) {
-                        repo.storage.delete(&gumvault::storage::snapshot_path(&id)).unwrap();
+                        repo.delete_object(gumvault::format::objects::ObjectKind::Snapshot, &id).unwrap();
                         expected.remove(&id);
                     }
                     cat.sync(&repo).unwrap();

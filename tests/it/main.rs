@@ -8,6 +8,7 @@ mod daemon;
 mod damage;
 mod errors;
 mod history;
+mod house;
 mod lifecycle;
 mod regions;
 mod roundtrip;

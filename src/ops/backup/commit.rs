@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use crate::error::{Error, Result};
 use crate::format::id::Id;
-use crate::format::index::PackEntry;
+use crate::format::objects::ObjectKind;
 use crate::format::tree::NodeKind;
 use crate::repo::Repository;
 use crate::repo::catalog::Catalog;
@@ -61,16 +61,13 @@ pub fn ensure_indexed(
     }
     let mut restored = Vec::new();
     for pack in missing_packs.keys() {
-        let path = crate::storage::pack_path(pack);
-        let size = repo.storage.stat(&path)?.ok_or_else(|| {
+        let size = repo.stat_object(ObjectKind::Pack, pack)?.ok_or_else(|| {
             Error::SourceFailed(format!(
                 "a prune deleted pack {} that this backup reuses; no snapshot was written — run the backup again",
                 pack.short()
             ))
         })?;
-        let blobs = crate::ops::prune::read_pack_header(repo, pack, size)?;
-        let kind = blobs.first().map_or(crate::format::blob::BlobKind::Data, |b| b.info.kind);
-        restored.push(PackEntry { id: *pack, kind, size, blobs });
+        restored.push(repo.pack_entry_from_header(pack, size)?);
     }
     if !restored.is_empty() {
         let id = repo.save_index(&restored)?;

@@ -10,52 +10,14 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
-use globset::{GlobSet, GlobSetBuilder};
 use rayon::prelude::*;
 
-use super::stream::save_stream;
-use super::{BackupContext, TreeLoader};
+use super::context::BackupContext;
+use super::progress::Progress;
 use crate::error::{Error, Result};
-use crate::format::blob::BlobKind;
 use crate::format::id::Id;
 use crate::format::tree::{Node, NodeKind, RawName, Tree};
-
-/// Exclude patterns: a pattern with a `/` matches the whole absolute path, one without matches any file name.
-#[derive(Default)]
-pub struct Excludes {
-    by_name: GlobSet,
-    by_path: GlobSet,
-}
-
-impl Excludes {
-    /// Compiles patterns; a bad pattern is an error naming it.
-    pub fn new(patterns: &[String]) -> Result<Excludes> {
-        let mut by_name = GlobSetBuilder::new();
-        let mut by_path = GlobSetBuilder::new();
-        for p in patterns.iter().map(|p| p.trim()).filter(|p| !p.is_empty()) {
-            let p = p.trim_end_matches('/');
-            let glob = globset::GlobBuilder::new(p)
-                .literal_separator(p.contains('/'))
-                .backslash_escape(true)
-                .build()
-                .map_err(|e| Error::InvalidInput(format!("invalid exclude pattern {p:?}: {e}")))?;
-            if p.contains('/') {
-                by_path.add(glob)
-            } else {
-                by_name.add(glob)
-            };
-        }
-        let build =
-            |b: GlobSetBuilder| b.build().map_err(|e| Error::InvalidInput(format!("invalid exclude patterns: {e}")));
-        Ok(Excludes { by_name: build(by_name)?, by_path: build(by_path)? })
-    }
-
-    /// True if `path` (absolute) is excluded.
-    pub fn matches(&self, path: &Path) -> bool {
-        let name_hit = path.file_name().is_some_and(|n| self.by_name.is_match(Path::new(n)));
-        name_hit || self.by_path.is_match(path)
-    }
-}
+use crate::ops::globs::PathGlobs;
 
 /// Reads `--exclude-file` style files: one pattern a line, `#` comments and blank lines ignored.
 pub fn read_exclude_file(path: &Path) -> Result<Vec<String>> {
@@ -65,7 +27,7 @@ pub fn read_exclude_file(path: &Path) -> Result<Vec<String>> {
 
 /// Counts the files and bytes a backup of `paths` will visit (metadata only), for the progress bar's ETA.
 /// Runs beside the backup; stops early when `progress.estimate_done` is set by someone else.
-pub fn scan(paths: &[PathBuf], excludes: &Excludes, progress: &super::Progress) {
+pub fn scan(paths: &[PathBuf], excludes: &PathGlobs, progress: &Progress) {
     let mut stack: Vec<PathBuf> = paths.to_vec();
     while let Some(p) = stack.pop() {
         if progress.estimate_done.load(Ordering::Relaxed) {
@@ -118,13 +80,13 @@ impl VirtualDir {
 }
 
 /// Saves the given absolute paths; returns the root tree id.
-pub fn save_paths(ctx: &BackupContext<'_, '_>, paths: &[PathBuf], parent_root: Option<Tree>) -> Result<Id> {
+pub fn save_paths(ctx: &BackupContext<'_, '_>, paths: &[PathBuf], parent_root: Option<&Tree>) -> Result<Id> {
     let mut root = VirtualDir::default();
     for p in paths {
         let comps: Vec<&OsStr> = p.components().skip(1).map(|c| c.as_os_str()).collect();
         root.insert(p, &comps, PathBuf::from("/"));
     }
-    save_virtual(ctx, &root, parent_root.as_ref())
+    save_virtual(ctx, &root, parent_root)
 }
 
 fn save_virtual(ctx: &BackupContext<'_, '_>, dir: &VirtualDir, parent: Option<&Tree>) -> Result<Id> {
@@ -143,7 +105,7 @@ fn save_virtual(ctx: &BackupContext<'_, '_>, dir: &VirtualDir, parent: Option<&T
                             return Ok(None);
                         }
                     };
-                    let parent_tree = ctx.loader.subtree(parent_node)?;
+                    let parent_tree = ctx.parent_subtree(parent_node)?;
                     let id = save_virtual(ctx, sub, parent_tree.as_ref())?;
                     Ok(Some(dir_node(RawName(name.clone()), &meta, id)))
                 }
@@ -154,8 +116,7 @@ fn save_virtual(ctx: &BackupContext<'_, '_>, dir: &VirtualDir, parent: Option<&T
 }
 
 fn save_tree(ctx: &BackupContext<'_, '_>, nodes: Vec<Option<Node>>) -> Result<Id> {
-    let tree = Tree::new(nodes.into_iter().flatten().collect());
-    ctx.saver.save(BlobKind::Tree, &tree.to_bytes())
+    ctx.save_tree(nodes.into_iter().flatten().collect())
 }
 
 /// Saves one file system entry (not following symlinks). `None` when it was excluded or unreadable.
@@ -214,7 +175,7 @@ fn save_dir(
             return Ok(None);
         }
     };
-    let parent_tree = ctx.loader.subtree(parent)?;
+    let parent_tree = ctx.parent_subtree(parent)?;
     let nodes: Vec<Option<Node>> = entries
         .par_iter()
         .map(|e| {
@@ -238,7 +199,7 @@ fn save_file(
     let mut node = base_node(name, meta, NodeKind::File);
     node.size = meta.size();
     if let Some(old) = parent.filter(|old| unchanged(old, &node))
-        && old.content.iter().all(|id| ctx.saver.has(id))
+        && ctx.has_all(&old.content)
     {
         node.content = old.content.clone();
         ctx.progress.files_unchanged.fetch_add(1, Ordering::Relaxed);
@@ -254,8 +215,7 @@ fn save_file(
         }
     };
     let what = path.to_string_lossy();
-    let content = match save_stream(ctx.saver, file, ctx.params, ctx.repo.gear(), ctx.progress, &what, Some(node.size))
-    {
+    let content = match ctx.save_stream(file, &what, Some(node.size)) {
         Ok(c) => c,
         Err(Error::Io { source, .. }) => {
             ctx.warn(format!("cannot read {}: {source}", path.display()));
@@ -295,55 +255,19 @@ fn ns(secs: i64, nsec: i64) -> i64 {
     secs.saturating_mul(1_000_000_000).saturating_add(nsec)
 }
 
+/// A node with the metadata of a file system entry.
 fn base_node(name: RawName, meta: &Metadata, kind: NodeKind) -> Node {
     Node {
-        name,
-        kind,
-        mode: meta.mode() & 0o7777,
         uid: meta.uid(),
         gid: meta.gid(),
         mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
         ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
         inode: meta.ino(),
         dev: meta.dev(),
-        size: 0,
-        content: Vec::new(),
-        subtree: None,
-        target: None,
-        rdev: None,
-        etag: None,
-        content_type: None,
+        ..Node::new(name, kind, meta.mode() & 0o7777)
     }
 }
 
 fn dir_node(name: RawName, meta: &Metadata, tree: Id) -> Node {
-    let mut node = base_node(name, meta, NodeKind::Dir);
-    node.subtree = Some(tree);
-    node
-}
-
-impl TreeLoader<'_> {
-    /// The parent snapshot's tree of a directory node, if there is one.
-    fn subtree(&self, node: Option<&Node>) -> Result<Option<Tree>> {
-        match node.filter(|n| n.kind == NodeKind::Dir).and_then(|n| n.subtree) {
-            Some(id) => self.load(&id).map(Some),
-            None => Ok(None),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn exclude_patterns() {
-        let ex = Excludes::new(&["*.tmp".into(), "node_modules".into(), "/srv/app/cache".into(), "".into()]).unwrap();
-        assert!(ex.matches(Path::new("/a/b/x.tmp")));
-        assert!(ex.matches(Path::new("/a/node_modules")));
-        assert!(ex.matches(Path::new("/srv/app/cache")));
-        assert!(!ex.matches(Path::new("/srv/app/cache2")));
-        assert!(!ex.matches(Path::new("/a/b/x.txt")));
-        assert!(Excludes::new(&["a[".into()]).is_err());
-    }
+    Node { subtree: Some(tree), ..base_node(name, meta, NodeKind::Dir) }
 }

@@ -1,138 +1,110 @@
-//! Backup: from a source (paths, a stream, a command) to a committed snapshot. The snapshot manifest is written
-//! last, only after every pack and index segment it references is durable.
+//! Backup: from a source (paths, a stream, a command, a job's sources) to a committed snapshot. The snapshot
+//! manifest is written last, only after every pack and index segment it references is durable.
+//!
+//! The parts: [`source`] says what can be backed up (and the [`source::JobSource`] trait the kinds of `sources/`
+//! implement), [`context`] is what the walkers share, [`fs`] walks file trees, [`stream`] cuts one byte stream,
+//! [`saver`] packs and uploads blobs, [`job`] saves a job's sources, [`commit`] makes sure the snapshot refers
+//! only to indexed data.
 
 mod commit;
-mod fs;
-mod saver;
-pub(crate) mod stream;
+pub mod context;
+pub mod fs;
+mod job;
+pub mod progress;
+pub mod saver;
+pub mod source;
+pub mod stream;
 
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-pub use fs::{Excludes, read_exclude_file, scan};
-pub use saver::{BlobSaver, UploadState};
+pub use context::{BackupContext, TreeLoader};
+pub use fs::{read_exclude_file, scan};
+pub use progress::Progress;
+pub use saver::{BlobSaver, SaverStats, UploadState};
+pub use source::{BackupOptions, BackupOutcome, JobSource, Profile, Source};
 
 use crate::error::{Error, Result};
 use crate::format::chunker::ChunkerParams;
 use crate::format::id::Id;
 use crate::format::snapshot::{SNAPSHOT_VERSION, Snapshot, Summary};
-use crate::format::tree::{Node, NodeKind, RawName, Tree};
+use crate::format::tree::Tree;
+use crate::ops::globs::PathGlobs;
 use crate::repo::Repository;
 use crate::repo::catalog::Catalog;
 use crate::repo::reader::BlobReader;
-pub(crate) use fs::save_paths;
 
-/// Live counters a progress display reads while a backup runs.
+/// The `chunker` recorded in job snapshots: each source uses the profile of its kind.
+pub const JOB_PROFILES: &str = "per-source";
+
+/// What a backup decided before reading anything: the snapshot's paths and how content is cut.
+struct Setup {
+    /// The snapshot's top-level paths (absolute).
+    paths: Vec<PathBuf>,
+    /// The chunker profile recorded in the snapshot.
+    profile: String,
+    /// Parameters of files (and of everything, outside a job).
+    params: ChunkerParams,
+    /// Parameters of a job's stream sources.
+    stream_params: ChunkerParams,
+    /// The job's name, for a job.
+    job: Option<String>,
+}
+
+impl Setup {
+    fn resolve(repo: &Repository, source: &Source, opts: &BackupOptions) -> Result<Setup> {
+        let (paths, default_profile, job) = match source {
+            Source::Paths(p) => (normalize_paths(p)?, "files", None),
+            Source::Stream { name, .. } | Source::Command { name, .. } => {
+                (vec![PathBuf::from(stream_path(name)?)], "stream", None)
+            }
+            Source::Job { name, sources } => {
+                let mut p: Vec<PathBuf> = sources.iter().map(|s| PathBuf::from(format!("/{}", s.name()))).collect();
+                p.sort();
+                (p, JOB_PROFILES, Some(name.clone()))
+            }
+        };
+        let profile = opts.chunker.clone().unwrap_or_else(|| default_profile.to_string());
+        let (params, stream_params) = match &job {
+            Some(_) => (repo.chunker_profile("files")?, repo.chunker_profile("stream")?),
+            None => {
+                let p = repo.chunker_profile(&profile)?;
+                (p, p)
+            }
+        };
+        Ok(Setup { paths, profile, params, stream_params, job })
+    }
+
+    fn path_strings(&self) -> Vec<String> {
+        self.paths.iter().map(|p| p.to_string_lossy().into_owned()).collect()
+    }
+}
+
+/// What the sources reported while they were read.
 #[derive(Default)]
-pub struct Progress {
-    pub files_new: AtomicU64,
-    pub files_changed: AtomicU64,
-    pub files_unchanged: AtomicU64,
-    pub dirs: AtomicU64,
-    /// Bytes read from sources so far.
-    pub bytes: AtomicU64,
-    pub bytes_read: AtomicU64,
-    pub total_bytes: AtomicU64,
-    /// Bytes of unchanged files taken from the parent snapshot without reading.
-    pub bytes_skipped: AtomicU64,
-    pub errors: AtomicU64,
-    /// Filled in by [`scan`] running beside the backup, for an ETA.
-    pub estimate_files: AtomicU64,
-    pub estimate_bytes: AtomicU64,
-    pub estimate_done: std::sync::atomic::AtomicBool,
+struct Reports {
+    warnings: Mutex<Vec<String>>,
+    notices: Mutex<Vec<String>>,
+    skipped: Mutex<Vec<String>>,
 }
 
-impl Progress {
-    /// Files finished so far.
-    pub fn files(&self) -> u64 {
-        self.files_new.load(Ordering::Relaxed)
-            + self.files_changed.load(Ordering::Relaxed)
-            + self.files_unchanged.load(Ordering::Relaxed)
-    }
+/// What the walk shares besides the repository and the catalog.
+struct Shared<'a> {
+    excludes: &'a PathGlobs,
+    progress: &'a Progress,
+    uploads: &'a UploadState,
+    reports: &'a Reports,
 }
 
-/// What to back up.
-pub enum Source {
-    /// Files and directories (absolute paths).
-    Paths(Vec<PathBuf>),
-    /// A byte stream saved as one file named `name` at the snapshot's root.
-    Stream { name: String, reader: Box<dyn Read + Send> },
-    /// A command whose standard output is saved as `name`; a non-zero exit fails the backup.
-    Command { argv: Vec<String>, name: String },
-    /// A job of the config file: one top-level directory per source, named after it.
-    Job { name: String, sources: Vec<crate::config::SourceSpec> },
-}
-
-/// Options of one backup.
-#[derive(Clone, Debug, Default)]
-pub struct BackupOptions {
-    pub host: String,
-    pub tags: Vec<String>,
-    pub excludes: Vec<String>,
-    /// Chunker profile; default by source kind (`files` for paths, `stream` for streams and commands).
-    pub chunker: Option<String>,
-    /// Ignore the parent snapshot and read every file.
-    pub force: bool,
-    /// Snapshot time (defaults to now; tests set it).
-    pub time: Option<jiff::Timestamp>,
-}
-
-/// The outcome of a committed backup.
-#[derive(Debug)]
-pub struct BackupOutcome {
-    pub id: Id,
-    pub snapshot: Snapshot,
-    /// Inputs that could not be read (each also counted in `snapshot.summary.errors`).
-    pub warnings: Vec<String>,
-    /// Things worth telling that are not errors (a file changed while read).
-    pub notices: Vec<String>,
-    /// Objects of this backup that some region did not get (region, path): the backup is *degraded* — it met
-    /// `min_regions`, and `gumvault sync` copies these over.
-    pub missing: Vec<(String, String)>,
-}
-
-/// Everything the source walkers share.
-pub(crate) struct BackupContext<'a, 'c> {
-    pub repo: &'a Repository,
-    pub saver: &'a BlobSaver<'c>,
-    pub loader: &'a TreeLoader<'c>,
-    pub params: ChunkerParams,
-    pub excludes: Excludes,
-    pub progress: &'a Progress,
-    warnings: &'a Mutex<Vec<String>>,
-    notices: &'a Mutex<Vec<String>>,
-}
-
-impl<'a, 'c> BackupContext<'a, 'c> {
-    /// Records an input that could not be read.
-    pub fn warn(&self, msg: String) {
-        self.progress.errors.fetch_add(1, Ordering::Relaxed);
-        self.warnings.lock().expect("warnings lock").push(msg);
-    }
-
-    pub fn notice(&self, msg: String) {
-        self.notices.lock().expect("notices lock").push(msg);
-    }
-
-    /// The same backup with other chunker parameters and excludes (for one source of a job).
-    pub fn derive(&self, params: ChunkerParams, excludes: Excludes) -> BackupContext<'a, 'c> {
-        BackupContext { params, excludes, ..*self }
-    }
-}
-
-/// Loads parent-snapshot trees during a backup.
-pub(crate) struct TreeLoader<'a> {
-    reader: BlobReader<'a>,
-}
-
-impl TreeLoader<'_> {
-    pub(crate) fn load(&self, id: &Id) -> Result<Tree> {
-        self.reader.load_tree(id)
-    }
+/// What the walk inside the upload scope produced.
+struct Walked {
+    root: Result<Id>,
+    flushed: Result<()>,
+    stats: SaverStats,
 }
 
 /// Runs a backup and commits the snapshot.
@@ -145,206 +117,113 @@ pub fn run(
 ) -> Result<BackupOutcome> {
     let started = Instant::now();
     let time = opts.time.unwrap_or_else(crate::time::now);
-    let (paths, default_profile) = match &source {
-        Source::Paths(p) => (normalize_paths(p)?, "files"),
-        Source::Stream { name, .. } | Source::Command { name, .. } => {
-            (vec![PathBuf::from(stream_path(name)?)], "stream")
-        }
-        Source::Job { sources, .. } => {
-            let mut p: Vec<PathBuf> = sources.iter().map(|s| PathBuf::from(format!("/{}", s.name()))).collect();
-            p.sort();
-            (p, JOB_PROFILES)
-        }
-    };
-    let job = match &source {
-        Source::Job { name, .. } => Some(name.clone()),
-        _ => None,
-    };
-    let profile = opts.chunker.clone().unwrap_or_else(|| default_profile.to_string());
-    let params = if job.is_some() { repo.chunker_profile("files")? } else { repo.chunker_profile(&profile)? };
-    let stream_params = if job.is_some() { repo.chunker_profile("stream")? } else { params };
-    let path_strings: Vec<String> = paths.iter().map(|p| p.to_string_lossy().into_owned()).collect();
-    let parent = find_parent(catalog, &opts.host, &path_strings, job.as_deref())?;
-    let excludes = Excludes::new(&opts.excludes)?;
+    let setup = Setup::resolve(repo, &source, opts)?;
+    let parent = find_parent(catalog, &opts.host, &setup.path_strings(), setup.job.as_deref())?;
+    let excludes = PathGlobs::new(&opts.excludes, "exclude")?;
     let indexes_at_start = catalog.index_ids()?;
-    let uploads = saver::UploadState::default();
-    let stats = saver::SaverStats::default();
-    let warnings = Mutex::new(Vec::new());
-    let notices = Mutex::new(Vec::new());
-    let skipped_sources = Mutex::new(Vec::new());
-    let walked = std::thread::scope(|scope| -> Result<Walked> {
-        let saver = BlobSaver::new(repo, catalog, &uploads, scope)?;
-        let loader = TreeLoader { reader: BlobReader::new(repo, catalog) };
-        let parent_root = match (&parent, opts.force, &source) {
-            (Some(p), false, Source::Paths(_) | Source::Job { .. }) => loader.load(&p.1.tree).map(Some),
-            _ => Ok(None),
-        };
-        let ctx = BackupContext {
-            repo,
-            saver: &saver,
-            loader: &loader,
-            params,
-            excludes,
-            progress,
-            warnings: &warnings,
-            notices: &notices,
-        };
-        let root = parent_root.and_then(|parent_root| match source {
-            Source::Paths(_) => fs::save_paths(&ctx, &paths, parent_root),
-            Source::Stream { name, reader } => save_stream_root(&ctx, &name, reader, "standard input"),
-            Source::Command { argv, name } => save_command(&ctx, &argv, &name),
-            Source::Job { sources, .. } => {
-                save_job(&ctx, &sources, stream_params, parent_root.as_ref(), &skipped_sources)
-            }
-        });
-        // Whatever happened, make what was written durable and indexed so a retry can reuse it.
-        let flushed = saver.flush();
-        for (to, from) in [
-            (&stats.blobs_added, &saver.stats.blobs_added),
-            (&stats.bytes_added, &saver.stats.bytes_added),
-            (&stats.stored_bytes_added, &saver.stats.stored_bytes_added),
-        ] {
-            to.store(from.load(Ordering::Relaxed), Ordering::Relaxed);
-        }
-        Ok(Walked { root, flushed })
-    })?;
+    let uploads = UploadState::default();
+    let reports = Reports::default();
+    let use_parent = parent.as_ref().filter(|_| !opts.force && matches!(source, Source::Paths(_) | Source::Job { .. }));
+    let parent_tree = use_parent.map(|p| p.1.tree);
+    let shared = Shared { excludes: &excludes, progress, uploads: &uploads, reports: &reports };
+    let walked = walk(repo, catalog, source, &setup, parent_tree, &shared)?;
     uploads.record_in(catalog)?;
-    let Walked { root, flushed } = walked;
-    let warnings = warnings.into_inner().expect("warnings lock");
-    let mut notices = notices.into_inner().expect("notices lock");
-    let skipped_sources: Vec<String> = skipped_sources.into_inner().expect("skipped lock");
-    notices.extend(skipped_sources.iter().map(|s| format!("optional source left out: {s}")));
-    let root = root?;
-    flushed?;
+    let warnings = reports.warnings.into_inner().expect("warnings lock");
+    let mut notices = reports.notices.into_inner().expect("notices lock");
+    let skipped: Vec<String> = reports.skipped.into_inner().expect("skipped lock");
+    notices.extend(skipped.iter().map(|s| format!("optional source left out: {s}")));
+    let root = walked.root?;
+    walked.flushed?;
     commit::ensure_indexed(repo, catalog, &root, &indexes_at_start)?;
-    let summary = Summary {
-        files_new: progress.files_new.load(Ordering::Relaxed),
-        files_changed: progress.files_changed.load(Ordering::Relaxed),
-        files_unchanged: progress.files_unchanged.load(Ordering::Relaxed),
-        dirs: progress.dirs.load(Ordering::Relaxed),
-        bytes_read: progress.bytes_read.load(Ordering::Relaxed),
-        total_bytes: progress.total_bytes.load(Ordering::Relaxed),
-        blobs_added: stats.blobs_added.load(Ordering::Relaxed),
-        bytes_added: stats.bytes_added.load(Ordering::Relaxed),
-        stored_bytes_added: stats.stored_bytes_added.load(Ordering::Relaxed),
-        errors: warnings.len() as u64,
-        duration_secs: started.elapsed().as_secs_f64(),
-        skipped_sources,
-    };
+    let mut summary = summarize(progress, &walked.stats, warnings.len(), skipped);
+    summary.duration_secs = started.elapsed().as_secs_f64();
     let snapshot = Snapshot {
         version: SNAPSHOT_VERSION,
         time,
         host: opts.host.clone(),
-        paths: path_strings,
+        paths: setup.path_strings(),
         tags: opts.tags.clone(),
         tree: root,
         parent: parent.map(|p| p.0),
-        chunker: profile,
-        job,
+        chunker: setup.profile,
+        job: setup.job,
         incomplete: !warnings.is_empty(),
         summary,
     };
     let id = repo.save_snapshot(&snapshot)?;
     catalog.add_snapshot(&id, &snapshot)?;
-    Ok(BackupOutcome { id, snapshot, warnings, notices, missing: repo.storage.missing() })
+    Ok(BackupOutcome { id, snapshot, warnings, notices, missing: repo.missing() })
 }
 
-/// What the walk inside the upload scope produced.
-struct Walked {
-    root: Result<Id>,
-    flushed: Result<()>,
+/// Reads the source and saves its blobs and trees; whatever happened, what was written is flushed, so it is
+/// durable and indexed and a retry can reuse it.
+fn walk(
+    repo: &Repository,
+    catalog: &mut Catalog,
+    source: Source,
+    setup: &Setup,
+    parent_tree: Option<Id>,
+    shared: &Shared<'_>,
+) -> Result<Walked> {
+    std::thread::scope(|scope| -> Result<Walked> {
+        let saver = BlobSaver::new(repo, catalog, shared.uploads, scope)?;
+        let loader = TreeLoader::new(BlobReader::new(repo, catalog));
+        let ctx = BackupContext {
+            saver: &saver,
+            loader: &loader,
+            params: setup.params,
+            excludes: shared.excludes,
+            progress: shared.progress,
+            gear: repo.gear(),
+            warnings: &shared.reports.warnings,
+            notices: &shared.reports.notices,
+        };
+        let root = parent_tree
+            .map(|t| loader.load(&t))
+            .transpose()
+            .and_then(|parent_root| save_source(&ctx, source, setup, parent_root, &shared.reports.skipped));
+        let flushed = saver.flush();
+        Ok(Walked { root, flushed, stats: saver.stats.snapshot() })
+    })
 }
 
-/// The `chunker` recorded in job snapshots: each source uses the profile of its kind.
-pub const JOB_PROFILES: &str = "per-source";
-
-/// Saves every source of a job as a top-level directory. A required source that fails fails the whole job; an
-/// optional one is left out and named in `skipped`.
-fn save_job(
+/// Saves the source through `ctx`; returns the root tree.
+fn save_source(
     ctx: &BackupContext<'_, '_>,
-    sources: &[crate::config::SourceSpec],
-    stream_params: ChunkerParams,
-    parent_root: Option<&Tree>,
+    source: Source,
+    setup: &Setup,
+    parent_root: Option<Tree>,
     skipped: &Mutex<Vec<String>>,
 ) -> Result<Id> {
-    let mut nodes = Vec::new();
-    for spec in sources {
-        let parent_node = parent_root.and_then(|t| t.find(spec.name().as_bytes()));
-        match crate::sources::save(ctx, spec, stream_params, parent_node) {
-            Ok(node) => nodes.push(node),
-            Err(Error::SourceFailed(why)) if spec.optional() => {
-                skipped.lock().expect("skipped lock").push(format!("{} ({}): {why}", spec.name(), spec.kind()))
-            }
-            Err(Error::SourceFailed(why)) => {
-                return Err(Error::SourceFailed(format!(
-                    "source {:?} ({}) failed: {why}; no snapshot was written",
-                    spec.name(),
-                    spec.kind()
-                )));
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    save_tree_nodes(ctx, nodes)
-}
-
-/// Saves a directory's tree.
-pub(crate) fn save_tree_nodes(ctx: &BackupContext<'_, '_>, nodes: Vec<Node>) -> Result<Id> {
-    ctx.saver.save(crate::format::blob::BlobKind::Tree, &Tree::new(nodes).to_bytes())
-}
-
-/// A directory node made by gumvault itself (a job's source directory, an S3 prefix): owned by us, mode 0700.
-pub(crate) fn synthetic_dir(name: &str, tree: Id) -> Node {
-    let mut n = synthetic_file(name, 0o700);
-    n.kind = NodeKind::Dir;
-    n.subtree = Some(tree);
-    n
-}
-
-/// A file node for content gumvault produced (a dump, an environment file), stamped now.
-pub(crate) fn synthetic_file(name: &str, mode: u32) -> Node {
-    let now = jiff::Timestamp::now();
-    Node {
-        name: RawName(name.as_bytes().to_vec()),
-        kind: NodeKind::File,
-        mode,
-        uid: unsafe_free_uid(),
-        gid: unsafe_free_gid(),
-        mtime_ns: i64::try_from(now.as_nanosecond()).unwrap_or(i64::MAX),
-        ctime_ns: 0,
-        inode: 0,
-        dev: 0,
-        size: 0,
-        content: Vec::new(),
-        subtree: None,
-        target: None,
-        rdev: None,
-        etag: None,
-        content_type: None,
+    match source {
+        Source::Paths(_) => fs::save_paths(ctx, &setup.paths, parent_root.as_ref()),
+        Source::Stream { name, reader } => save_stream_root(ctx, &name, reader, "standard input"),
+        Source::Command { argv, name } => save_command(ctx, &argv, &name),
+        Source::Job { sources, .. } => job::save_job(ctx, &sources, setup.stream_params, parent_root.as_ref(), skipped),
     }
 }
 
-/// Saves a stream as one file node (mode `mode`); `what` names the stream in messages.
-pub(crate) fn save_stream_file(
-    ctx: &BackupContext<'_, '_>,
-    params: ChunkerParams,
-    name: &str,
-    mode: u32,
-    reader: impl Read + Send,
-    what: &str,
-) -> Result<Node> {
-    let content = stream::save_stream(ctx.saver, reader, params, ctx.repo.gear(), ctx.progress, what, None)?;
-    ctx.progress.files_new.fetch_add(1, Ordering::Relaxed);
-    ctx.progress.bytes_read.fetch_add(content.size, Ordering::Relaxed);
-    ctx.progress.total_bytes.fetch_add(content.size, Ordering::Relaxed);
-    let mut node = synthetic_file(name, mode);
-    node.size = content.size;
-    node.content = content.blobs;
-    Ok(node)
+/// The snapshot's summary from the live counters and what the saver added.
+fn summarize(progress: &Progress, stats: &SaverStats, errors: usize, skipped_sources: Vec<String>) -> Summary {
+    let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    Summary {
+        files_new: get(&progress.files_new),
+        files_changed: get(&progress.files_changed),
+        files_unchanged: get(&progress.files_unchanged),
+        dirs: get(&progress.dirs),
+        bytes_read: get(&progress.bytes_read),
+        total_bytes: get(&progress.total_bytes),
+        blobs_added: get(&stats.blobs_added),
+        bytes_added: get(&stats.bytes_added),
+        stored_bytes_added: get(&stats.stored_bytes_added),
+        errors: errors as u64,
+        duration_secs: 0.0,
+        skipped_sources,
+    }
 }
 
 /// Makes paths absolute and lexically clean, without following symlinks; drops duplicates.
-pub(crate) fn normalize_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+pub fn normalize_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     if paths.is_empty() {
         return Err(Error::InvalidInput("nothing to back up: give at least one path, or --stdin, or --command".into()));
     }
@@ -377,8 +256,6 @@ pub(crate) fn normalize_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-use std::path::Path;
-
 /// `/NAME` for a stream file; the name must be one plain file name.
 fn stream_path(name: &str) -> Result<String> {
     let n = name.trim_start_matches('/');
@@ -399,16 +276,8 @@ fn find_parent(catalog: &Catalog, host: &str, paths: &[String], job: Option<&str
 }
 
 fn save_stream_root(ctx: &BackupContext<'_, '_>, name: &str, reader: Box<dyn Read + Send>, what: &str) -> Result<Id> {
-    let node = save_stream_file(ctx, ctx.params, name.trim_start_matches('/'), 0o600, reader, what)?;
-    save_tree_nodes(ctx, vec![node])
-}
-
-fn unsafe_free_uid() -> u32 {
-    std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m)).unwrap_or(0)
-}
-
-fn unsafe_free_gid() -> u32 {
-    std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::gid(&m)).unwrap_or(0)
+    let node = ctx.save_stream_file(name.trim_start_matches('/'), 0o600, reader, what)?;
+    ctx.save_tree(vec![node])
 }
 
 /// Runs a command (no shell) and saves its standard output; its standard error goes to ours.

@@ -11,13 +11,12 @@ use std::sync::{Arc, Mutex};
 use std::thread::{Scope, ScopedJoinHandle};
 
 use crate::error::{Error, Result};
-use crate::format::blob::{self, BlobKind};
+use crate::format::blob::BlobKind;
 use crate::format::id::Id;
 use crate::format::index::PackEntry;
-use crate::format::pack::{FinishedPack, PackWriter};
+use crate::format::pack::PackWriter;
+use crate::repo::Repository;
 use crate::repo::catalog::Catalog;
-use crate::repo::{self, Repository};
-use crate::storage;
 
 /// Index segments are written when this many blobs are waiting, which bounds the memory of long backups.
 const INDEX_FLUSH_BLOBS: usize = 100_000;
@@ -29,9 +28,24 @@ thread_local! {
 /// Counters of what a backup added.
 #[derive(Default)]
 pub struct SaverStats {
+    /// New blobs.
     pub blobs_added: AtomicU64,
+    /// Their plaintext bytes.
     pub bytes_added: AtomicU64,
+    /// Their bytes as stored (compressed and sealed).
     pub stored_bytes_added: AtomicU64,
+}
+
+impl SaverStats {
+    /// A copy of the counters as they are now.
+    pub fn snapshot(&self) -> SaverStats {
+        let copy = |a: &AtomicU64| AtomicU64::new(a.load(Ordering::Relaxed));
+        SaverStats {
+            blobs_added: copy(&self.blobs_added),
+            bytes_added: copy(&self.bytes_added),
+            stored_bytes_added: copy(&self.stored_bytes_added),
+        }
+    }
 }
 
 /// What the upload threads produce; lives outside the thread scope so the caller can read it afterwards.
@@ -75,12 +89,10 @@ impl UploadState {
 
     /// Seals and writes one pack; writes an index segment when enough blobs wait for one.
     fn upload(&self, repo: &Repository, pack: PackWriter) -> Result<()> {
-        let FinishedPack { id, kind, bytes, blobs } = pack.finish(&repo.key);
-        let size = bytes.len() as u64;
-        repo.storage.write(&storage::pack_path(&id), bytes)?;
+        let entry = repo.write_pack(pack)?;
         let batch = {
             let mut waiting = self.unindexed.lock().expect("upload lock");
-            waiting.push(PackEntry { id, kind, size, blobs });
+            waiting.push(entry);
             let n: usize = waiting.iter().map(|p| p.blobs.len()).sum();
             if n >= INDEX_FLUSH_BLOBS { std::mem::take(&mut *waiting) } else { Vec::new() }
         };
@@ -120,9 +132,7 @@ impl<'a> BlobSaver<'a> {
         let (tx, rx) = sync_channel::<PackWriter>(0);
         let rx = Arc::new(Mutex::new(rx));
         // A pack is handed over only to an idle upload thread, so at most this many are in flight.
-        let uploaders = storage::StorageTuning::from_env()?
-            .uploads
-            .unwrap_or_else(|| storage::StorageTuning::default_uploads(repo.storage.regions()));
+        let uploaders = repo.upload_concurrency()?;
         let workers = (0..uploaders)
             .map(|_| {
                 let rx = rx.clone();
@@ -132,8 +142,8 @@ impl<'a> BlobSaver<'a> {
         Ok(BlobSaver {
             repo,
             known: Mutex::new(catalog.blob_ids()?),
-            data_pack: Mutex::new(new_pack(repo, BlobKind::Data)),
-            tree_pack: Mutex::new(new_pack(repo, BlobKind::Tree)),
+            data_pack: Mutex::new(repo.new_pack(BlobKind::Data)),
+            tree_pack: Mutex::new(repo.new_pack(BlobKind::Tree)),
             queue: Mutex::new(Some(tx)),
             workers: Mutex::new(workers),
             state,
@@ -151,20 +161,20 @@ impl<'a> BlobSaver<'a> {
         if let Some(e) = self.state.take_error() {
             return Err(e);
         }
-        let id = self.repo.key.blob_id(data);
+        let id = self.repo.blob_id(data);
         if !self.known.lock().expect("saver lock").insert(id) {
             return Ok(id);
         }
-        let level = self.repo.config.compression_level;
+        let level = self.repo.config().compression_level;
         let (info, sealed) = COMPRESSOR.with(|cell| {
             let mut slot = cell.borrow_mut();
             if level <= 0 {
-                return blob::encode(&self.repo.key, kind, id, data, None);
+                return self.repo.seal_blob(kind, id, data, None);
             }
             if slot.as_ref().is_none_or(|(l, _)| *l != level) {
                 *slot = zstd::bulk::Compressor::new(level).ok().map(|c| (level, c));
             }
-            blob::encode(&self.repo.key, kind, id, data, slot.as_mut().map(|(_, c)| c))
+            self.repo.seal_blob(kind, id, data, slot.as_mut().map(|(_, c)| c))
         });
         self.stats.blobs_added.fetch_add(1, Ordering::Relaxed);
         self.stats.bytes_added.fetch_add(data.len() as u64, Ordering::Relaxed);
@@ -172,8 +182,8 @@ impl<'a> BlobSaver<'a> {
         let full = {
             let mut pack = self.pack_for(kind).lock().expect("saver lock");
             pack.add(info, &sealed);
-            if pack.len() >= repo::pack_target(&self.repo.config, kind) {
-                Some(std::mem::replace(&mut *pack, new_pack(self.repo, kind)))
+            if pack.len() >= self.repo.pack_target(kind) {
+                Some(std::mem::replace(&mut *pack, self.repo.new_pack(kind)))
             } else {
                 None
             }
@@ -223,10 +233,6 @@ impl<'a> BlobSaver<'a> {
         let rest = std::mem::take(&mut *self.state.unindexed.lock().expect("upload lock"));
         self.state.write_index(self.repo, rest)
     }
-}
-
-fn new_pack(repo: &Repository, kind: BlobKind) -> PackWriter {
-    PackWriter::with_target(kind, repo::pack_target(&repo.config, kind))
 }
 
 /// One upload thread: takes packs off the queue until it closes. After a failure it keeps draining (so senders

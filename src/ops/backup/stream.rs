@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 
 use rayon::prelude::*;
 
-use super::Progress;
+use super::progress::Progress;
 use super::saver::BlobSaver;
 use crate::error::{Error, Result};
 use crate::format::blob::BlobKind;

@@ -1,0 +1,133 @@
+//! What every part of a backup shares while it runs: the blob saver, the parent snapshot's trees, the chunker
+//! parameters and excludes of the source at hand, live progress counters, and the warnings and notes collected.
+//! Sources of a job reach the repository only through this.
+
+use std::io::Read;
+use std::sync::Mutex;
+use std::sync::atomic::Ordering;
+
+use super::progress::Progress;
+use super::saver::BlobSaver;
+use super::stream::{self, StreamContent};
+use crate::error::Result;
+use crate::format::blob::BlobKind;
+use crate::format::chunker::ChunkerParams;
+use crate::format::id::Id;
+use crate::format::tree::{Node, NodeKind, RawName, Tree};
+use crate::ops::globs::PathGlobs;
+use crate::repo::reader::BlobReader;
+
+/// Loads parent-snapshot trees during a backup.
+pub struct TreeLoader<'a> {
+    reader: BlobReader<'a>,
+}
+
+impl<'a> TreeLoader<'a> {
+    /// A loader reading through `reader`.
+    pub fn new(reader: BlobReader<'a>) -> Self {
+        TreeLoader { reader }
+    }
+
+    /// The tree with this id.
+    pub fn load(&self, id: &Id) -> Result<Tree> {
+        self.reader.load_tree(id)
+    }
+
+    /// The parent snapshot's tree of a directory node, if there is one.
+    pub fn subtree(&self, node: Option<&Node>) -> Result<Option<Tree>> {
+        match node.filter(|n| n.kind == NodeKind::Dir).and_then(|n| n.subtree) {
+            Some(id) => self.load(&id).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Everything the source walkers share.
+pub struct BackupContext<'a, 'c> {
+    pub(super) saver: &'a BlobSaver<'c>,
+    pub(super) loader: &'a TreeLoader<'c>,
+    /// How the content of the source at hand is cut.
+    pub params: ChunkerParams,
+    /// What the source at hand leaves out.
+    pub excludes: &'a PathGlobs,
+    /// The backup's live counters.
+    pub progress: &'a Progress,
+    pub(super) gear: &'a crate::format::chunker::Gear,
+    pub(super) warnings: &'a Mutex<Vec<String>>,
+    pub(super) notices: &'a Mutex<Vec<String>>,
+}
+
+impl<'a, 'c> BackupContext<'a, 'c> {
+    /// Records an input that could not be read (the snapshot becomes incomplete).
+    pub fn warn(&self, msg: String) {
+        self.progress.errors.fetch_add(1, Ordering::Relaxed);
+        self.warnings.lock().expect("warnings lock").push(msg);
+    }
+
+    /// Records something worth telling that is not an error.
+    pub fn notice(&self, msg: String) {
+        self.notices.lock().expect("notices lock").push(msg);
+    }
+
+    /// The same backup with other chunker parameters and excludes (for one source of a job).
+    pub fn derive(&self, params: ChunkerParams, excludes: &'a PathGlobs) -> BackupContext<'a, 'c> {
+        BackupContext { params, excludes, ..*self }
+    }
+
+    /// The parent snapshot's tree with this id.
+    pub fn load_tree(&self, id: &Id) -> Result<Tree> {
+        self.loader.load(id)
+    }
+
+    /// The parent snapshot's tree of a directory node, if there is one.
+    pub fn parent_subtree(&self, node: Option<&Node>) -> Result<Option<Tree>> {
+        self.loader.subtree(node)
+    }
+
+    /// True when every blob of `content` is still in the repository, so an unchanged file can reuse it.
+    pub fn has_all(&self, content: &[Id]) -> bool {
+        content.iter().all(|id| self.saver.has(id))
+    }
+
+    /// Reads a stream to its end, cut with this context's parameters; `what` names it in errors.
+    pub fn save_stream(&self, reader: impl Read + Send, what: &str, size_hint: Option<u64>) -> Result<StreamContent> {
+        stream::save_stream(self.saver, reader, self.params, self.gear, self.progress, what, size_hint)
+    }
+
+    /// Saves a directory's entries as a tree; returns its id.
+    pub fn save_tree(&self, nodes: Vec<Node>) -> Result<Id> {
+        self.saver.save(BlobKind::Tree, &Tree::new(nodes).to_bytes())
+    }
+
+    /// Saves a stream as one file named `name` (mode `mode`) made by gumvault, stamped now.
+    pub fn save_stream_file(&self, name: &str, mode: u32, reader: impl Read + Send, what: &str) -> Result<Node> {
+        let content = self.save_stream(reader, what, None)?;
+        self.progress.files_new.fetch_add(1, Ordering::Relaxed);
+        self.progress.bytes_read.fetch_add(content.size, Ordering::Relaxed);
+        self.progress.total_bytes.fetch_add(content.size, Ordering::Relaxed);
+        let mut node = synthetic(name, NodeKind::File, mode);
+        node.size = content.size;
+        node.content = content.blobs;
+        Ok(node)
+    }
+}
+
+/// A node for something gumvault made itself (a dump, an environment file, a job's source directory): owned by
+/// the user running gumvault, stamped now.
+pub fn synthetic(name: &str, kind: NodeKind, mode: u32) -> Node {
+    let (uid, gid) = std::fs::metadata("/proc/self")
+        .map(|m| (std::os::unix::fs::MetadataExt::uid(&m), std::os::unix::fs::MetadataExt::gid(&m)))
+        .unwrap_or((0, 0));
+    let now = jiff::Timestamp::now();
+    Node {
+        uid,
+        gid,
+        mtime_ns: i64::try_from(now.as_nanosecond()).unwrap_or(i64::MAX),
+        ..Node::new(RawName(name.as_bytes().to_vec()), kind, mode)
+    }
+}
+
+/// A directory gumvault made (a job's source, an S3 prefix) holding the tree `tree`.
+pub fn synthetic_dir(name: &str, mode: u32, tree: Id) -> Node {
+    Node { subtree: Some(tree), ..synthetic(name, NodeKind::Dir, mode) }
+}

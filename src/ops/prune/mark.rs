@@ -1,0 +1,96 @@
+//! Marking: every blob some snapshot needs, found by walking every snapshot's trees. A blob found only in an
+//! obsolete pack (a backup reused it after the pack was marked) brings that pack back.
+
+use std::collections::{HashMap, HashSet};
+
+use super::state::State;
+use crate::error::{Error, Result};
+use crate::format::id::Id;
+use crate::format::index::PackEntry;
+use crate::format::pack::PackedBlob;
+use crate::format::tree::NodeKind;
+use crate::repo::Repository;
+
+/// What snapshots need.
+pub(super) struct Marked {
+    /// Snapshots walked.
+    pub snapshots: usize,
+    /// Every blob they need.
+    pub used: HashSet<Id>,
+    /// Obsolete packs that hold needed blobs, to put back into the index.
+    pub restore: HashMap<Id, PackEntry>,
+}
+
+/// Finds blobs, looking into obsolete packs' headers only when the index does not have one.
+struct Locator<'a> {
+    repo: &'a Repository,
+    st: &'a State,
+    obsolete_blobs: Option<HashMap<Id, (Id, PackedBlob)>>,
+    restore: HashMap<Id, PackEntry>,
+}
+
+impl Locator<'_> {
+    fn locate(&mut self, id: &Id) -> Result<(Id, PackedBlob)> {
+        if let Some(l) = self.st.blob_pack.get(id) {
+            return Ok(*l);
+        }
+        let (pid, b) = *self.obsolete_blobs()?.get(id).ok_or_else(|| {
+            Error::corrupt(
+                format!("blob {id}"),
+                "needed by a snapshot but in no pack; prune stops (run `gumvault check`)",
+            )
+        })?;
+        if !self.restore.contains_key(&pid) {
+            let entry = self.repo.pack_entry_from_header(&pid, self.st.stored[&pid])?;
+            self.restore.insert(pid, entry);
+        }
+        Ok((pid, b))
+    }
+
+    /// The blobs of every obsolete pack that is still stored (read once, when first needed).
+    fn obsolete_blobs(&mut self) -> Result<&HashMap<Id, (Id, PackedBlob)>> {
+        if self.obsolete_blobs.is_none() {
+            let mut m = HashMap::new();
+            for pid in self.st.obsolete.keys() {
+                if let Some(size) = self.st.stored.get(pid) {
+                    for b in self.repo.read_pack_header(pid, *size)? {
+                        m.entry(b.info.id).or_insert((*pid, b));
+                    }
+                }
+            }
+            self.obsolete_blobs = Some(m);
+        }
+        Ok(self.obsolete_blobs.get_or_insert_with(HashMap::new))
+    }
+}
+
+/// Walks every snapshot's trees.
+pub(super) fn used_blobs(repo: &Repository, st: &State) -> Result<Marked> {
+    let snaps = repo.list_snapshots()?;
+    let mut trees: Vec<Id> = Vec::new();
+    for s in &snaps {
+        trees.push(repo.load_snapshot(s)?.tree);
+    }
+    let mut locator = Locator { repo, st, obsolete_blobs: None, restore: HashMap::new() };
+    let mut used = HashSet::new();
+    while let Some(tree_id) = trees.pop() {
+        if !used.insert(tree_id) {
+            continue;
+        }
+        let (pid, b) = locator.locate(&tree_id)?;
+        let tree = repo.parse_tree(&tree_id, &repo.read_blob(&pid, b.offset, &b.info)?)?;
+        for node in tree.nodes {
+            if node.kind == NodeKind::Dir
+                && let Some(sub) = node.subtree
+            {
+                trees.push(sub);
+            }
+            for id in node.content {
+                if used.insert(id) {
+                    locator.locate(&id)?;
+                }
+            }
+        }
+    }
+    Ok(Marked { snapshots: snaps.len(), used, restore: locator.restore })
+}

@@ -1,0 +1,51 @@
+//! Prune: reclaims space in two phases so it is safe beside running backups.
+//!
+//! Phase one (every run) marks packs that no snapshot needs — unused packs, packs that were repacked, and packs
+//! no index knows (left by crashed backups, or still being written by a running one) — as *obsolete* in an
+//! obsolete list, and rewrites the index without them. Phase two (a later run) deletes packs that have been
+//! obsolete for longer than the grace period, unless a snapshot committed meanwhile needs them, in which case
+//! they are brought back into the index. Order of writes: new packs → new index → new obsolete list → delete old
+//! index and lists → delete expired packs; a crash between any two steps leaves a valid repository.
+//!
+//! The work is split the way it is reasoned about: [`state`] reads what the repository holds, [`mark`] finds
+//! what snapshots need, [`plan`] decides each pack's fate (all that `--dry-run` does), [`execute`] writes.
+
+mod execute;
+mod mark;
+pub mod plan;
+mod state;
+
+use jiff::Timestamp;
+
+use crate::error::Result;
+use crate::repo::Repository;
+pub use plan::{PruneOptions, PruneReport};
+
+/// Takes the maintenance lease (waiting up to `wait` for another run), prunes, and lets the lease go. Returns
+/// the report and notes on expired leases that were taken over.
+pub fn prune_locked(
+    repo: &Repository,
+    opts: &PruneOptions,
+    now: Timestamp,
+    wait: std::time::Duration,
+) -> Result<(PruneReport, Vec<String>)> {
+    let lease = crate::repo::lease::acquire(repo, "prune", wait)?;
+    let notes = lease.taken_over.clone();
+    let report = prune(repo, opts, now)?;
+    drop(lease);
+    Ok((report, notes))
+}
+
+/// Plans and (unless `dry_run`) performs a prune. The caller holds the maintenance lease.
+pub fn prune(repo: &Repository, opts: &PruneOptions, now: Timestamp) -> Result<PruneReport> {
+    // A region that was down during an earlier prune still holds what that prune deleted: finish it first.
+    crate::ops::sync::finish_pending_deletes(repo)?;
+    let st = state::load(repo)?;
+    let marked = mark::used_blobs(repo, &st)?;
+    let plan = plan::Plan::make(&st, &marked, opts, now);
+    let mut report = plan.report(&st, &marked);
+    if !opts.dry_run {
+        report.index_segments_written = execute::execute(repo, &st, &marked, plan)?;
+    }
+    Ok(report)
+}

@@ -1,0 +1,212 @@
+//! Keeping regions in agreement: copy what is missing or damaged (`sync`) and finish deletes a region missed
+//! (tombstones). The comparison itself is in [`compare`].
+
+pub mod compare;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::repo::Repository;
+pub use compare::{Difference, RegionHealth, RegionListing, compare, health, list_regions, load_tombstones};
+
+/// What a sync did (or, with `dry_run`, would do).
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct SyncReport {
+    /// (region, path) copies written.
+    pub copied: Vec<(String, String)>,
+    pub bytes_copied: u64,
+    /// (region, path) objects removed because a prune had deleted them elsewhere.
+    pub removed: Vec<(String, String)>,
+    /// Tombstones no longer needed, removed everywhere.
+    pub tombstones_cleared: Vec<String>,
+    /// Objects that could not be copied: no region had a good copy, or the target failed.
+    pub failed: Vec<String>,
+}
+
+/// Options of `sync`.
+#[derive(Clone, Debug, Default)]
+pub struct SyncOptions {
+    /// Copy only from these regions (default: any).
+    pub from: Vec<String>,
+    /// Copy only to these regions (default: every region).
+    pub to: Vec<String>,
+    /// Also read and verify every copy, replacing damaged ones.
+    pub read_data: bool,
+    /// Objects known to be bad somewhere (region, path), e.g. reported by a restore: always verified.
+    pub suspects: Vec<(String, String)>,
+    pub dry_run: bool,
+}
+
+/// Copies missing and damaged objects between regions until they agree, and finishes deletes recorded in
+/// tombstones. Each copy is read from a region whose copy verifies, then written to the target; running it again
+/// after an interruption continues where it stopped (nothing is copied twice once it is in place).
+pub fn sync(repo: &Repository, opts: &SyncOptions) -> Result<SyncReport> {
+    let regions = repo.regions();
+    for name in opts.from.iter().chain(&opts.to) {
+        if !regions.iter().any(|r| r.name() == name) {
+            let known: Vec<&str> = regions.iter().map(|r| r.name()).collect();
+            return Err(Error::InvalidInput(format!("no region {name:?} (regions: {})", known.join(", "))));
+        }
+    }
+    let listings = list_regions(repo);
+    let mut diffs = compare(repo, &listings, opts.read_data)?;
+    // Copies a restore or read found bad: verify them now even without --read-data.
+    for (region, path) in &opts.suspects {
+        let Some(r) = regions.iter().find(|r| r.name() == region) else { continue };
+        if diffs.iter().any(|d| &d.region == region && &d.path == path) {
+            continue;
+        }
+        if let Err(e) = r.read_verified(path) {
+            diffs.push(Difference {
+                region: region.clone(),
+                path: path.clone(),
+                kind: "corrupt",
+                detail: e.to_string(),
+            });
+        }
+    }
+    if let Some(unreachable) =
+        diffs.iter().find(|d| d.kind == "unreachable" && (opts.to.is_empty() || opts.to.contains(&d.region)))
+    {
+        return Err(Error::Storage {
+            op: "list",
+            path: String::new(),
+            region: unreachable.region.clone(),
+            message: format!(
+                "{}; sync needs every target region reachable (or pick others with --to)",
+                unreachable.detail
+            ),
+            not_found: false,
+        });
+    }
+    let tombstones = load_tombstones(repo, &listings)?;
+    let mut report = SyncReport::default();
+    let targeted = |region: &str| opts.to.is_empty() || opts.to.iter().any(|t| t == region);
+
+    // Copy what is missing or bad, one object at a time per target, several in parallel.
+    let bad: BTreeSet<(&str, &str)> =
+        diffs.iter().filter(|d| d.kind == "corrupt").map(|d| (d.region.as_str(), d.path.as_str())).collect();
+    let work: Vec<&Difference> =
+        diffs.iter().filter(|d| matches!(d.kind, "missing" | "size" | "corrupt") && targeted(&d.region)).collect();
+    let results: Vec<(String, String, Result<u64>)> = work
+        .par_iter()
+        .map(|d| {
+            let outcome = copy_one(repo, &listings, &bad, opts, &d.path, &d.region);
+            (d.region.clone(), d.path.clone(), outcome)
+        })
+        .collect();
+    for (region, path, outcome) in results {
+        match outcome {
+            Ok(n) => {
+                report.bytes_copied += n;
+                report.copied.push((region, path));
+            }
+            Err(e) => report.failed.push(format!("{path} → region {region}: {e}")),
+        }
+    }
+
+    finish_deletes(repo, &listings, &tombstones, opts, &mut report)?;
+    Ok(report)
+}
+
+/// Deletes, in every (targeted) region, what tombstones list; then removes tombstones no region needs any more.
+fn finish_deletes(
+    repo: &Repository,
+    listings: &[RegionListing],
+    tombstones: &BTreeMap<String, BTreeSet<String>>,
+    opts: &SyncOptions,
+    report: &mut SyncReport,
+) -> Result<()> {
+    let regions = repo.regions();
+    let targeted = |region: &str| opts.to.is_empty() || opts.to.iter().any(|t| t == region);
+    for (tomb, paths) in tombstones {
+        let mut all_gone = true;
+        for (l, r) in listings.iter().zip(&regions) {
+            let Some(objects) = &l.objects else {
+                all_gone = false;
+                continue;
+            };
+            for p in paths.iter().filter(|p| objects.contains_key(*p)) {
+                if !targeted(r.name()) {
+                    all_gone = false;
+                    continue;
+                }
+                if !opts.dry_run
+                    && let Err(e) = r.delete(p)
+                {
+                    report.failed.push(format!("delete {p} in region {}: {e}", r.name()));
+                    all_gone = false;
+                    continue;
+                }
+                report.removed.push((r.name().to_string(), p.clone()));
+            }
+        }
+        if all_gone && opts.to.is_empty() {
+            if !opts.dry_run {
+                for r in &regions {
+                    r.delete(tomb)?;
+                }
+            }
+            report.tombstones_cleared.push(tomb.clone());
+        }
+    }
+    Ok(())
+}
+
+/// Finishes deletes an earlier prune or forget could not do in every region (prune calls this first).
+pub fn finish_pending_deletes(repo: &Repository) -> Result<SyncReport> {
+    let mut report = SyncReport::default();
+    if repo.region_count() < 2 {
+        return Ok(report);
+    }
+    let listings = list_regions(repo);
+    let tombstones = load_tombstones(repo, &listings)?;
+    finish_deletes(repo, &listings, &tombstones, &SyncOptions::default(), &mut report)?;
+    Ok(report)
+}
+
+/// Copies one object into one region from the first other region (allowed by `--from`) whose copy verifies.
+fn copy_one(
+    repo: &Repository,
+    listings: &[RegionListing],
+    bad: &BTreeSet<(&str, &str)>,
+    opts: &SyncOptions,
+    path: &str,
+    target: &str,
+) -> Result<u64> {
+    let regions = repo.regions();
+    let mut tried = Vec::new();
+    for (l, r) in listings.iter().zip(&regions) {
+        let has = l.objects.as_ref().is_some_and(|o| o.contains_key(path));
+        if r.name() == target || !has || bad.contains(&(r.name(), path)) {
+            continue;
+        }
+        if !opts.from.is_empty() && !opts.from.iter().any(|f| f == r.name()) {
+            continue;
+        }
+        let bytes = match r.read_verified(path) {
+            Ok(b) => b,
+            Err(e) => {
+                tried.push(format!("{}: {e}", r.name()));
+                continue;
+            }
+        };
+        let n = bytes.len() as u64;
+        if !opts.dry_run {
+            let dest = regions.iter().find(|r| r.name() == target).expect("target region exists");
+            dest.write(path, bytes)?;
+        }
+        return Ok(n);
+    }
+    Err(Error::corrupt(
+        path,
+        if tried.is_empty() {
+            "no other region holds it".to_string()
+        } else {
+            format!("no good copy ({})", tried.join("; "))
+        },
+    ))
+}

@@ -1,0 +1,103 @@
+//! Key slots: each password that opens the repository is a key file holding the master key sealed under it.
+
+use serde::Serialize;
+
+use super::Repository;
+use crate::error::{Error, Result};
+use crate::format::crypto::{self, KdfParams, MasterKey};
+use crate::format::key_file::KeyFile;
+use crate::format::objects::ObjectKind;
+use crate::storage::Storage;
+
+/// One key slot as `key list` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct KeyInfo {
+    /// The slot's random id (its object name).
+    pub id: String,
+    /// When the slot was added, and by whom.
+    pub created: jiff::Timestamp,
+    /// Host the slot was added on.
+    pub host: String,
+    /// User who added it.
+    pub username: String,
+    /// True for the slot this command opened the repository with.
+    pub current: bool,
+}
+
+/// The master key, from the first key file that `password` opens, and that file's id.
+pub(super) fn unlock(storage: &Storage, password: &[u8]) -> Result<(MasterKey, String)> {
+    let keys = storage.list(ObjectKind::Key.prefix())?;
+    if keys.is_empty() {
+        return Err(Error::RepoNotFound { url: storage.url().to_string() });
+    }
+    for (path, _) in &keys {
+        let kf = KeyFile::parse(path, &storage.read(path)?)?;
+        if let Some(key) = kf.unlock(path, password)? {
+            return Ok((key, key_name(path)));
+        }
+    }
+    Err(Error::WrongPassword { repo: storage.url().to_string() })
+}
+
+/// Writes a new key file for `password`; returns its id.
+pub(super) fn write_key_file(storage: &Storage, key: &MasterKey, password: &[u8], kdf: KdfParams) -> Result<String> {
+    let kf = KeyFile::create(key, password, kdf)?;
+    let id = hex::encode(crypto::random_bytes::<16>());
+    storage.write(&ObjectKind::Key.path(&id), kf.to_bytes())?;
+    Ok(id)
+}
+
+fn key_name(path: &str) -> String {
+    path.rsplit('/').next().unwrap_or(path).to_string()
+}
+
+impl Repository {
+    /// Every key slot, oldest first.
+    pub fn list_keys(&self) -> Result<Vec<KeyInfo>> {
+        let mut out = Vec::new();
+        for (path, _) in self.storage.list(ObjectKind::Key.prefix())? {
+            let kf = KeyFile::parse(&path, &self.storage.read(&path)?)?;
+            let id = key_name(&path);
+            out.push(KeyInfo {
+                current: id == self.key_id,
+                id,
+                created: kf.created,
+                host: kf.host,
+                username: kf.username,
+            });
+        }
+        out.sort_by_key(|k| k.created);
+        Ok(out)
+    }
+
+    /// Adds a key slot for another password; returns its id.
+    pub fn add_key(&self, password: &[u8], kdf: KdfParams) -> Result<String> {
+        write_key_file(&self.storage, &self.key, password, kdf)
+    }
+
+    /// Removes a key slot. The slot this session opened with cannot be removed (use `passwd` to change it).
+    pub fn remove_key(&self, id_prefix: &str) -> Result<String> {
+        let keys = self.list_keys()?;
+        let matches: Vec<&KeyInfo> = keys.iter().filter(|k| k.id.starts_with(id_prefix)).collect();
+        let key = match matches.as_slice() {
+            [one] => *one,
+            [] => return Err(Error::InvalidInput(format!("no key with id {id_prefix:?} (see `gumvault key list`)"))),
+            _ => return Err(Error::InvalidInput(format!("key id prefix {id_prefix:?} is ambiguous"))),
+        };
+        if key.current {
+            return Err(Error::InvalidInput(
+                "refusing to remove the key this command was opened with; open with another password, or use `key passwd`".into(),
+            ));
+        }
+        self.storage.delete(&ObjectKind::Key.path(&key.id))?;
+        Ok(key.id.clone())
+    }
+
+    /// Replaces the current key slot with one for a new password (the new slot is written first).
+    pub fn change_password(&mut self, new_password: &[u8], kdf: KdfParams) -> Result<String> {
+        let new_id = write_key_file(&self.storage, &self.key, new_password, kdf)?;
+        self.storage.delete(&ObjectKind::Key.path(&self.key_id))?;
+        self.key_id = new_id.clone();
+        Ok(new_id)
+    }
+}

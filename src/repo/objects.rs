@@ -1,0 +1,118 @@
+//! Objects by kind: snapshots, index segments and the small sealed lists, each saved under the hash of its
+//! sealed bytes and verified against that name (and its tag) whenever it is read.
+
+use std::collections::BTreeSet;
+
+use super::{Repository, verify_name};
+use crate::error::{Error, Result};
+use crate::format::id::Id;
+use crate::format::index::{self, PackEntry};
+use crate::format::key_file::KeyFile;
+use crate::format::objects::ObjectKind;
+use crate::format::snapshot::Snapshot;
+
+impl Repository {
+    /// Seals `plain` as an object of a content-addressed `kind`, stores it, and returns its id.
+    pub(super) fn save_sealed(&self, kind: ObjectKind, plain: Vec<u8>) -> Result<Id> {
+        let sealed = self.key.seal(kind.aad(), plain);
+        let id = Id::of_object(&sealed);
+        self.storage.write(&kind.path_of(&id), sealed)?;
+        Ok(id)
+    }
+
+    /// Reads an object of a content-addressed `kind`, checks it against its name, and opens it.
+    pub(super) fn load_sealed(&self, kind: ObjectKind, id: &Id) -> Result<Vec<u8>> {
+        let path = kind.path_of(id);
+        self.storage.read_with(&path, |sealed| {
+            verify_name(&path, id, &sealed)?;
+            self.key.open(kind.aad(), &sealed).ok_or_else(|| Error::corrupt(&path, "authentication failed"))
+        })
+    }
+
+    /// Ids of every object of a kind, less what a prune or forget deleted while some region could not
+    /// (tombstones): a region that lagged behind must not bring deleted index segments or snapshots back.
+    pub fn list_ids(&self, kind: ObjectKind) -> Result<Vec<Id>> {
+        Ok(self.list_sized(kind)?.into_iter().map(|(id, _)| id).collect())
+    }
+
+    /// [`Repository::list_ids`] with each object's size.
+    pub fn list_sized(&self, kind: ObjectKind) -> Result<Vec<(Id, u64)>> {
+        let listed = self.storage.list(kind.prefix())?;
+        let dead: BTreeSet<String> = if self.storage.regions().len() > 1 && kind != ObjectKind::Tombstone {
+            self.tombstoned()?
+        } else {
+            BTreeSet::new()
+        };
+        Ok(listed
+            .into_iter()
+            .filter(|(p, _)| !dead.contains(p))
+            .filter_map(|(p, size)| Some((ObjectKind::id_of_path(&p)?, size)))
+            .collect())
+    }
+
+    /// Deletes an object in every region; a region that could not is remembered for [`Repository::write_tombstone`].
+    pub fn delete_object(&self, kind: ObjectKind, id: &Id) -> Result<()> {
+        self.storage.delete(&kind.path_of(id))
+    }
+
+    /// The size of an object, `None` when no region has it.
+    pub fn stat_object(&self, kind: ObjectKind, id: &Id) -> Result<Option<u64>> {
+        self.storage.stat(&kind.path_of(id))
+    }
+
+    /// Seals and stores a snapshot manifest; returns its id. Call only after its packs and index are durable.
+    pub fn save_snapshot(&self, snap: &Snapshot) -> Result<Id> {
+        self.save_sealed(ObjectKind::Snapshot, snap.to_bytes())
+    }
+
+    /// Loads and verifies a snapshot manifest.
+    pub fn load_snapshot(&self, id: &Id) -> Result<Snapshot> {
+        let plain = self.load_sealed(ObjectKind::Snapshot, id)?;
+        Snapshot::from_bytes(&plain).map_err(|e| Error::corrupt(ObjectKind::Snapshot.path_of(id), e))
+    }
+
+    /// Ids of every snapshot in the repository.
+    pub fn list_snapshots(&self) -> Result<Vec<Id>> {
+        self.list_ids(ObjectKind::Snapshot)
+    }
+
+    /// Seals and stores an index segment; returns its id.
+    pub fn save_index(&self, packs: &[PackEntry]) -> Result<Id> {
+        let sealed = index::encode(&self.key, packs);
+        let id = Id::of_object(&sealed);
+        self.storage.write(&ObjectKind::Index.path_of(&id), sealed)?;
+        Ok(id)
+    }
+
+    /// Loads and verifies an index segment.
+    pub fn load_index(&self, id: &Id) -> Result<Vec<PackEntry>> {
+        let path = ObjectKind::Index.path_of(id);
+        self.storage.read_with(&path, |sealed| {
+            verify_name(&path, id, &sealed)?;
+            index::decode(&self.key, &sealed).map_err(|e| Error::corrupt(&path, e))
+        })
+    }
+
+    /// Ids of every index segment.
+    pub fn list_indexes(&self) -> Result<Vec<Id>> {
+        self.list_ids(ObjectKind::Index)
+    }
+
+    /// Checks one stored copy of the object at `path` without trusting anything else: content-addressed objects
+    /// by their name, the config by its tag, key files by parsing them.
+    pub fn verify_copy(&self, path: &str, bytes: &[u8]) -> Result<()> {
+        match ObjectKind::parse_path(path) {
+            Some((ObjectKind::Config, _)) => self
+                .key
+                .open(ObjectKind::Config.aad(), bytes)
+                .map(drop)
+                .ok_or_else(|| Error::corrupt(path, "authentication failed")),
+            Some((ObjectKind::Key, _)) => KeyFile::parse(path, bytes).map(drop),
+            Some((kind, name)) if kind.is_content_addressed() => {
+                let id = Id::from_hex(name).ok_or_else(|| Error::corrupt(path, "the name is not an object id"))?;
+                verify_name(path, &id, bytes)
+            }
+            _ => Err(Error::corrupt(path, "not an object of this repository")),
+        }
+    }
+}

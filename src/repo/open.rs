@@ -1,0 +1,114 @@
+//! Creating and opening a repository, and connecting every region its config lists.
+
+use super::{InitOptions, Repository, keys};
+use crate::error::{Error, Result};
+use crate::format::chunker::Gear;
+use crate::format::crypto::{self, MasterKey};
+use crate::format::objects::ObjectKind;
+use crate::format::repo_config::{REPO_VERSION, RegionSpec, RepoConfig, parse_config};
+use crate::storage::Storage;
+
+impl Repository {
+    /// Creates a repository: a master key, a key file for `password`, the config. Refuses a non-empty location.
+    pub fn init(storage: Storage, password: &[u8], opts: &InitOptions) -> Result<Repository> {
+        refuse_existing(&storage)?;
+        for (name, p) in &opts.chunker_profiles {
+            p.validate().map_err(|e| Error::InvalidInput(format!("chunker profile {name}: {e}")))?;
+        }
+        let key = MasterKey::generate();
+        let config = RepoConfig {
+            version: REPO_VERSION,
+            id: hex::encode(crypto::random_bytes::<16>()),
+            chunker_profiles: opts.chunker_profiles.clone(),
+            compression_level: opts.compression_level,
+            pack_size: opts.pack_size,
+            tree_pack_size: (opts.pack_size / 4).max(1 << 20),
+            regions: opts.regions.clone(),
+            min_regions: opts.min_regions,
+        };
+        let key_id = keys::write_key_file(&storage, &key, password, opts.kdf)?;
+        storage.write(&ObjectKind::Config.path(""), key.seal(ObjectKind::Config.aad(), config.to_bytes()))?;
+        let gear = Gear::new(key.gear_table());
+        Ok(Repository { storage, key, config, gear, key_id })
+    }
+
+    /// Opens a repository with a password.
+    pub fn open(storage: Storage, password: &[u8]) -> Result<Repository> {
+        let (key, key_id) = keys::unlock(&storage, password)?;
+        let config_path = ObjectKind::Config.path("");
+        let plain = match storage.read_with(&config_path, |sealed| {
+            key.open(ObjectKind::Config.aad(), &sealed).ok_or_else(|| Error::corrupt("config", "authentication failed"))
+        }) {
+            Ok(p) => p,
+            Err(e) if e.is_not_found() => {
+                return Err(Error::corrupt("config", "the repository has keys but no config object"));
+            }
+            Err(e) => return Err(e),
+        };
+        let config = parse_config(&plain)?;
+        let gear = Gear::new(key.gear_table());
+        Ok(Repository { storage, key, config, gear, key_id })
+    }
+
+    /// Opens every region the config lists (URLs replaced by `overrides` of the same name), in place of the
+    /// single location the repository was opened from. `min_regions` overrides the stored value.
+    pub fn connect_regions(
+        &mut self,
+        overrides: &[RegionSpec],
+        min_regions: Option<usize>,
+        prefer: &[String],
+    ) -> Result<()> {
+        if self.config.regions.is_empty() {
+            if let Some(name) = overrides.first().map(|o| &o.name).or(prefer.first()) {
+                return Err(Error::InvalidInput(format!(
+                    "region {name}: this repository has no named regions (it was created without --region)"
+                )));
+            }
+            return match min_regions {
+                Some(n) => self.storage.set_min_regions(n),
+                None => Ok(()),
+            };
+        }
+        self.check_region_names(overrides, prefer)?;
+        let mut specs: Vec<RegionSpec> = self
+            .config
+            .regions
+            .iter()
+            .map(|r| overrides.iter().find(|o| o.name == r.name).cloned().unwrap_or_else(|| r.clone()))
+            .collect();
+        // Reads try preferred regions first, in the order given, then the rest in configured order.
+        specs.sort_by_key(|r| prefer.iter().position(|p| p == &r.name).unwrap_or(usize::MAX));
+        let min = min_regions.or(self.config.min_regions.map(|n| n as usize));
+        self.storage = Storage::open_regions(&specs, min)?;
+        Ok(())
+    }
+
+    /// Every name in `overrides` and `prefer` must be a region of the repository.
+    fn check_region_names(&self, overrides: &[RegionSpec], prefer: &[String]) -> Result<()> {
+        let known: Vec<&str> = self.config.regions.iter().map(|r| r.name.as_str()).collect();
+        if let Some(o) = overrides.iter().find(|o| !known.contains(&o.name.as_str())) {
+            return Err(Error::InvalidInput(format!(
+                "--region {}: no such region (the repository's regions: {})",
+                o.name,
+                known.join(", ")
+            )));
+        }
+        if let Some(p) = prefer.iter().find(|p| !known.contains(&p.as_str())) {
+            return Err(Error::InvalidInput(format!("--prefer-region {p}: no such region")));
+        }
+        Ok(())
+    }
+}
+
+/// Every region must answer, and hold no repository, before anything is written: a repository is created whole
+/// or not at all.
+fn refuse_existing(storage: &Storage) -> Result<()> {
+    let config = ObjectKind::Config.path("");
+    let keys = ObjectKind::Key.prefix();
+    for r in storage.regions() {
+        if r.backend.stat(&config)?.is_some() || !r.backend.list(keys)?.is_empty() {
+            return Err(Error::RepoExists { url: r.url.clone() });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,139 @@
+//! Blobs and packs: sealing blobs into packs and uploading them, and every way of reading them back (one blob,
+//! a run of neighbouring blobs with one range read, a pack's header, a whole pack), each verified.
+
+use bytes::Bytes;
+
+use super::{Repository, verify_name};
+use crate::error::{Error, Result};
+use crate::format::blob::{self, BlobInfo, BlobKind};
+use crate::format::id::Id;
+use crate::format::index::PackEntry;
+use crate::format::objects::ObjectKind;
+use crate::format::pack::{self, FinishedPack, PackWriter, PackedBlob};
+use crate::format::tree::Tree;
+
+impl Repository {
+    /// The id of a blob: keyed BLAKE3 of its plaintext.
+    pub fn blob_id(&self, plaintext: &[u8]) -> Id {
+        self.key.blob_id(plaintext)
+    }
+
+    /// Compresses (with `compressor`, when given and it pays) and seals one blob for a pack.
+    pub fn seal_blob(
+        &self,
+        kind: BlobKind,
+        id: Id,
+        plaintext: &[u8],
+        compressor: Option<&mut zstd::bulk::Compressor<'_>>,
+    ) -> (BlobInfo, Vec<u8>) {
+        blob::encode(&self.key, kind, id, plaintext, compressor)
+    }
+
+    /// An empty pack for blobs of `kind`, sized for the repository's pack target.
+    pub fn new_pack(&self, kind: BlobKind) -> PackWriter {
+        PackWriter::with_target(kind, self.pack_target(kind))
+    }
+
+    /// Seals the header of a full pack, uploads the pack, and says what the index should record about it.
+    pub fn write_pack(&self, pack: PackWriter) -> Result<PackEntry> {
+        let FinishedPack { id, kind, bytes, blobs } = pack.finish(&self.key);
+        let size = bytes.len() as u64;
+        self.storage.write(&ObjectKind::Pack.path_of(&id), bytes)?;
+        Ok(PackEntry { id, kind, size, blobs })
+    }
+
+    /// Every pack stored, with its size.
+    pub fn list_packs(&self) -> Result<Vec<(Id, u64)>> {
+        self.list_sized(ObjectKind::Pack)
+    }
+
+    /// Reads a pack's header (a range read of its tail) to learn its blobs.
+    pub fn read_pack_header(&self, id: &Id, size: u64) -> Result<Vec<PackedBlob>> {
+        let path = ObjectKind::Pack.path_of(id);
+        let bad = |e: String| Error::corrupt(&path, e);
+        if size < 4 {
+            return Err(bad("pack is shorter than its trailer".into()));
+        }
+        let trailer = self.storage.read_range(&path, size - 4, 4)?;
+        let hlen = pack::header_len_from_trailer(&trailer, size).map_err(bad)?;
+        let sealed = self.storage.read_range(&path, size - 4 - hlen, hlen)?;
+        pack::decode_header(&self.key, &sealed, size - 4 - hlen).map_err(bad)
+    }
+
+    /// The index entry of a stored pack, from its own header.
+    pub fn pack_entry_from_header(&self, id: &Id, size: u64) -> Result<PackEntry> {
+        let blobs = self.read_pack_header(id, size)?;
+        let kind = blobs.first().map_or(BlobKind::Data, |b| b.info.kind);
+        Ok(PackEntry { id: *id, kind, size, blobs })
+    }
+
+    /// A whole pack, checked against its name (from another region if one copy is bad).
+    pub fn read_pack(&self, id: &Id) -> Result<Bytes> {
+        let path = ObjectKind::Pack.path_of(id);
+        self.storage.read_with(&path, |bytes| verify_name(&path, id, &bytes).map(|_| bytes))
+    }
+
+    /// The first region's copy of a whole pack, checked against its name. A bad copy is an error, not a reason
+    /// to read another region: `check` wants to know.
+    pub fn read_pack_copy(&self, id: &Id) -> Result<Bytes> {
+        let path = ObjectKind::Pack.path_of(id);
+        let bytes = self.storage.read(&path)?;
+        verify_name(&path, id, &bytes)?;
+        Ok(bytes)
+    }
+
+    /// The blobs a whole pack's header lists (the pack as [`Repository::read_pack`] returns it).
+    pub fn parse_pack(&self, id: &Id, bytes: &[u8]) -> Result<Vec<PackedBlob>> {
+        pack::parse_pack(&self.key, bytes).map_err(|e| Error::corrupt(ObjectKind::Pack.path_of(id), e))
+    }
+
+    /// Opens one sealed blob taken from a pack of `pack`'s bytes.
+    pub fn open_blob(&self, pack: &Id, b: &PackedBlob, sealed: &[u8]) -> Result<Vec<u8>> {
+        blob::decode(&self.key, &b.info, sealed).map_err(|e| {
+            Error::corrupt(
+                format!("{} (blob {} at offset {})", ObjectKind::Pack.path_of(pack), b.info.id.short(), b.offset),
+                e,
+            )
+        })
+    }
+
+    /// Reads, decrypts and verifies one blob from its pack with a range read.
+    pub fn read_blob(&self, pack: &Id, offset: u64, info: &BlobInfo) -> Result<Vec<u8>> {
+        let path = ObjectKind::Pack.path_of(pack);
+        self.storage.read_range_with(&path, offset, info.stored_len as u64, |sealed| {
+            blob::decode(&self.key, info, &sealed)
+                .map_err(|e| Error::corrupt(format!("{path} (blob {} at offset {offset})", info.id.short()), e))
+        })
+    }
+
+    /// Reads a run of blobs of one pack (sorted by offset) with one range read. A region whose copy of the run
+    /// has a bad blob is passed over for the next; when no region has a good copy of the whole run, the blobs are
+    /// taken one by one from the first copy that can be read, so every good blob is still returned.
+    pub fn read_blob_run(&self, pack: &Id, run: &[PackedBlob]) -> Result<Vec<Result<Vec<u8>>>> {
+        let (Some(first), Some(last)) = (run.first(), run.last()) else { return Ok(Vec::new()) };
+        let path = ObjectKind::Pack.path_of(pack);
+        let base = first.offset;
+        let end = run.iter().map(|b| b.offset + b.info.stored_len as u64).max().unwrap_or(last.offset);
+        let open_all = |bytes: &Bytes| -> Vec<Result<Vec<u8>>> {
+            run.iter()
+                .map(|b| {
+                    let at = (b.offset - base) as usize;
+                    self.open_blob(pack, b, &bytes[at..at + b.info.stored_len as usize])
+                })
+                .collect()
+        };
+        let whole = self.storage.read_range_with(&path, base, end - base, |bytes| {
+            open_all(&bytes).into_iter().collect::<Result<Vec<Vec<u8>>>>()
+        });
+        match whole {
+            Ok(plains) => Ok(plains.into_iter().map(Ok).collect()),
+            Err(Error::Corrupt { .. }) => Ok(open_all(&self.storage.read_range(&path, base, end - base)?)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Decodes a tree blob's plaintext.
+    pub fn parse_tree(&self, id: &Id, plain: &[u8]) -> Result<Tree> {
+        Tree::from_bytes(plain).map_err(|e| Error::corrupt(format!("tree {}", id.short()), e))
+    }
+}

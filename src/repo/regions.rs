@@ -1,0 +1,66 @@
+//! Each region on its own, for the work that compares and heals them (`sync`, `check --regions`, `regions`):
+//! what one region holds, and reading, writing and deleting there without the failover the rest of gumvault gets.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+
+use super::Repository;
+use crate::error::Result;
+use crate::format::objects::ObjectKind;
+use crate::storage::Region;
+
+/// One region of an open repository.
+pub struct RegionView<'r> {
+    repo: &'r Repository,
+    region: &'r Region,
+}
+
+impl Repository {
+    /// Every region, in the order reads try them.
+    pub fn regions(&self) -> Vec<RegionView<'_>> {
+        self.storage.regions().iter().map(|region| RegionView { repo: self, region }).collect()
+    }
+}
+
+impl RegionView<'_> {
+    /// The region's name.
+    pub fn name(&self) -> &str {
+        &self.region.name
+    }
+
+    /// Where the region lives.
+    pub fn url(&self) -> &str {
+        &self.region.url
+    }
+
+    /// Every object the region holds that every region should hold (leases are left out), with its size.
+    pub fn list_all(&self) -> Result<BTreeMap<String, u64>> {
+        let mut out = BTreeMap::new();
+        let config = ObjectKind::Config.path("");
+        if let Some(size) = self.region.backend.stat(&config)? {
+            out.insert(config, size);
+        }
+        for kind in ObjectKind::ALL.into_iter().filter(|k| k.is_replicated() && *k != ObjectKind::Config) {
+            out.extend(self.region.backend.list(kind.prefix())?);
+        }
+        Ok(out)
+    }
+
+    /// This region's copy of an object, checked on its own (see [`Repository::verify_copy`]).
+    pub fn read_verified(&self, path: &str) -> Result<Bytes> {
+        let bytes = self.region.backend.read(path)?;
+        self.repo.verify_copy(path, &bytes)?;
+        Ok(bytes)
+    }
+
+    /// Stores a copy (already verified elsewhere) in this region.
+    pub fn write(&self, path: &str, bytes: Bytes) -> Result<()> {
+        self.region.backend.write(path, bytes)
+    }
+
+    /// Removes this region's copy.
+    pub fn delete(&self, path: &str) -> Result<()> {
+        self.region.backend.delete(path)
+    }
+}

@@ -1,0 +1,29 @@
+//! The process-wide tokio runtime that opendal's blocking operators and the occasional HTTP call (a webhook) run
+//! on. It is multi-threaded because opendal's blocking layer needs that; it is created on first use.
+
+use std::sync::OnceLock;
+
+use crate::error::{Error, Result};
+
+/// The process-wide tokio runtime opendal's blocking operators run on. It must be multi-threaded.
+pub fn runtime() -> Result<&'static tokio::runtime::Runtime> {
+    static RT: OnceLock<std::result::Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+    RT.get_or_init(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        opendal_http_transport_reqwest::install_default();
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("gumvault-io")
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())
+    })
+    .as_ref()
+    .map_err(|e| Error::InvalidInput(format!("cannot start the I/O runtime: {e}")))
+}
+
+/// Runs a future on the process-wide I/O runtime (for the occasional HTTP call outside storage, e.g. a
+/// webhook). Must not be called from inside that runtime.
+pub fn block_on<F: std::future::Future>(f: F) -> Result<F::Output> {
+    Ok(runtime()?.block_on(f))
+}

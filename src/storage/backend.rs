@@ -1,0 +1,124 @@
+//! The storage trait every region implements, and the one implementation there is: an opendal blocking operator,
+//! with durable renames on local disks.
+
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use opendal::ErrorKind;
+
+use crate::error::{Error, Result};
+
+/// One storage location: an opendal operator and its name.
+pub trait Backend: Send + Sync {
+    /// Whole object.
+    fn read(&self, path: &str) -> Result<Bytes>;
+    /// `len` bytes at `offset`.
+    fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Bytes>;
+    /// Stores a whole object durably.
+    fn write(&self, path: &str, data: Bytes) -> Result<()>;
+    /// Object names (relative to the repository root) and sizes under `prefix` (a directory, ending in `/`).
+    fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>>;
+    /// Size of an object, `None` if absent.
+    fn stat(&self, path: &str) -> Result<Option<u64>>;
+    /// Removes an object; absent objects are not an error.
+    fn delete(&self, path: &str) -> Result<()>;
+}
+
+/// A [`Backend`] over an opendal blocking operator.
+pub(super) struct OpendalBackend {
+    pub(super) op: opendal::blocking::Operator,
+    pub(super) region: String,
+    /// For local directories: the root, so new directories can be fsynced after a rename.
+    pub(super) fs_root: Option<PathBuf>,
+}
+
+impl OpendalBackend {
+    fn err(&self, op: &'static str, path: &str, e: opendal::Error) -> Error {
+        Error::Storage {
+            op,
+            path: path.to_string(),
+            region: self.region.clone(),
+            not_found: e.kind() == ErrorKind::NotFound,
+            message: e.to_string(),
+        }
+    }
+
+    /// Makes a rename inside a local directory durable: fsync the object's directory.
+    fn sync_parent(&self, path: &str) -> Result<()> {
+        if let Some(root) = &self.fs_root {
+            let full = root.join(path);
+            if let Some(dir) = full.parent() {
+                let f = std::fs::File::open(dir).map_err(|e| Error::io("open directory", dir, e))?;
+                f.sync_all().map_err(|e| Error::io("fsync directory", dir, e))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Backend for OpendalBackend {
+    fn read(&self, path: &str) -> Result<Bytes> {
+        self.op.read(path).map(|b| b.to_bytes()).map_err(|e| self.err("read", path, e))
+    }
+
+    fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Bytes> {
+        let buf = self
+            .op
+            .read_options(
+                path,
+                opendal::options::ReadOptions { range: (offset..offset + len).into(), ..Default::default() },
+            )
+            .map_err(|e| self.err("read", path, e))?;
+        if buf.len() as u64 != len {
+            return Err(Error::Storage {
+                op: "read",
+                path: path.to_string(),
+                region: self.region.clone(),
+                message: format!("short read: {} of {len} bytes at offset {offset}", buf.len()),
+                not_found: false,
+            });
+        }
+        Ok(buf.to_bytes())
+    }
+
+    fn write(&self, path: &str, data: Bytes) -> Result<()> {
+        self.op.write(path, data).map_err(|e| self.err("write", path, e))?;
+        self.sync_parent(path)
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>> {
+        let entries =
+            match self.op.list_options(prefix, opendal::options::ListOptions { recursive: true, ..Default::default() })
+            {
+                Ok(e) => e,
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+                Err(e) => return Err(self.err("list", prefix, e)),
+            };
+        let mut out = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let path = entry.path();
+            if path.ends_with('/') || !entry.metadata().is_file() {
+                continue;
+            }
+            let size = entry.metadata().content_length();
+            out.push((path.trim_start_matches('/').to_string(), size));
+        }
+        Ok(out)
+    }
+
+    fn stat(&self, path: &str) -> Result<Option<u64>> {
+        match self.op.stat(path) {
+            Ok(m) => Ok(Some(m.content_length())),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.err("stat", path, e)),
+        }
+    }
+
+    fn delete(&self, path: &str) -> Result<()> {
+        match self.op.delete(path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(self.err("delete", path, e)),
+        }
+    }
+}

@@ -1,0 +1,357 @@
+//! [`Storage`]: every region of a repository behind one interface. Writes fan out to every healthy region in
+//! parallel; reads fall back region by region; lists are the union; what did not go as planned is remembered.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::Bytes;
+
+use super::location::Location;
+use super::region::Region;
+use super::tuning::StorageTuning;
+use crate::error::{Error, Result};
+use crate::format::repo_config::RegionSpec;
+
+/// All regions of a repository. Writes go to every healthy region in parallel and succeed when at least
+/// `min_regions` have the object durably; reads go to the regions in order (healthy ones first) and fall back to
+/// the next on absence, error or a failed check; lists are the union of every region that answers. What did not
+/// go as planned (a region that failed, a copy that was bad) is kept as events and missing objects, for the
+/// summary and for `gumvault sync`.
+pub struct Storage {
+    regions: Vec<Region>,
+    min_regions: AtomicUsize,
+    events: Mutex<Vec<String>>,
+    /// Objects written (or deleted) in fewer than all regions: (region, path).
+    missing: Mutex<Vec<(String, String)>>,
+    undeleted: Mutex<Vec<(String, String)>>,
+    /// Copies that failed their check while another region had a good one: (region, path).
+    bad_copies: Mutex<Vec<(String, String)>>,
+}
+
+impl Storage {
+    /// Opens one region from a URL.
+    pub fn open_url(url: &str) -> Result<Storage> {
+        Storage::open_regions(&[RegionSpec { name: "default".into(), url: url.to_string() }], None)
+    }
+
+    /// Opens several regions; `min_regions` defaults to all of them.
+    pub fn open_regions(specs: &[RegionSpec], min_regions: Option<usize>) -> Result<Storage> {
+        let mut regions = Vec::with_capacity(specs.len());
+        for spec in specs {
+            let backend = Location::parse(&spec.url)?.open(&spec.name, &spec.url)?;
+            regions.push(Region::new(spec.name.clone(), spec.url.clone(), backend));
+        }
+        let s = Storage::from_regions(regions);
+        if let Some(n) = min_regions {
+            s.set_min_regions(n)?;
+        }
+        Ok(s)
+    }
+
+    /// Wraps already opened regions (tests, fault injection); every region is required for a write.
+    pub fn from_regions(regions: Vec<Region>) -> Storage {
+        let n = regions.len();
+        Storage {
+            regions,
+            min_regions: AtomicUsize::new(n),
+            events: Mutex::default(),
+            missing: Mutex::default(),
+            undeleted: Mutex::default(),
+            bad_copies: Mutex::default(),
+        }
+    }
+
+    /// How many regions must hold an object for a write to succeed (1 to the number of regions).
+    pub fn set_min_regions(&self, n: usize) -> Result<()> {
+        if n == 0 || n > self.regions.len() {
+            return Err(Error::InvalidInput(format!(
+                "min_regions {n} is not between 1 and the number of regions ({})",
+                self.regions.len()
+            )));
+        }
+        self.min_regions.store(n, Ordering::Relaxed);
+        Ok(())
+    }
+
+    pub fn min_regions(&self) -> usize {
+        self.min_regions.load(Ordering::Relaxed)
+    }
+
+    pub fn regions(&self) -> &[Region] {
+        &self.regions
+    }
+
+    /// The URL of the first region, for messages.
+    pub fn url(&self) -> &str {
+        self.regions.first().map(|r| r.url.as_str()).unwrap_or("")
+    }
+
+    /// Packs uploaded at once: `GUMVAULT_STORAGE_UPLOADS`, else 4 when a region is remote (one connection to a
+    /// distant S3 region carries far less than the pipeline produces; benches/uploads.sh), 2 for local disks.
+    pub fn upload_concurrency(&self) -> Result<usize> {
+        let remote = self.regions.iter().any(|r| matches!(Location::parse(&r.url), Ok(Location::S3 { .. })));
+        Ok(StorageTuning::from_env()?.uploads.unwrap_or(if remote { 4 } else { 2 }))
+    }
+
+    /// Failovers and region failures seen so far (drained).
+    pub fn take_events(&self) -> Vec<String> {
+        std::mem::take(&mut *self.events.lock().expect("events lock"))
+    }
+
+    /// Objects that some region lacks because a write there failed: (region, path).
+    pub fn missing(&self) -> Vec<(String, String)> {
+        self.missing.lock().expect("missing lock").clone()
+    }
+
+    fn event(&self, msg: String) {
+        let mut ev = self.events.lock().expect("events lock");
+        if ev.len() < 1000 && !ev.contains(&msg) {
+            ev.push(msg);
+        }
+    }
+
+    /// Regions in the order reads try them: healthy ones first, each group in configured order.
+    fn read_order(&self) -> impl Iterator<Item = &Region> {
+        self.regions.iter().filter(|r| r.is_healthy()).chain(self.regions.iter().filter(|r| !r.is_healthy()))
+    }
+
+    /// Reads from the first region that has the object.
+    pub fn read(&self, path: &str) -> Result<Bytes> {
+        self.read_with(path, Ok)
+    }
+
+    /// Reads a range from the first region that has the object.
+    pub fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Bytes> {
+        self.read_range_with(path, offset, len, Ok)
+    }
+
+    /// Reads an object and hands it to `check` (which decrypts or verifies it); a region whose copy is absent,
+    /// unreadable or fails `check` with [`Error::Corrupt`] is passed over for the next one.
+    pub fn read_with<T>(&self, path: &str, check: impl Fn(Bytes) -> Result<T>) -> Result<T> {
+        self.try_regions(path, |r| r.backend.read(path), check)
+    }
+
+    /// [`Storage::read_with`] for a range of an object.
+    pub fn read_range_with<T>(
+        &self,
+        path: &str,
+        offset: u64,
+        len: u64,
+        check: impl Fn(Bytes) -> Result<T>,
+    ) -> Result<T> {
+        self.try_regions(path, |r| r.backend.read_range(path, offset, len), check)
+    }
+
+    fn try_regions<T>(
+        &self,
+        path: &str,
+        read: impl Fn(&Region) -> Result<Bytes>,
+        check: impl Fn(Bytes) -> Result<T>,
+    ) -> Result<T> {
+        let mut failures: Vec<(String, Error)> = Vec::new();
+        for r in self.read_order() {
+            let outcome = read(r).and_then(&check);
+            match outcome {
+                Ok(v) => {
+                    if !failures.is_empty() && self.regions.len() > 1 {
+                        let why: Vec<String> = failures.iter().map(|(n, e)| format!("{n}: {}", short(e))).collect();
+                        self.event(format!("{path}: read from region {} ({})", r.name, why.join("; ")));
+                    }
+                    return Ok(v);
+                }
+                Err(e) => {
+                    let usable_elsewhere =
+                        e.is_not_found() || matches!(e, Error::Storage { .. } | Error::Corrupt { .. });
+                    if !usable_elsewhere {
+                        return Err(e);
+                    }
+                    if matches!(e, Error::Storage { not_found: false, .. }) {
+                        r.mark_failed();
+                    }
+                    if matches!(e, Error::Corrupt { .. }) {
+                        self.bad_copies.lock().expect("bad copies lock").push((r.name.clone(), path.to_string()));
+                    }
+                    failures.push((r.name.clone(), e));
+                }
+            }
+        }
+        // Prefer the most telling error: a bad copy over an absent one.
+        let pos = failures.iter().position(|(_, e)| matches!(e, Error::Corrupt { .. })).unwrap_or(0);
+        Err(failures
+            .into_iter()
+            .nth(pos)
+            .map(|(_, e)| e)
+            .unwrap_or_else(|| Error::InvalidInput("the repository has no regions".into())))
+    }
+
+    /// Writes to every healthy region in parallel. Succeeds when at least `min_regions` regions hold the object
+    /// durably; regions that failed are reported as events and their copy recorded as missing.
+    pub fn write(&self, path: &str, data: Vec<u8>) -> Result<()> {
+        let data = Bytes::from(data);
+        if let [only] = self.regions.as_slice() {
+            return only.backend.write(path, data);
+        }
+        let results: Vec<(&Region, Option<Result<()>>)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = self
+                .regions
+                .iter()
+                .map(|r| {
+                    let data = data.clone();
+                    (r, r.is_healthy().then(|| scope.spawn(move || r.backend.write(path, data))))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|(r, h)| {
+                    (
+                        r,
+                        h.map(|h| {
+                            h.join().unwrap_or_else(|_| Err(Error::InvalidInput("a write thread panicked".into())))
+                        }),
+                    )
+                })
+                .collect()
+        });
+        let mut written = 0;
+        let mut first_err = None;
+        for (r, outcome) in results {
+            match outcome {
+                Some(Ok(())) => written += 1,
+                Some(Err(e)) => {
+                    r.mark_failed();
+                    self.event(format!("region {} failed: {}; it is skipped from now on", r.name, short(&e)));
+                    self.missing.lock().expect("missing lock").push((r.name.clone(), path.to_string()));
+                    first_err.get_or_insert(e);
+                }
+                None => self.missing.lock().expect("missing lock").push((r.name.clone(), path.to_string())),
+            }
+        }
+        if written >= self.min_regions() {
+            return Ok(());
+        }
+        Err(Error::Storage {
+            op: "write",
+            path: path.to_string(),
+            region: "all".into(),
+            message: format!(
+                "stored in only {written} of {} regions, {} required{}",
+                self.regions.len(),
+                self.min_regions(),
+                first_err.map(|e| format!(" ({})", short(&e))).unwrap_or_default()
+            ),
+            not_found: false,
+        })
+    }
+
+    /// Lists objects under a prefix: the union over every region that answers (a region that lags behind, or is
+    /// down, does not hide objects the others have). Sizes come from the first region listing each object.
+    pub fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>> {
+        if let [only] = self.regions.as_slice() {
+            return only.backend.list(prefix);
+        }
+        let mut all: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+        let mut answered = 0;
+        let mut last_err = None;
+        let any_healthy = self.regions.iter().any(Region::is_healthy);
+        for r in self.read_order().filter(|r| r.is_healthy() || !any_healthy) {
+            match r.backend.list(prefix) {
+                Ok(list) => {
+                    answered += 1;
+                    for (p, size) in list {
+                        all.entry(p).or_insert(size);
+                    }
+                }
+                Err(e) => {
+                    r.mark_failed();
+                    self.event(format!("region {} could not be listed: {}", r.name, short(&e)));
+                    last_err = Some(e);
+                }
+            }
+        }
+        match (answered, last_err) {
+            (0, Some(e)) => Err(e),
+            _ => Ok(all.into_iter().collect()),
+        }
+    }
+
+    /// Size of an object in the first region that has it.
+    pub fn stat(&self, path: &str) -> Result<Option<u64>> {
+        let mut last_err = None;
+        for r in self.read_order() {
+            match r.backend.stat(path) {
+                Ok(Some(size)) => return Ok(Some(size)),
+                Ok(None) => {}
+                Err(e) => last_err = Some(e),
+            }
+        }
+        match last_err {
+            Some(e) if self.regions.iter().all(|r| !r.is_healthy()) || self.regions.len() == 1 => Err(e),
+            _ => Ok(None),
+        }
+    }
+
+    /// Deletes from every region. A region where the delete fails keeps its copy until `gumvault sync` (or the
+    /// next prune) removes it: it is recorded as missing a delete, and the caller writes a tombstone.
+    pub fn delete(&self, path: &str) -> Result<()> {
+        if let [only] = self.regions.as_slice() {
+            return only.backend.delete(path);
+        }
+        let mut deleted = 0;
+        let mut last_err = None;
+        for r in &self.regions {
+            match r.backend.delete(path) {
+                Ok(()) => deleted += 1,
+                Err(e) => {
+                    r.mark_failed();
+                    self.event(format!("region {} failed to delete {path}: {}", r.name, short(&e)));
+                    self.undeleted.lock().expect("undeleted lock").push((r.name.clone(), path.to_string()));
+                    last_err = Some(e);
+                }
+            }
+        }
+        match last_err {
+            Some(e) if deleted == 0 => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Copies found damaged while reading (another region may have served a good one): (region, path).
+    pub fn bad_copies(&self) -> Vec<(String, String)> {
+        self.bad_copies.lock().expect("bad copies lock").clone()
+    }
+
+    /// Objects whose delete failed in some region: (region, path).
+    pub fn undeleted(&self) -> Vec<(String, String)> {
+        self.undeleted.lock().expect("undeleted lock").clone()
+    }
+}
+
+/// The first line of an error, for compact event messages.
+fn short(e: &Error) -> String {
+    let s = e.to_string();
+    let line = s.lines().next().unwrap_or("").to_string();
+    if line.len() > 300 { format!("{}…", &line[..line.floor_char_boundary(300)]) } else { line }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fs_backend_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = dir.path().to_str().unwrap();
+        let s = Storage::open_url(url).unwrap();
+        s.write("data/ab/abc", b"hello world".to_vec()).unwrap();
+        assert_eq!(&s.read("data/ab/abc").unwrap()[..], b"hello world");
+        assert_eq!(&s.read_range("data/ab/abc", 6, 5).unwrap()[..], b"world");
+        assert!(s.read_range("data/ab/abc", 6, 50).is_err());
+        assert_eq!(s.list("data/").unwrap(), vec![("data/ab/abc".to_string(), 11)]);
+        assert_eq!(s.stat("data/ab/abc").unwrap(), Some(11));
+        assert!(s.read("missing").unwrap_err().is_not_found());
+        s.delete("data/ab/abc").unwrap();
+        s.delete("data/ab/abc").unwrap();
+        assert_eq!(s.stat("data/ab/abc").unwrap(), None);
+        assert!(s.list("index/").unwrap().is_empty());
+    }
+}
