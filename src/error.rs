@@ -1,5 +1,7 @@
 //! The library's error type. Every variant carries what failed and where, so the binary can print a message a
-//! person can act on, and maps to one documented exit code (see docs/exit-codes in the user guide).
+//! person can act on, and maps to one documented exit code (see "Exit codes" in the user guide). Variants that
+//! callers branch on are typed: a decode failure ([`DecodeError`]), a storage failure with its
+//! [`StorageErrorKind`], a config error with file, line and key.
 
 use std::path::PathBuf;
 
@@ -10,37 +12,84 @@ pub enum Error {
     #[error(
         "wrong password: no key of the repository at {repo} opens with it (check GUMVAULT_PASSWORD, GUMVAULT_PASSWORD_FILE or GUMVAULT_PASSWORD_COMMAND)"
     )]
-    WrongPassword { repo: String },
+    WrongPassword {
+        /// The repository's URL.
+        repo: String,
+    },
 
     /// The URL points at a place that holds no repository.
     #[error("no repository at {url}: run `gumvault init -r {url}` first, or check the URL")]
-    RepoNotFound { url: String },
+    RepoNotFound {
+        /// Where none was found.
+        url: String,
+    },
 
     /// `init` was asked to create a repository where one already is.
     #[error("a repository already exists at {url}; refusing to initialise over it")]
-    RepoExists { url: String },
+    RepoExists {
+        /// Where one was found.
+        url: String,
+    },
 
     /// An object failed its integrity check: bad AEAD tag, wrong id, truncated, undecodable.
-    #[error("corrupt object {object}: {detail}")]
-    Corrupt { object: String, detail: String },
+    #[error("corrupt object {object}: {source}")]
+    Corrupt {
+        /// The object (a path, or a blob or tree id).
+        object: String,
+        /// What is wrong with it.
+        source: DecodeError,
+    },
 
     /// The repository uses a format this build does not understand.
     #[error("{what} has format version {found}, this gumvault reads version {supported}; upgrade gumvault")]
-    UnsupportedVersion { what: String, found: u32, supported: u32 },
+    UnsupportedVersion {
+        /// What carries the version.
+        what: String,
+        /// The version found.
+        found: u32,
+        /// The version this build reads.
+        supported: u32,
+    },
 
     /// A storage operation failed (network, permissions, missing object...).
-    #[error("storage: {op} {path} in region {region} failed: {message}")]
-    Storage { op: &'static str, path: String, region: String, message: String, not_found: bool },
+    #[error("{0}")]
+    Storage(#[from] StorageError),
 
     /// A local file operation failed.
     #[error("{action} {}: {source}", path.display())]
-    Io { action: &'static str, path: PathBuf, source: std::io::Error },
+    Io {
+        /// What was being done ("read", "create directory", …).
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The system's error.
+        source: std::io::Error,
+    },
 
     /// The local catalog (SQLite) failed.
     #[error("catalog {}: {source}", path.display())]
-    Catalog { path: PathBuf, source: rusqlite::Error },
+    Catalog {
+        /// The catalog's file.
+        path: PathBuf,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
 
-    /// A user-supplied value is not valid (URL, glob, snapshot id, option).
+    /// The config file is not valid: which file, where, which key, and why (never the value, which may be a
+    /// secret).
+    #[error("invalid config file {}{}: {key}{}{reason}", file.display(), line.map(|l| format!(", line {l}")).unwrap_or_default(), if key.is_empty() { "" } else { ": " })]
+    Config {
+        /// The file.
+        file: PathBuf,
+        /// The line, when known.
+        line: Option<usize>,
+        /// The key (`jobs.app.sources[0].url`), when known.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// A user-supplied value is not valid (URL, glob, snapshot id, option): a usage error.
     #[error("{0}")]
     InvalidInput(String),
 
@@ -65,6 +114,119 @@ pub enum Error {
     RestoreIncomplete(String),
 }
 
+/// What kind of storage failure, for the decisions callers make (fail over, retry, tell the operator what to
+/// fix).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StorageErrorKind {
+    /// The object (or bucket) does not exist.
+    NotFound,
+    /// The credentials or file permissions do not allow it.
+    PermissionDenied,
+    /// The service asked us to slow down.
+    RateLimited,
+    /// Fewer regions than `min_regions` took a write.
+    TooFewRegions,
+    /// A read returned fewer bytes than asked for.
+    ShortRead,
+    /// The location could not be opened (bad configuration).
+    Config,
+    /// Anything else (network, timeouts, the service's own errors).
+    Other,
+}
+
+/// A failed storage operation: what was done, on which object, in which region, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("storage: {op} {path} in region {region} failed: {message}")]
+pub struct StorageError {
+    /// The operation (`read`, `write`, `list`, `stat`, `delete`, `open`).
+    pub op: &'static str,
+    /// The object (or prefix, or URL).
+    pub path: String,
+    /// The region.
+    pub region: String,
+    /// What kind of failure.
+    pub kind: StorageErrorKind,
+    /// The service's (or our) description.
+    pub message: String,
+}
+
+impl StorageError {
+    /// A failure described by us.
+    pub fn new(
+        op: &'static str,
+        path: impl Into<String>,
+        region: impl Into<String>,
+        kind: StorageErrorKind,
+        message: impl Into<String>,
+    ) -> StorageError {
+        StorageError { op, path: path.into(), region: region.into(), kind, message: message.into() }
+    }
+
+    /// A failure opendal reported; its kind is kept.
+    pub fn from_opendal(
+        op: &'static str,
+        path: impl Into<String>,
+        region: impl Into<String>,
+        e: &opendal::Error,
+    ) -> Self {
+        let kind = match e.kind() {
+            opendal::ErrorKind::NotFound => StorageErrorKind::NotFound,
+            opendal::ErrorKind::PermissionDenied => StorageErrorKind::PermissionDenied,
+            opendal::ErrorKind::RateLimited => StorageErrorKind::RateLimited,
+            opendal::ErrorKind::ConfigInvalid => StorageErrorKind::Config,
+            _ => StorageErrorKind::Other,
+        };
+        StorageError::new(op, path, region, kind, e.to_string())
+    }
+}
+
+/// Why repository bytes could not be decoded. Every decoder in `format/` returns one; the caller names the
+/// object ([`Error::Corrupt`]), so a message always says what was damaged and how.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The tag did not verify: damaged, another kind of object, or another repository's key.
+    #[error("{0}")]
+    Authentication(&'static str),
+    /// Fewer bytes than the layout needs.
+    #[error("truncated: wanted {wanted} bytes at offset {at}, have {have}")]
+    Truncated {
+        /// Bytes the next field needs.
+        wanted: usize,
+        /// Where it starts.
+        at: usize,
+        /// Bytes there are in all.
+        have: usize,
+    },
+    /// Bytes after the end of the layout.
+    #[error("{0} unexpected trailing bytes")]
+    TrailingBytes(usize),
+    /// A format version this build does not read.
+    #[error("{what} version {found} is not supported (this gumvault reads {supported}); upgrade gumvault")]
+    Version {
+        /// What carries the version.
+        what: &'static str,
+        /// The version found.
+        found: u32,
+        /// The version this build reads.
+        supported: u32,
+    },
+    /// The bytes open but say something impossible (the message says what).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl From<String> for DecodeError {
+    fn from(s: String) -> DecodeError {
+        DecodeError::Invalid(s)
+    }
+}
+
+impl From<&str> for DecodeError {
+    fn from(s: &str) -> DecodeError {
+        DecodeError::Invalid(s.to_string())
+    }
+}
+
 /// Short alias used throughout the library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -75,13 +237,13 @@ impl Error {
     }
 
     /// Builds a corruption error for an object.
-    pub fn corrupt(object: impl Into<String>, detail: impl Into<String>) -> Self {
-        Error::Corrupt { object: object.into(), detail: detail.into() }
+    pub fn corrupt(object: impl Into<String>, detail: impl Into<DecodeError>) -> Self {
+        Error::Corrupt { object: object.into(), source: detail.into() }
     }
 
     /// True when this is a storage error for an object that does not exist.
     pub fn is_not_found(&self) -> bool {
-        matches!(self, Error::Storage { not_found: true, .. })
+        matches!(self, Error::Storage(StorageError { kind: StorageErrorKind::NotFound, .. }))
     }
 
     /// A configuration problem found only when a source starts (an unset variable) counts as the source failing,

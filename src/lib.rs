@@ -1,8 +1,12 @@
 //! gumvault: an encrypted, deduplicating, content-addressed backup repository for a web application's stack.
 //!
-//! The library does all the work; the `gumvault` binary is a thin command line over it. A typical flow:
-//! [`storage::Storage::open_url`] → [`repo::Repository::init`] or [`repo::Repository::open`] →
-//! [`catalog::Catalog::open`] → [`backup::run`] → [`restore::walk`] and [`restore::restore`].
+//! The library does all the work; the `gumvault` binary is a thin command line over it. The folders are layers
+//! (docs/architecture.md): [`format`](mod@format) ← [`storage`] ← [`repo`] ← [`ops`] ← [`sources`] / [`daemon`] ← [`cli`],
+//! with [`config`] beside `ops`. A typical flow: [`storage::Storage::open_url`] → [`repo::Repository::init`] or
+//! [`repo::Repository::open`] → [`repo::catalog::Catalog::open`] → [`ops::backup::run`] →
+//! [`ops::restore::walk()`] and [`ops::restore::restore`].
+
+#![warn(missing_docs)]
 
 pub mod cli;
 pub mod config;

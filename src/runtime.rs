@@ -7,19 +7,14 @@ use crate::error::{Error, Result};
 
 /// The process-wide tokio runtime opendal's blocking operators run on. It must be multi-threaded.
 pub fn runtime() -> Result<&'static tokio::runtime::Runtime> {
-    static RT: OnceLock<std::result::Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+    static RT: OnceLock<std::io::Result<tokio::runtime::Runtime>> = OnceLock::new();
     RT.get_or_init(|| {
         let _ = rustls::crypto::ring::default_provider().install_default();
         opendal_http_transport_reqwest::install_default();
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("gumvault-io")
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("gumvault-io").enable_all().build()
     })
     .as_ref()
-    .map_err(|e| Error::InvalidInput(format!("cannot start the I/O runtime: {e}")))
+    .map_err(|e| Error::io("start the I/O runtime", "(tokio)", std::io::Error::new(e.kind(), e.to_string())))
 }
 
 /// Runs a future on the process-wide I/O runtime (for the occasional HTTP call outside storage, e.g. a

@@ -7,7 +7,9 @@ use std::sync::atomic::Ordering;
 use clap::Args;
 use serde_json::json;
 
-use super::{GlobalArgs, format, progress::Ticker};
+use super::context::Context;
+use super::format;
+use super::progress::Ticker;
 use crate::exit;
 use crate::ops::backup::{self, BackupOptions, Progress, Source, read_exclude_file};
 
@@ -19,7 +21,7 @@ use crate::ops::backup::{self, BackupOptions, Progress, Source, read_exclude_fil
 
 A pattern with a '/' matches the whole absolute path; one without matches a name at any depth.
 Files whose size, mtime, ctime and inode match the previous snapshot of the same host and paths are not read again.")]
-pub struct BackupArgs {
+pub(crate) struct BackupArgs {
     /// Files and directories to back up
     #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
@@ -52,7 +54,7 @@ pub struct BackupArgs {
     pub force: bool,
 }
 
-pub fn run(g: &GlobalArgs, a: &BackupArgs) -> anyhow::Result<i32> {
+pub(crate) fn run(g: &Context, a: &BackupArgs) -> anyhow::Result<i32> {
     let mut excludes = a.excludes.clone();
     for f in &a.exclude_files {
         excludes.extend(read_exclude_file(f)?);
@@ -83,8 +85,8 @@ pub fn run(g: &GlobalArgs, a: &BackupArgs) -> anyhow::Result<i32> {
 
 /// Runs a backup with a progress bar (when on a terminal) and prints its warnings and notes.
 pub(super) fn perform(
-    g: &GlobalArgs,
-    session: &mut super::Session,
+    g: &Context,
+    session: &mut crate::repo::session::Session,
     source: Source,
     opts: &BackupOptions,
 ) -> anyhow::Result<backup::BackupOutcome> {
@@ -116,7 +118,7 @@ pub(super) fn perform(
     let outcome = backup::run(&session.repo, &mut session.catalog, source, opts, &progress);
     progress.estimate_done.store(true, Ordering::Relaxed);
     drop(ticker);
-    super::print_region_events(&session.repo);
+    super::report::print_region_events(&session.repo);
     let outcome = outcome?;
     for w in &outcome.warnings {
         eprintln!("gumvault: warning: {w}");
@@ -128,7 +130,7 @@ pub(super) fn perform(
 }
 
 /// Prints what a backup did (text or JSON); returns the exit code.
-pub(super) fn print_outcome(g: &GlobalArgs, outcome: &backup::BackupOutcome) -> i32 {
+pub(super) fn print_outcome(g: &Context, outcome: &backup::BackupOutcome) -> i32 {
     let s = &outcome.snapshot.summary;
     if g.json {
         println!(

@@ -3,7 +3,9 @@
 use clap::Args;
 use serde_json::json;
 
-use super::{GlobalArgs, format, progress::Ticker};
+use super::context::Context;
+use super::format;
+use super::progress::Ticker;
 use crate::exit;
 use crate::ops::check::{self, CheckOptions, DataSubset};
 
@@ -11,7 +13,7 @@ use crate::ops::check::{self, CheckOptions, DataSubset};
 #[command(after_help = "Without --read-data, check reads the index, every snapshot and every tree, and confirms that
 every referenced blob is indexed in a pack that exists with the right size. With --read-data it also
 downloads every pack and verifies every blob (authentication tag and id). Exit code 12 on any problem.")]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     /// Download and verify every pack (an interrupted run resumes where it stopped)
     #[arg(long)]
     pub read_data: bool,
@@ -23,7 +25,7 @@ pub struct CheckArgs {
     pub compare_regions: bool,
 }
 
-pub fn run(g: &GlobalArgs, a: &CheckArgs) -> anyhow::Result<i32> {
+pub(crate) fn run(g: &Context, a: &CheckArgs) -> anyhow::Result<i32> {
     if a.compare_regions {
         return super::regions::check_regions(g, a.read_data);
     }

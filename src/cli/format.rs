@@ -1,7 +1,7 @@
 //! Human-readable sizes, durations and times.
 
 /// `1.5 GiB`, `340 B`.
-pub fn bytes(n: u64) -> String {
+pub(crate) fn bytes(n: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
     let mut v = n as f64;
     let mut u = 0;
@@ -13,7 +13,7 @@ pub fn bytes(n: u64) -> String {
 }
 
 /// `3.2s`, `4m 05s`, `2h 03m`.
-pub fn duration(secs: f64) -> String {
+pub(crate) fn duration(secs: f64) -> String {
     if secs < 60.0 {
         return format!("{secs:.1}s");
     }
@@ -22,7 +22,7 @@ pub fn duration(secs: f64) -> String {
 }
 
 /// Local time for people: `2026-11-25 14:03:11`.
-pub fn local_time(t: &jiff::Timestamp) -> String {
+pub(crate) fn local_time(t: &jiff::Timestamp) -> String {
     t.to_zoned(jiff::tz::TimeZone::system()).strftime("%Y-%m-%d %H:%M:%S").to_string()
 }
 

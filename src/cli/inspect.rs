@@ -3,14 +3,16 @@
 use clap::Args;
 use serde_json::json;
 
-use super::{FilterArgs, GlobalArgs, format};
+use super::context::Context;
+use super::filter::FilterArgs;
+use super::format;
 use crate::exit;
 use crate::ops::diff;
 use crate::repo::reader::BlobReader;
 
 #[derive(Args, Debug)]
 #[command(after_help = "Each line: + added, - removed, M content changed, U metadata changed, T type changed.")]
-pub struct DiffArgs {
+pub(crate) struct DiffArgs {
     /// The older snapshot
     pub from: String,
     /// The newer snapshot
@@ -19,7 +21,7 @@ pub struct DiffArgs {
     pub filter: FilterArgs,
 }
 
-pub fn diff(g: &GlobalArgs, a: &DiffArgs) -> anyhow::Result<i32> {
+pub(crate) fn diff(g: &Context, a: &DiffArgs) -> anyhow::Result<i32> {
     let mut s = g.open()?;
     let from = a.filter.pick(&s.catalog, &a.from)?;
     let to = a.filter.pick(&s.catalog, &a.to)?;
@@ -40,14 +42,14 @@ pub fn diff(g: &GlobalArgs, a: &DiffArgs) -> anyhow::Result<i32> {
 }
 
 #[derive(Args, Debug)]
-pub struct StatsArgs {
+pub(crate) struct StatsArgs {
     /// A snapshot (id or `latest`); without it, the whole repository
     pub snapshot: Option<String>,
     #[command(flatten)]
     pub filter: FilterArgs,
 }
 
-pub fn stats(g: &GlobalArgs, a: &StatsArgs) -> anyhow::Result<i32> {
+pub(crate) fn stats(g: &Context, a: &StatsArgs) -> anyhow::Result<i32> {
     let mut s = g.open()?;
     let (packs, blobs, stored) = s.catalog.totals()?;
     let snaps = s.catalog.snapshots()?;

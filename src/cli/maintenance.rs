@@ -5,23 +5,26 @@ use std::time::Duration;
 use clap::Args;
 use serde_json::json;
 
-use super::{FilterArgs, GlobalArgs, format};
+use super::context::Context;
+use super::filter::FilterArgs;
+use super::format;
 use crate::exit;
 use crate::format::id::Id;
 use crate::ops::forget;
 use crate::ops::prune::{self, PruneOptions, PruneReport};
-use crate::ops::retention::{GroupBy, Policy};
+use crate::ops::retention::{Decision, GroupBy, Policy};
 use crate::repo::Repository;
+use crate::repo::catalog::SnapshotEntry;
 
 #[derive(Args, Debug, Clone)]
-pub struct LockArgs {
+pub(crate) struct LockArgs {
     /// Wait this long for another maintenance run to finish (e.g. 5m) instead of failing at once
     #[arg(long, value_name = "DURATION", value_parser = parse_std_duration)]
     pub retry_lock: Option<Duration>,
 }
 
-fn parse_std_duration(s: &str) -> Result<Duration, String> {
-    let d = crate::time::parse_duration(s).map_err(|e| e.to_string())?;
+fn parse_std_duration(s: &str) -> Result<Duration, crate::time::InvalidDuration> {
+    let d = crate::time::parse_duration(s)?;
     Ok(Duration::from_secs(d.as_secs().max(0) as u64))
 }
 
@@ -33,7 +36,7 @@ fn parse_std_duration(s: &str) -> Result<Duration, String> {
 
 Snapshots are judged per group (host and paths by default). The newest snapshot of each group is kept unless
 --allow-remove-newest is given. --dry-run prints every decision and the rule behind it.")]
-pub struct ForgetArgs {
+pub(crate) struct ForgetArgs {
     /// Snapshots to remove by id (instead of a policy)
     pub ids: Vec<String>,
     /// Keep the N newest snapshots
@@ -79,7 +82,7 @@ pub struct ForgetArgs {
 }
 
 #[derive(Args, Debug, Clone)]
-pub struct PruneArgs {
+pub(crate) struct PruneArgs {
     /// Repack partly used packs until unused space is at most this share of used space
     #[arg(long, default_value = "5%", value_parser = parse_percent)]
     pub max_unused: f64,
@@ -90,10 +93,11 @@ pub struct PruneArgs {
     pub lock: LockArgs,
 }
 
-fn parse_percent(s: &str) -> Result<f64, String> {
-    let v: f64 = s.trim_end_matches('%').trim().parse().map_err(|_| format!("invalid percentage {s:?}"))?;
+fn parse_percent(s: &str) -> crate::Result<f64> {
+    let usage = |m: String| crate::Error::InvalidInput(m);
+    let v: f64 = s.trim_end_matches('%').trim().parse().map_err(|_| usage(format!("invalid percentage {s:?}")))?;
     if !(0.0..=100.0).contains(&v) {
-        return Err(format!("percentage {s:?} is not between 0% and 100%"));
+        return Err(usage(format!("percentage {s:?} is not between 0% and 100%")));
     }
     Ok(v / 100.0)
 }
@@ -104,19 +108,9 @@ impl PruneArgs {
     }
 }
 
-pub fn forget(g: &GlobalArgs, a: &ForgetArgs) -> anyhow::Result<i32> {
+pub(crate) fn forget(g: &Context, a: &ForgetArgs) -> anyhow::Result<i32> {
     let mut s = g.open()?;
-    let policy = Policy {
-        keep_last: a.keep_last,
-        keep_hourly: a.keep_hourly,
-        keep_daily: a.keep_daily,
-        keep_weekly: a.keep_weekly,
-        keep_monthly: a.keep_monthly,
-        keep_yearly: a.keep_yearly,
-        keep_within: a.keep_within.as_deref().map(crate::time::parse_duration).transpose()?,
-        keep_tags: a.keep_tags.clone(),
-        allow_remove_newest: a.allow_remove_newest,
-    };
+    let policy = a.policy()?;
     let candidates = a.filter.filter().apply(&s.catalog)?;
     let remove: Vec<Id> = if !a.ids.is_empty() {
         if !policy.is_empty() {
@@ -129,27 +123,10 @@ pub fn forget(g: &GlobalArgs, a: &ForgetArgs) -> anyhow::Result<i32> {
                 "no policy given: pass at least one --keep-… option (e.g. --keep-within 30d), or snapshot ids"
             );
         }
-        let group_by = GroupBy::parse(&a.group_by).map_err(anyhow::Error::msg)?;
+        let group_by = GroupBy::parse(&a.group_by)?;
         let decisions =
             forget::decide(&candidates, &policy, group_by, crate::time::now(), &jiff::tz::TimeZone::system());
-        if g.json {
-            let list: Vec<_> = decisions
-                .iter()
-                .map(|d| json!({"id": d.id.to_hex(), "group": d.group, "keep": d.keep, "reasons": d.reasons}))
-                .collect();
-            println!("{}", serde_json::to_string_pretty(&list)?);
-        } else if !g.quiet {
-            let mut group = None;
-            for d in &decisions {
-                if group.as_ref() != Some(&d.group) {
-                    println!("group {}:", if d.group.is_empty() { "(all)" } else { &d.group });
-                    group = Some(d.group.clone());
-                }
-                let time = candidates.iter().find(|e| e.id == d.id).map(|e| format::local_time(&e.snapshot.time));
-                let verdict = if d.keep { format!("keep    {}", d.reasons.join(", ")) } else { "remove".to_string() };
-                println!("  {} {}  {verdict}", d.id.short(), time.unwrap_or_default());
-            }
-        }
+        print_decisions(g, &decisions, &candidates)?;
         decisions.iter().filter(|d| !d.keep).map(|d| d.id).collect()
     };
     if a.dry_run {
@@ -169,6 +146,46 @@ pub fn forget(g: &GlobalArgs, a: &ForgetArgs) -> anyhow::Result<i32> {
     Ok(exit::OK)
 }
 
+impl ForgetArgs {
+    /// The retention policy the flags describe.
+    fn policy(&self) -> anyhow::Result<Policy> {
+        Ok(Policy {
+            keep_last: self.keep_last,
+            keep_hourly: self.keep_hourly,
+            keep_daily: self.keep_daily,
+            keep_weekly: self.keep_weekly,
+            keep_monthly: self.keep_monthly,
+            keep_yearly: self.keep_yearly,
+            keep_within: self.keep_within.as_deref().map(crate::time::parse_duration).transpose()?,
+            keep_tags: self.keep_tags.clone(),
+            allow_remove_newest: self.allow_remove_newest,
+        })
+    }
+}
+
+/// Every decision and the rule behind it, by group (or as JSON).
+fn print_decisions(g: &Context, decisions: &[Decision], candidates: &[SnapshotEntry]) -> anyhow::Result<()> {
+    if g.json {
+        let list: Vec<_> = decisions
+            .iter()
+            .map(|d| json!({"id": d.id.to_hex(), "group": d.group, "keep": d.keep, "reasons": d.reasons}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&list)?);
+    } else if !g.quiet {
+        let mut group = None;
+        for d in decisions {
+            if group.as_ref() != Some(&d.group) {
+                println!("group {}:", if d.group.is_empty() { "(all)" } else { &d.group });
+                group = Some(d.group.clone());
+            }
+            let time = candidates.iter().find(|e| e.id == d.id).map(|e| format::local_time(&e.snapshot.time));
+            let verdict = if d.keep { format!("keep    {}", d.reasons.join(", ")) } else { "remove".to_string() };
+            println!("  {} {}  {verdict}", d.id.short(), time.unwrap_or_default());
+        }
+    }
+    Ok(())
+}
+
 fn report_takeovers(msgs: &[String]) {
     for m in msgs {
         eprintln!("gumvault: note: {m}");
@@ -181,7 +198,7 @@ fn report_takeovers(msgs: &[String]) {
   2. a later prune deletes packs that have been marked for longer than --grace (default 24h),
      unless a snapshot committed meanwhile needs them, which brings them back.
 Run it regularly (e.g. after `forget`, or daily); each run reports what it freed and what waits.")]
-pub struct PruneCmd {
+pub(crate) struct PruneCmd {
     /// Show what would happen, change nothing
     #[arg(long, short = 'n')]
     pub dry_run: bool,
@@ -189,12 +206,12 @@ pub struct PruneCmd {
     pub opts: PruneArgs,
 }
 
-pub fn prune_cmd(g: &GlobalArgs, a: &PruneCmd) -> anyhow::Result<i32> {
+pub(crate) fn prune_cmd(g: &Context, a: &PruneCmd) -> anyhow::Result<i32> {
     let repo = g.open_repo()?;
     run_prune(g, &repo, &a.opts, a.dry_run)
 }
 
-fn run_prune(g: &GlobalArgs, repo: &Repository, a: &PruneArgs, dry_run: bool) -> anyhow::Result<i32> {
+fn run_prune(g: &Context, repo: &Repository, a: &PruneArgs, dry_run: bool) -> anyhow::Result<i32> {
     let opts = a.options(dry_run)?;
     let (report, notes) = prune::prune_locked(repo, &opts, crate::time::now(), a.lock.retry_lock.unwrap_or_default())?;
     report_takeovers(&notes);
@@ -202,7 +219,7 @@ fn run_prune(g: &GlobalArgs, repo: &Repository, a: &PruneArgs, dry_run: bool) ->
     Ok(exit::OK)
 }
 
-fn print_prune(g: &GlobalArgs, r: &PruneReport, dry_run: bool) {
+fn print_prune(g: &Context, r: &PruneReport, dry_run: bool) {
     if g.json {
         println!("{}", json!({ "dry_run": dry_run, "report": r }));
         return;

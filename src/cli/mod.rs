@@ -2,7 +2,9 @@
 
 mod backup;
 mod check;
+mod context;
 mod daemon;
+mod filter;
 mod format;
 mod inspect;
 mod maintenance;
@@ -11,22 +13,16 @@ mod progress;
 mod regions;
 mod repair;
 mod repo_cmds;
+mod report;
 mod restore;
 mod run;
 mod status;
 mod test_restore;
 
-use std::path::PathBuf;
+use clap::{Parser, Subcommand};
 
-use clap::{Args, Parser, Subcommand};
-
-use crate::config::Config;
 use crate::exit;
-use crate::ops::select::Filter;
-use crate::repo::Repository;
-use crate::repo::catalog::{Catalog, default_cache_dir};
-use crate::storage::{RegionSpec, Storage};
-use password::PasswordSource;
+use context::{Context, GlobalArgs};
 
 const AFTER_HELP: &str = "\
 Environment:
@@ -54,54 +50,15 @@ in every region: run `gumvault sync`), 8/9 status warning/critical, 10 wrong pas
 /// gumvault — encrypted, deduplicating backups of a web application's stack.
 #[derive(Parser, Debug)]
 #[command(name = "gumvault", version, about, long_about = None, after_help = AFTER_HELP)]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
     #[command(subcommand)]
     pub command: Commands,
 }
 
-/// Options every command takes.
-#[derive(Args, Debug, Clone)]
-pub struct GlobalArgs {
-    /// The config file (repository, password, jobs); flags and environment variables override it
-    #[arg(short = 'c', long, env = "GUMVAULT_CONFIG", global = true, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// Repository URL: a path, file:///abs/path, s3://bucket/prefix?endpoint=URL&region=R, or memory://
-    #[arg(short = 'r', long = "repo", env = "GUMVAULT_REPO", global = true, value_name = "URL")]
-    pub repo: Option<String>,
-    /// Read the password from this file
-    #[arg(long, env = "GUMVAULT_PASSWORD_FILE", global = true, value_name = "FILE")]
-    pub password_file: Option<PathBuf>,
-    /// Run this shell command and use what it prints as the password
-    #[arg(long, env = "GUMVAULT_PASSWORD_COMMAND", global = true, value_name = "CMD")]
-    pub password_command: Option<String>,
-    /// A region as NAME=URL (repeatable). With `init`: the regions of the new repository, each a complete copy.
-    /// Otherwise: replaces the stored URL of that region for this command
-    #[arg(long = "region", value_name = "NAME=URL", global = true, value_parser = parse_region)]
-    pub regions: Vec<RegionSpec>,
-    /// Regions that must hold every new object before a write counts as done (default: all; `init` stores it)
-    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    pub min_regions: Option<u32>,
-    /// Read from these regions first, in this order (repeatable; default: the order given at init)
-    #[arg(long = "prefer-region", value_name = "NAME", global = true)]
-    pub prefer_regions: Vec<String>,
-    /// Use only the location given with -r/--repo, not the other regions the repository lists (recovery)
-    #[arg(long, global = true)]
-    pub single_region: bool,
-    /// Directory of the local catalog cache
-    #[arg(long, env = "GUMVAULT_CACHE_DIR", global = true, value_name = "DIR")]
-    pub cache_dir: Option<PathBuf>,
-    /// Print machine-readable JSON instead of text
-    #[arg(long, global = true)]
-    pub json: bool,
-    /// Print only errors and warnings; no progress bar
-    #[arg(short, long, global = true)]
-    pub quiet: bool,
-}
-
 #[derive(Subcommand, Debug)]
-pub enum Commands {
+pub(crate) enum Commands {
     /// Create a new repository
     Init(repo_cmds::InitArgs),
     /// Back up files and directories, standard input, or a command's output
@@ -154,195 +111,6 @@ pub enum Commands {
     Catalog(repo_cmds::CatalogCommand),
 }
 
-/// Snapshot filters shared by snapshots, restore, dump and ls.
-#[derive(Args, Debug, Clone, Default)]
-pub struct FilterArgs {
-    /// Only snapshots of this host (repeatable)
-    #[arg(long = "host", value_name = "HOST")]
-    pub hosts: Vec<String>,
-    /// Only snapshots with this tag (repeatable: all must match)
-    #[arg(long = "tag", value_name = "TAG")]
-    pub tags: Vec<String>,
-    /// Only snapshots that include this path (repeatable)
-    #[arg(long = "path", value_name = "PATH")]
-    pub paths: Vec<String>,
-    /// Point in time: with `latest`, pick the newest matching snapshot taken at or before it
-    /// (2026-11-20T14:00:00Z, '2026-11-20 14:00' local time, '2 days ago')
-    #[arg(long, value_name = "TIME")]
-    pub at: Option<String>,
-}
-
-impl FilterArgs {
-    pub fn filter(&self) -> Filter {
-        Filter { hosts: self.hosts.clone(), tags: self.tags.clone(), paths: self.paths.clone() }
-    }
-
-    /// The point in time given with --at, if any.
-    pub fn at_time(&self) -> anyhow::Result<Option<jiff::Timestamp>> {
-        let tz = jiff::tz::TimeZone::system();
-        Ok(self.at.as_deref().map(|t| crate::time::parse_time(t, crate::time::now(), &tz)).transpose()?)
-    }
-
-    /// Resolves a snapshot selector (`latest`, an id prefix) under these filters and --at.
-    pub fn pick(&self, catalog: &Catalog, selector: &str) -> anyhow::Result<crate::repo::catalog::SnapshotEntry> {
-        match self.at_time()? {
-            Some(at) if selector == "latest" => Ok(crate::ops::select::at(catalog, at, &self.filter())?),
-            Some(_) => anyhow::bail!("--at picks a snapshot by time; give `latest` (or nothing) instead of an id"),
-            None => Ok(crate::ops::select::resolve(catalog, selector, &self.filter())?),
-        }
-    }
-}
-
-/// An open repository and its synced catalog.
-pub struct Session {
-    pub repo: Repository,
-    pub catalog: Catalog,
-}
-
-impl GlobalArgs {
-    /// The config file, when one is given with --config or GUMVAULT_CONFIG.
-    pub fn load_config(&self) -> anyhow::Result<Option<Config>> {
-        Ok(self.config.as_deref().map(Config::load).transpose()?)
-    }
-
-    /// The config file, which this command needs.
-    pub fn require_config(&self) -> anyhow::Result<Config> {
-        self.load_config()?.ok_or_else(|| {
-            anyhow::anyhow!("this command needs a config file: pass --config FILE or set GUMVAULT_CONFIG (example: docs/gumvault.example.toml)")
-        })
-    }
-
-    /// The repository URL: -r/--repo or GUMVAULT_REPO, else the config file's `repository.url`.
-    fn url(&self) -> anyhow::Result<String> {
-        if let Some(r) = &self.repo {
-            return Ok(r.clone());
-        }
-        if let Some(url) = self.load_config()?.and_then(|c| c.repository.url) {
-            return Ok(url);
-        }
-        anyhow::bail!(
-            "no repository given: pass -r/--repo URL, set GUMVAULT_REPO, or set repository.url in the config file"
-        )
-    }
-
-    fn password_source(&self) -> anyhow::Result<PasswordSource> {
-        let config = self.load_config()?.map(|c| c.repository);
-        Ok(PasswordSource {
-            file: self.password_file.clone(),
-            command: self.password_command.clone().or_else(|| config.as_ref().and_then(|c| c.password_command.clone())),
-            config: config.and_then(|c| c.password),
-        })
-    }
-
-    fn cache_dir(&self) -> PathBuf {
-        self.cache_dir
-            .clone()
-            .or_else(|| self.load_config().ok().flatten().and_then(|c| c.repository.cache_dir))
-            .unwrap_or_else(default_cache_dir)
-    }
-
-    /// Region overrides: --region flags, then the config file's `repository.regions`.
-    pub fn region_specs(&self) -> anyhow::Result<Vec<RegionSpec>> {
-        let mut specs = self.regions.clone();
-        if let Some(c) = self.load_config()? {
-            for r in c.repository.regions {
-                if !specs.iter().any(|s| s.name == r.name) {
-                    specs.push(RegionSpec { name: r.name, url: r.url });
-                }
-            }
-        }
-        Ok(specs)
-    }
-
-    /// --min-regions, else the config file's `repository.min_regions`.
-    pub fn min_regions(&self) -> anyhow::Result<Option<u32>> {
-        Ok(self.min_regions.or(self.load_config()?.and_then(|c| c.repository.min_regions)))
-    }
-
-    /// Opens the repository (asking for the password) without touching the catalog: from the URL given, then
-    /// every region its config lists.
-    pub fn open_repo(&self) -> anyhow::Result<Repository> {
-        let url = match self.url() {
-            Ok(u) => u,
-            Err(e) => match self.region_specs()?.first() {
-                Some(r) => r.url.clone(),
-                None => return Err(e),
-            },
-        };
-        let storage = Storage::open_url(&url)?;
-        let password = self.password_source()?.get(false)?;
-        let mut repo = Repository::open(storage, &password)?;
-        let min = self.min_regions()?.map(|n| n as usize);
-        if self.single_region {
-            if let Some(n) = min.filter(|n| *n > 1) {
-                anyhow::bail!("--min-regions {n} cannot be met with --single-region");
-            }
-            repo.use_single_region()?;
-        } else {
-            let mut prefer = self.prefer_regions.clone();
-            if prefer.is_empty() {
-                prefer = self.load_config()?.map(|c| c.repository.prefer_regions).unwrap_or_default();
-            }
-            repo.connect_regions(&self.region_specs()?, min, &prefer)?;
-        }
-        Ok(repo)
-    }
-
-    /// Opens the repository and brings its catalog up to date.
-    pub fn open(&self) -> anyhow::Result<Session> {
-        let repo = self.open_repo()?;
-        let catalog = Catalog::open(&self.cache_dir(), &repo)?;
-        for w in &catalog.warnings {
-            eprintln!("gumvault: warning: {w}");
-        }
-        Ok(Session { repo, catalog })
-    }
-}
-
-/// Parses `NAME=URL`.
-fn parse_region(s: &str) -> Result<RegionSpec, String> {
-    let (name, url) = s.split_once('=').ok_or("expected NAME=URL, e.g. eu=s3://bucket/prefix?region=eu-west-1")?;
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-        return Err(format!("invalid region name {name:?} (letters, digits, '-' and '_')"));
-    }
-    crate::storage::Location::parse(url).map_err(|e| e.to_string())?;
-    Ok(RegionSpec { name: name.to_string(), url: url.to_string() })
-}
-
-/// Prints what the storage had to work around: regions that failed, copies that were bad or missing.
-pub(crate) fn print_region_events(repo: &Repository) {
-    for e in repo.take_events() {
-        eprintln!("gumvault: region: {e}");
-    }
-}
-
-/// Remembers damaged copies in the catalog, so the next `gumvault sync` replaces them even without --read-data.
-pub(crate) fn remember_bad_copies(s: &Session) {
-    let bad = s.repo.bad_copies();
-    if bad.is_empty() {
-        return;
-    }
-    let mut known: Vec<(String, String)> =
-        s.catalog.meta(BAD_COPIES_KEY).ok().flatten().and_then(|v| serde_json::from_str(&v).ok()).unwrap_or_default();
-    known.extend(bad);
-    known.sort();
-    known.dedup();
-    for (region, path) in &known {
-        eprintln!("gumvault: region {region} holds a damaged copy of {path}; `gumvault sync` replaces it");
-    }
-    if let Ok(v) = serde_json::to_string(&known) {
-        let _ = s.catalog.set_meta(BAD_COPIES_KEY, Some(&v));
-    }
-}
-
-/// False when the daemon runs this command and records the run itself (`GUMVAULT_RECORD_RUNS=0`).
-pub(crate) fn records_runs() -> bool {
-    std::env::var("GUMVAULT_RECORD_RUNS").map(|v| v != "0").unwrap_or(true)
-}
-
-/// Catalog key of the damaged copies seen so far.
-pub(crate) const BAD_COPIES_KEY: &str = "bad_copies";
-
 /// Parses arguments, runs the command, prints errors; returns the exit code.
 pub fn run() -> i32 {
     let cli = match Cli::try_parse() {
@@ -359,7 +127,7 @@ pub fn run() -> i32 {
 }
 
 fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
-    let g = &cli.global;
+    let g = &Context::new(&cli.global)?;
     match &cli.command {
         Commands::Init(a) => repo_cmds::init(g, a),
         Commands::Backup(a) => backup::run(g, a),
@@ -401,6 +169,22 @@ fn report(err: &anyhow::Error) -> i32 {
             return exit::OK;
         }
     }
-    eprintln!("gumvault: error: {err:#}");
+    eprintln!("gumvault: error: {}", chain(err));
     err.chain().find_map(|c| c.downcast_ref::<crate::Error>()).map(crate::Error::exit_code).unwrap_or(exit::ERROR)
+}
+
+/// The error and its causes, each once: a cause whose words the message already holds is not repeated.
+fn chain(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
 }

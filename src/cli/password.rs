@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 
 /// How to obtain a password.
 #[derive(Clone, Debug, Default)]
-pub struct PasswordSource {
+pub(crate) struct PasswordSource {
     pub file: Option<std::path::PathBuf>,
     pub command: Option<String>,
     /// `repository.password` of the config file, used when nothing else is given.
@@ -63,7 +63,7 @@ fn strip_newline(mut b: Vec<u8>) -> Vec<u8> {
 }
 
 /// Asks on the terminal; refuses when there is none.
-pub fn prompt(label: &str, confirm: bool) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn prompt(label: &str, confirm: bool) -> anyhow::Result<Vec<u8>> {
     if !std::io::stdin().is_terminal() {
         bail!(
             "no password given: set GUMVAULT_PASSWORD, GUMVAULT_PASSWORD_FILE or GUMVAULT_PASSWORD_COMMAND (no terminal to ask on)"
@@ -84,7 +84,7 @@ pub fn prompt(label: &str, confirm: bool) -> anyhow::Result<Vec<u8>> {
 }
 
 /// The new password for `key add` and `key passwd`: `GUMVAULT_NEW_PASSWORD`, `--new-password-file`, or a prompt.
-pub fn new_password(file: Option<&std::path::Path>) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn new_password(file: Option<&std::path::Path>) -> anyhow::Result<Vec<u8>> {
     if let Some(p) = std::env::var_os("GUMVAULT_NEW_PASSWORD") {
         return Ok(p.into_encoded_bytes());
     }

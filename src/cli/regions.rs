@@ -3,7 +3,10 @@
 use clap::Args;
 use serde_json::json;
 
-use super::{BAD_COPIES_KEY, GlobalArgs, format, progress::Ticker};
+use super::context::Context;
+use super::format;
+use super::progress::Ticker;
+use super::report::BAD_COPIES_KEY;
 use crate::exit;
 use crate::ops::sync::{self as regions, SyncOptions};
 
@@ -17,7 +20,7 @@ Examples:
   gumvault sync                          # every region gets everything
   gumvault sync --from us --to eu        # only copy from us into eu
   gumvault sync --read-data --dry-run    # what would be copied, after verifying every copy")]
-pub struct SyncArgs {
+pub(crate) struct SyncArgs {
     /// Copy only from this region (repeatable)
     #[arg(long, value_name = "REGION")]
     pub from: Vec<String>,
@@ -32,7 +35,7 @@ pub struct SyncArgs {
     pub dry_run: bool,
 }
 
-pub fn sync(g: &GlobalArgs, a: &SyncArgs) -> anyhow::Result<i32> {
+pub(crate) fn sync(g: &Context, a: &SyncArgs) -> anyhow::Result<i32> {
     let s = g.open()?;
     let suspects: Vec<(String, String)> =
         s.catalog.meta(BAD_COPIES_KEY)?.and_then(|v| serde_json::from_str(&v).ok()).unwrap_or_default();
@@ -82,9 +85,9 @@ pub fn sync(g: &GlobalArgs, a: &SyncArgs) -> anyhow::Result<i32> {
 }
 
 #[derive(Args, Debug)]
-pub struct RegionsArgs {}
+pub(crate) struct RegionsArgs {}
 
-pub fn regions(g: &GlobalArgs, _a: &RegionsArgs) -> anyhow::Result<i32> {
+pub(crate) fn regions(g: &Context, _a: &RegionsArgs) -> anyhow::Result<i32> {
     let s = g.open_repo()?;
     let health = regions::health(&s)?;
     let min = s.min_regions();
@@ -124,7 +127,7 @@ pub fn regions(g: &GlobalArgs, _a: &RegionsArgs) -> anyhow::Result<i32> {
 }
 
 /// `check --regions`: every difference between regions, exit 12 when there is one.
-pub fn check_regions(g: &GlobalArgs, read_data: bool) -> anyhow::Result<i32> {
+pub(crate) fn check_regions(g: &Context, read_data: bool) -> anyhow::Result<i32> {
     let repo = g.open_repo()?;
     let ticker = Ticker::start(g.quiet || g.json, || ("comparing regions".to_string(), None));
     let listings = regions::list_regions(&repo);

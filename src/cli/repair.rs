@@ -3,7 +3,7 @@
 use clap::Subcommand;
 use serde_json::json;
 
-use super::GlobalArgs;
+use super::context::Context;
 use super::maintenance::LockArgs;
 use crate::exit;
 use crate::ops::repair;
@@ -11,7 +11,7 @@ use crate::repo::catalog::Catalog;
 use crate::repo::lease;
 
 #[derive(Subcommand, Debug)]
-pub enum RepairCommand {
+pub(crate) enum RepairCommand {
     /// Rebuild the index from the packs' own headers (after index segments were lost or damaged)
     Index {
         #[command(flatten)]
@@ -27,7 +27,7 @@ pub enum RepairCommand {
     },
 }
 
-pub fn run(g: &GlobalArgs, cmd: &RepairCommand) -> anyhow::Result<i32> {
+pub(crate) fn run(g: &Context, cmd: &RepairCommand) -> anyhow::Result<i32> {
     let repo = g.open_repo()?;
     match cmd {
         RepairCommand::Index { lock } => {

@@ -3,16 +3,18 @@
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use super::{FilterArgs, GlobalArgs, format, password};
+use super::context::Context;
+use super::filter::FilterArgs;
+use super::format;
+use super::password;
 use crate::exit;
 use crate::format::chunker::ChunkerParams;
-use crate::format::crypto::KdfParams;
+use crate::repo::KdfParams;
 use crate::repo::catalog::Catalog;
 use crate::repo::{InitOptions, Repository};
-use crate::storage::Storage;
 
 #[derive(Args, Debug)]
-pub struct InitArgs {
+pub(crate) struct InitArgs {
     /// zstd compression level for new data (0 = off; 1 fastest, 3 default, up to 19)
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(0..=19))]
     pub compression: i32,
@@ -32,30 +34,32 @@ pub struct InitArgs {
 }
 
 /// Parses `NAME=MIN/AVG/MAX`.
-fn parse_profile(s: &str) -> Result<(String, ChunkerParams), String> {
-    let (name, sizes) = s.split_once('=').ok_or("expected NAME=MIN/AVG/MAX, e.g. stream=2K/8K/64K")?;
+fn parse_profile(s: &str) -> crate::Result<(String, ChunkerParams)> {
+    let usage = |m: String| crate::Error::InvalidInput(m);
+    let (name, sizes) =
+        s.split_once('=').ok_or_else(|| usage("expected NAME=MIN/AVG/MAX, e.g. stream=2K/8K/64K".into()))?;
     let parts: Vec<u32> = sizes.split('/').map(parse_size).collect::<Result<_, _>>()?;
     let [min_size, avg_size, max_size] = parts[..] else {
-        return Err("expected three sizes MIN/AVG/MAX".into());
+        return Err(usage("expected three sizes MIN/AVG/MAX".into()));
     };
     let p = ChunkerParams { min_size, avg_size, max_size };
-    p.validate()?;
+    p.validate().map_err(|e| usage(e.to_string()))?;
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-        return Err(format!("invalid profile name {name:?}"));
+        return Err(usage(format!("invalid profile name {name:?}")));
     }
     Ok((name.to_string(), p))
 }
 
 /// `4096`, `16K`, `1M` (binary units).
-fn parse_size(s: &str) -> Result<u32, String> {
+fn parse_size(s: &str) -> crate::Result<u32> {
     let t = s.trim().trim_end_matches(['B', 'b']).trim_end_matches(['i']);
     let (num, mult) = match t.chars().last() {
         Some('K' | 'k') => (&t[..t.len() - 1], 1u64 << 10),
         Some('M' | 'm') => (&t[..t.len() - 1], 1u64 << 20),
         _ => (t, 1),
     };
-    let n: u64 = num.parse().map_err(|_| format!("invalid size {s:?}"))?;
-    u32::try_from(n * mult).map_err(|_| format!("size {s:?} is too large"))
+    let n: u64 = num.parse().map_err(|_| crate::Error::InvalidInput(format!("invalid size {s:?}")))?;
+    u32::try_from(n * mult).map_err(|_| crate::Error::InvalidInput(format!("size {s:?} is too large")))
 }
 
 impl InitArgs {
@@ -64,25 +68,24 @@ impl InitArgs {
     }
 }
 
-pub fn init(g: &GlobalArgs, a: &InitArgs) -> anyhow::Result<i32> {
-    let regions = g.region_specs()?;
-    let min = g.min_regions()?;
-    let (storage, url) = if regions.is_empty() {
+pub(crate) fn init(g: &Context, a: &InitArgs) -> anyhow::Result<i32> {
+    let regions = g.region_specs();
+    let min = g.min_regions();
+    let (location, url) = if regions.is_empty() {
         if min.is_some_and(|n| n > 1) {
             anyhow::bail!("--min-regions needs several regions: give them with --region NAME=URL");
         }
         let url = g.url()?;
-        (Storage::open_url(&url)?, url)
+        (url.clone(), url)
     } else {
         let mut seen = std::collections::HashSet::new();
         if let Some(dup) = regions.iter().find(|r| !seen.insert(r.name.clone())) {
             anyhow::bail!("region {} is given twice", dup.name);
         }
-        let storage = Storage::open_regions(&regions, min.map(|n| n as usize))?;
-        (storage, regions.iter().map(|r| format!("{}={}", r.name, r.url)).collect::<Vec<_>>().join(" "))
+        (String::new(), regions.iter().map(|r| format!("{}={}", r.name, r.url)).collect::<Vec<_>>().join(" "))
     };
     let url = url.as_str();
-    let password = g.password_source()?.get(true)?;
+    let password = g.password_source().get(true)?;
     let mut opts = InitOptions {
         kdf: a.kdf(),
         compression_level: a.compression,
@@ -92,7 +95,7 @@ pub fn init(g: &GlobalArgs, a: &InitArgs) -> anyhow::Result<i32> {
     opts.chunker_profiles.extend(a.chunker_profiles.iter().cloned());
     opts.regions = regions;
     opts.min_regions = min;
-    let repo = Repository::init(storage, &password, &opts)?;
+    let repo = Repository::create(&location, &password, &opts)?;
     if g.json {
         println!("{}", json!({ "id": repo.id(), "url": url }));
     } else if !g.quiet {
@@ -103,12 +106,12 @@ pub fn init(g: &GlobalArgs, a: &InitArgs) -> anyhow::Result<i32> {
 }
 
 #[derive(Args, Debug)]
-pub struct SnapshotsArgs {
+pub(crate) struct SnapshotsArgs {
     #[command(flatten)]
     pub filter: FilterArgs,
 }
 
-pub fn snapshots(g: &GlobalArgs, a: &SnapshotsArgs) -> anyhow::Result<i32> {
+pub(crate) fn snapshots(g: &Context, a: &SnapshotsArgs) -> anyhow::Result<i32> {
     let s = g.open()?;
     let snaps = match a.filter.at_time()? {
         Some(_) => vec![a.filter.pick(&s.catalog, "latest")?],
@@ -149,7 +152,7 @@ pub fn snapshots(g: &GlobalArgs, a: &SnapshotsArgs) -> anyhow::Result<i32> {
 }
 
 #[derive(Subcommand, Debug)]
-pub enum KeyCommand {
+pub(crate) enum KeyCommand {
     /// Add a password (from GUMVAULT_NEW_PASSWORD, --new-password-file, or a prompt)
     Add(NewPasswordArgs),
     /// List the key slots
@@ -164,7 +167,7 @@ pub enum KeyCommand {
 }
 
 #[derive(Args, Debug)]
-pub struct NewPasswordArgs {
+pub(crate) struct NewPasswordArgs {
     /// Read the new password from this file
     #[arg(long, value_name = "FILE")]
     pub new_password_file: Option<std::path::PathBuf>,
@@ -173,7 +176,7 @@ pub struct NewPasswordArgs {
     pub kdf_memory: u32,
 }
 
-pub fn key(g: &GlobalArgs, cmd: &KeyCommand) -> anyhow::Result<i32> {
+pub(crate) fn key(g: &Context, cmd: &KeyCommand) -> anyhow::Result<i32> {
     let mut repo = g.open_repo()?;
     let kdf_of = |a: &NewPasswordArgs| KdfParams { memory_kib: a.kdf_memory * 1024, ..KdfParams::default() };
     match cmd {
@@ -214,12 +217,12 @@ pub fn key(g: &GlobalArgs, cmd: &KeyCommand) -> anyhow::Result<i32> {
 }
 
 #[derive(Subcommand, Debug)]
-pub enum CatalogCommand {
+pub(crate) enum CatalogCommand {
     /// Drop the local catalog and rebuild it from the repository
     Rebuild,
 }
 
-pub fn catalog(g: &GlobalArgs, cmd: &CatalogCommand) -> anyhow::Result<i32> {
+pub(crate) fn catalog(g: &Context, cmd: &CatalogCommand) -> anyhow::Result<i32> {
     match cmd {
         CatalogCommand::Rebuild => {
             let repo = g.open_repo()?;

@@ -8,10 +8,14 @@ use std::sync::atomic::Ordering;
 use clap::Args;
 use serde_json::json;
 
-use super::{FilterArgs, GlobalArgs, format, progress::Ticker};
+use super::context::Context;
+use super::filter::FilterArgs;
+use super::format;
+use super::progress::Ticker;
 use crate::exit;
 use crate::format::tree::NodeKind;
-use crate::ops::restore::{self, Includes, RestoreOptions, RestoreProgress};
+use crate::ops::globs::PathGlobs;
+use crate::ops::restore::{self, RestoreOptions, RestoreProgress};
 use crate::repo::catalog::SnapshotEntry;
 use crate::repo::reader::BlobReader;
 use crate::sources::pg_conn::PgConn;
@@ -28,7 +32,7 @@ Examples:
   gumvault restore latest --source uploads --to-s3 's3://bubblegum-uploads?endpoint=http://127.0.0.1:9000'
   gumvault restore latest --source uploads --include 'avatars/42.png' --target /tmp/one-file
   gumvault restore latest --source env --target /tmp/env       (files of mode 0600)")]
-pub struct RestoreArgs {
+pub(crate) struct RestoreArgs {
     /// Snapshot id (8+ hex characters) or `latest`
     #[arg(default_value = "latest")]
     pub snapshot: String,
@@ -60,21 +64,21 @@ pub struct RestoreArgs {
     pub filter: FilterArgs,
 }
 
-pub fn restore(g: &GlobalArgs, a: &RestoreArgs) -> anyhow::Result<i32> {
+pub(crate) fn restore(g: &Context, a: &RestoreArgs) -> anyhow::Result<i32> {
     let mut s = g.open()?;
     let outcome = restore_in(g, a, &mut s);
-    super::print_region_events(&s.repo);
-    super::remember_bad_copies(&s);
+    super::report::print_region_events(&s.repo);
+    super::report::remember_bad_copies(&s);
     outcome
 }
 
-fn restore_in(g: &GlobalArgs, a: &RestoreArgs, s: &mut super::Session) -> anyhow::Result<i32> {
+fn restore_in(g: &Context, a: &RestoreArgs, s: &mut crate::repo::session::Session) -> anyhow::Result<i32> {
     let mut filter = a.filter.clone();
     if let Some(src) = &a.source {
         filter.paths.push(format!("/{}", src.trim_matches('/')));
     }
     let entry = filter.pick(&s.catalog, &a.snapshot)?;
-    let includes = Includes::new(&a.includes)?;
+    let includes = (!a.includes.is_empty()).then(|| PathGlobs::new(&a.includes, "include")).transpose()?;
     let reader = BlobReader::new(&s.repo, &mut s.catalog);
     let root = match &a.source {
         Some(src) => source_tree(&reader, &entry, src)?,
@@ -91,6 +95,17 @@ fn restore_in(g: &GlobalArgs, a: &RestoreArgs, s: &mut super::Session) -> anyhow
     if entries.is_empty() {
         anyhow::bail!("nothing in snapshot {} matches the --include patterns", entry.id.short());
     }
+    to_dir(g, &reader, &entry, &entries, RestoreOptions { target, overwrite: a.overwrite })
+}
+
+/// `restore --target DIR`: the entries into a directory, with a progress bar; exit 12 when some failed.
+fn to_dir(
+    g: &Context,
+    reader: &BlobReader<'_>,
+    entry: &SnapshotEntry,
+    entries: &[restore::Entry],
+    opts: RestoreOptions,
+) -> anyhow::Result<i32> {
     let progress = Arc::new(RestoreProgress::default());
     let shown = progress.clone();
     let ticker = Ticker::start(g.quiet || g.json, move || {
@@ -98,12 +113,7 @@ fn restore_in(g: &GlobalArgs, a: &RestoreArgs, s: &mut super::Session) -> anyhow
         ("restoring".to_string(), Some((done, shown.total_bytes.load(Ordering::Relaxed))))
     });
     let started = std::time::Instant::now();
-    let summary = restore::restore(
-        &reader,
-        &entries,
-        &RestoreOptions { target: target.clone(), overwrite: a.overwrite },
-        &progress,
-    );
+    let summary = restore::restore(reader, entries, &opts, &progress);
     drop(ticker);
     let summary = summary?;
     for e in &summary.errors {
@@ -112,6 +122,7 @@ fn restore_in(g: &GlobalArgs, a: &RestoreArgs, s: &mut super::Session) -> anyhow
     for s in &summary.skipped {
         eprintln!("gumvault: note: skipped {s}");
     }
+    let target = &opts.target;
     if g.json {
         println!("{}", json!({ "snapshot_id": entry.id.to_hex(), "target": target, "summary": summary }));
     } else if !g.quiet {
@@ -154,7 +165,7 @@ fn source_tree(reader: &BlobReader<'_>, entry: &SnapshotEntry, source: &str) -> 
 
 /// `restore --source NAME --to-postgres URL`: loads the dump into a database, in one transaction.
 fn to_postgres(
-    g: &GlobalArgs,
+    g: &Context,
     reader: &BlobReader<'_>,
     entry: &SnapshotEntry,
     source: &str,
@@ -196,7 +207,7 @@ fn to_postgres(
 
 /// `restore --source NAME --to-s3 URL`: writes the source's files back as objects.
 fn to_s3(
-    g: &GlobalArgs,
+    g: &Context,
     reader: &BlobReader<'_>,
     entry: &SnapshotEntry,
     entries: &[restore::Entry],
@@ -234,7 +245,7 @@ fn to_s3(
 #[command(after_help = "Examples:
   gumvault dump latest /db.sql | psql mydb
   gumvault dump --tag db latest db.sql > db.sql")]
-pub struct DumpArgs {
+pub(crate) struct DumpArgs {
     /// Snapshot id (8+ hex characters) or `latest`
     pub snapshot: String,
     /// Path of the file inside the snapshot
@@ -243,7 +254,7 @@ pub struct DumpArgs {
     pub filter: FilterArgs,
 }
 
-pub fn dump(g: &GlobalArgs, a: &DumpArgs) -> anyhow::Result<i32> {
+pub(crate) fn dump(g: &Context, a: &DumpArgs) -> anyhow::Result<i32> {
     let mut s = g.open()?;
     let entry = a.filter.pick(&s.catalog, &a.snapshot)?;
     let reader = BlobReader::new(&s.repo, &mut s.catalog);
@@ -251,13 +262,13 @@ pub fn dump(g: &GlobalArgs, a: &DumpArgs) -> anyhow::Result<i32> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
     let dumped = restore::dump(&reader, &node, &a.path, &mut out, "standard output");
-    super::print_region_events(&s.repo);
+    super::report::print_region_events(&s.repo);
     dumped?;
     Ok(exit::OK)
 }
 
 #[derive(Args, Debug)]
-pub struct LsArgs {
+pub(crate) struct LsArgs {
     /// Snapshot id (8+ hex characters) or `latest`
     pub snapshot: String,
     /// Only list below this path
@@ -269,13 +280,13 @@ pub struct LsArgs {
     pub filter: FilterArgs,
 }
 
-pub fn ls(g: &GlobalArgs, a: &LsArgs) -> anyhow::Result<i32> {
+pub(crate) fn ls(g: &Context, a: &LsArgs) -> anyhow::Result<i32> {
     let mut s = g.open()?;
     let entry = a.filter.pick(&s.catalog, &a.snapshot)?;
     let reader = BlobReader::new(&s.repo, &mut s.catalog);
     let prefix = a.path.as_deref().map(|p| format!("/{}", p.trim_matches('/'))).filter(|p| p != "/");
     let includes = match &prefix {
-        Some(p) => Includes::new(std::slice::from_ref(p))?,
+        Some(p) => Some(PathGlobs::new(std::slice::from_ref(p), "include")?),
         None => None,
     };
     if let Some(p) = &prefix {

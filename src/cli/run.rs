@@ -2,7 +2,9 @@
 
 use clap::Args;
 
-use super::{GlobalArgs, backup::perform, backup::print_outcome};
+use super::backup::perform;
+use super::backup::print_outcome;
+use super::context::Context;
 use crate::repo::catalog::RunRecord;
 
 #[derive(Args, Debug)]
@@ -14,7 +16,7 @@ with a note. Each run is recorded in the local catalog.
 Examples:
   gumvault --config /etc/gumvault.toml run bubblegum
   GUMVAULT_CONFIG=/etc/gumvault.toml gumvault run bubblegum --json")]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// The job's name (a `[jobs.NAME]` table of the config file); may be left out when there is only one
     pub job: Option<String>,
     /// Read every file and object even if the parent snapshot says it is unchanged
@@ -22,7 +24,7 @@ pub struct RunArgs {
     pub force: bool,
 }
 
-pub fn run(g: &GlobalArgs, a: &RunArgs) -> anyhow::Result<i32> {
+pub(crate) fn run(g: &Context, a: &RunArgs) -> anyhow::Result<i32> {
     let config = g.require_config()?;
     let (job_name, job) = config.job_or_only(a.job.as_deref())?;
     let job_name = job_name.to_string();
@@ -46,7 +48,7 @@ pub fn run(g: &GlobalArgs, a: &RunArgs) -> anyhow::Result<i32> {
             _ => serde_json::json!({}),
         },
     };
-    if super::records_runs()
+    if super::context::records_runs()
         && let Err(e) = session.catalog.record_run(&record)
     {
         eprintln!("gumvault: warning: could not record the run in the catalog: {e}");

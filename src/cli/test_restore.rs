@@ -3,11 +3,14 @@
 use clap::Args;
 use serde_json::json;
 
-use super::{FilterArgs, GlobalArgs, format};
+use super::context::Context;
+use super::filter::FilterArgs;
+use super::format;
 use crate::exit;
 use crate::repo::catalog::RunRecord;
 use crate::repo::reader::BlobReader;
 use crate::sources::pg_conn::PgConn;
+use crate::sources::test_restore::Report;
 
 #[derive(Args, Debug)]
 #[command(after_help = "Restores the job's database dump into a new scratch database on the same server (or on
@@ -24,7 +27,7 @@ Config:
 Examples:
   gumvault test-restore bubblegum
   gumvault test-restore bubblegum 1a2b3c4d --json")]
-pub struct TestRestoreArgs {
+pub(crate) struct TestRestoreArgs {
     /// The job (its postgres source is restored)
     pub job: String,
     /// Snapshot id (8+ hex characters) or `latest`
@@ -34,7 +37,7 @@ pub struct TestRestoreArgs {
     pub filter: FilterArgs,
 }
 
-pub fn run(g: &GlobalArgs, a: &TestRestoreArgs) -> anyhow::Result<i32> {
+pub(crate) fn run(g: &Context, a: &TestRestoreArgs) -> anyhow::Result<i32> {
     let config = g.require_config()?;
     let job = config.job(&a.job)?;
     let source = job.test_restore_source()?;
@@ -53,36 +56,53 @@ pub fn run(g: &GlobalArgs, a: &TestRestoreArgs) -> anyhow::Result<i32> {
         let reader = BlobReader::new(&s.repo, &mut s.catalog);
         crate::sources::test_restore::run(&reader, entry.id, &entry.snapshot.tree, &source.name, &admin, &queries)
     };
+    record(&mut s.catalog, &a.job, started, entry.id, &report);
+    let report = report?;
+    print_report(g, &a.job, entry.id, &report)?;
+    Ok(if report.ok { exit::OK } else { exit::VERIFY_FAILED })
+}
+
+/// Records the test restore in the catalog (unless the daemon records it).
+fn record(
+    catalog: &mut crate::repo::catalog::Catalog,
+    job: &str,
+    started: jiff::Timestamp,
+    snapshot: crate::format::id::Id,
+    report: &crate::Result<Report>,
+) {
     let record = RunRecord {
-        job: a.job.clone(),
+        job: job.to_string(),
         kind: "test-restore".into(),
         started,
         finished: crate::time::now(),
         ok: report.as_ref().is_ok_and(|r| r.ok),
-        snapshot: Some(entry.id),
+        snapshot: Some(snapshot),
         bytes: report.as_ref().map(|r| r.restored_bytes).unwrap_or(0),
-        error: match &report {
+        error: match report {
             Ok(r) => r.error.clone(),
             Err(e) => Some(e.to_string()),
         },
         detail: report.as_ref().map(|r| json!({ "queries": r.queries, "dump": r.dump })).unwrap_or_default(),
     };
-    if super::records_runs()
-        && let Err(e) = s.catalog.record_run(&record)
+    if super::context::records_runs()
+        && let Err(e) = catalog.record_run(&record)
     {
         eprintln!("gumvault: warning: could not record the test restore in the catalog: {e}");
     }
-    let report = report?;
+}
+
+/// What the test restore found, as text or JSON.
+fn print_report(g: &Context, job: &str, snapshot: crate::format::id::Id, report: &Report) -> anyhow::Result<()> {
     if let Some(e) = &report.cleanup_error {
         eprintln!("gumvault: warning: {e}");
     }
     if g.json {
-        println!("{}", serde_json::to_string(&json!({ "job": a.job, "report": report }))?);
+        println!("{}", serde_json::to_string(&json!({ "job": job, "report": report }))?);
     } else if !g.quiet || !report.ok {
         println!(
             "test restore of {} from snapshot {} into scratch database {}: {} ({} restored in {})",
             report.dump,
-            entry.id.short(),
+            snapshot.short(),
             report.scratch_database,
             if report.ok { "PASSED" } else { "FAILED" },
             format::bytes(report.restored_bytes),
@@ -102,5 +122,5 @@ pub fn run(g: &GlobalArgs, a: &TestRestoreArgs) -> anyhow::Result<i32> {
             println!("  error: {e}");
         }
     }
-    Ok(if report.ok { exit::OK } else { exit::VERIFY_FAILED })
+    Ok(())
 }

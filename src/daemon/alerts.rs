@@ -14,22 +14,37 @@ use crate::config::AlertsConfig;
 pub struct Alert {
     /// `backup_failed`, `backup_stale`, `check_failed`, `test_restore_failed`, `recovered`, `test`.
     pub kind: String,
+    /// The job the alert is about (`-` for a test alert).
     pub job: String,
     /// `critical`, `warning` or `healthy`.
     pub severity: String,
     /// One line for people.
     pub message: String,
+    /// When the alert was raised (for a run, when the run ended).
     pub time: jiff::Timestamp,
+    /// The machine that sends the alert.
     pub host: String,
 }
 
 impl Alert {
+    /// An alert sent from this machine (its host name is filled in).
     pub fn new(kind: &str, job: &str, severity: &str, message: String, time: jiff::Timestamp) -> Alert {
         Alert { kind: kind.into(), job: job.into(), severity: severity.into(), message, time, host: crate::hostname() }
     }
 
     fn subject(&self) -> String {
         format!("[gumvault {}] {}: {}", self.severity, self.job, self.kind.replace('_', " "))
+    }
+}
+
+/// Why one channel could not deliver an alert, in words for the daemon's log (never holding a secret).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ChannelError(String);
+
+impl From<String> for ChannelError {
+    fn from(s: String) -> ChannelError {
+        ChannelError(s)
     }
 }
 
@@ -60,27 +75,27 @@ pub fn any_channel(config: &AlertsConfig) -> bool {
     !config.webhooks.is_empty() || config.command.is_some() || config.email.is_some()
 }
 
-fn post_json(url: &str, body: &[u8]) -> Result<(), String> {
+fn post_json(url: &str, body: &[u8]) -> Result<(), ChannelError> {
     // Built inside the runtime: it installs the TLS crypto provider the client needs.
     let send = async {
         let client = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(20))
             .build()
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| ChannelError(e.to_string()))?;
         let response = client
             .post(url)
             .header("content-type", "application/json")
             .body(body.to_vec())
             .send()
             .await
-            .map_err(|e| e.to_string())?;
-        if response.status().is_success() { Ok(()) } else { Err(format!("HTTP {}", response.status())) }
+            .map_err(|e| ChannelError(e.to_string()))?;
+        if response.status().is_success() { Ok(()) } else { Err(ChannelError(format!("HTTP {}", response.status()))) }
     };
-    crate::runtime::block_on(send).map_err(|e| e.to_string())?
+    crate::runtime::block_on(send).map_err(|e| ChannelError(e.to_string()))?
 }
 
 /// Runs `sh -c CMD` with the alert as JSON on stdin and its fields in GUMVAULT_ALERT_* variables.
-fn run_command(cmd: &str, alert: &Alert, body: &[u8]) -> Result<(), String> {
+fn run_command(cmd: &str, alert: &Alert, body: &[u8]) -> Result<(), ChannelError> {
     let mut child = Command::new("sh")
         .arg("-c")
         .arg(cmd)
@@ -91,31 +106,31 @@ fn run_command(cmd: &str, alert: &Alert, body: &[u8]) -> Result<(), String> {
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| ChannelError(e.to_string()))?;
     if let Some(mut stdin) = child.stdin.take() {
         let _ = stdin.write_all(body);
     }
-    let status = child.wait().map_err(|e| e.to_string())?;
-    if status.success() { Ok(()) } else { Err(format!("exited with {status}")) }
+    let status = child.wait().map_err(|e| ChannelError(e.to_string()))?;
+    if status.success() { Ok(()) } else { Err(ChannelError(format!("exited with {status}"))) }
 }
 
-fn send_email(cfg: &crate::config::EmailConfig, alert: &Alert) -> Result<(), String> {
+fn send_email(cfg: &crate::config::EmailConfig, alert: &Alert) -> Result<(), ChannelError> {
     use crate::config::SmtpTls;
     use lettre::message::{Mailbox, header::ContentType};
     use lettre::transport::smtp::authentication::Credentials;
     use lettre::transport::smtp::client::{Tls, TlsParameters};
     use lettre::{SmtpTransport, Transport};
 
-    let from: Mailbox = cfg.from.parse().map_err(|e| format!("from address {:?}: {e}", cfg.from))?;
+    let from: Mailbox = cfg.from.parse().map_err(|e| ChannelError(format!("from address {:?}: {e}", cfg.from)))?;
     let mut builder = lettre::Message::builder().from(from).subject(alert.subject());
     for to in &cfg.to {
-        builder = builder.to(to.parse().map_err(|e| format!("to address {to:?}: {e}"))?);
+        builder = builder.to(to.parse().map_err(|e| ChannelError(format!("to address {to:?}: {e}")))?);
     }
     let text = format!(
         "{}\n\njob: {}\nkind: {}\nseverity: {}\nhost: {}\ntime: {}\n",
         alert.message, alert.job, alert.kind, alert.severity, alert.host, alert.time
     );
-    let message = builder.header(ContentType::TEXT_PLAIN).body(text).map_err(|e| e.to_string())?;
+    let message = builder.header(ContentType::TEXT_PLAIN).body(text).map_err(|e| ChannelError(e.to_string()))?;
     let default_port = if cfg.tls() == SmtpTls::Implicit { 465 } else { 587 };
     let (host, port) = match cfg.server.rsplit_once(':') {
         Some((h, p)) => (h.to_string(), p.parse::<u16>().map_err(|_| format!("bad port in {:?}", cfg.server))?),
@@ -127,13 +142,15 @@ fn send_email(cfg: &crate::config::EmailConfig, alert: &Alert) -> Result<(), Str
         if let Some(path) = &cfg.ca_file {
             use rustls::pki_types::{CertificateDer, pem::PemObject};
             let shown = path.display();
-            let pem = std::fs::read(path).map_err(|e| format!("cannot read ca_file {shown}: {e}"))?;
+            let pem = std::fs::read(path).map_err(|e| ChannelError(format!("cannot read ca_file {shown}: {e}")))?;
             // lettre accepts a file without certificates; say so here rather than as a TLS failure later.
             if CertificateDer::pem_slice_iter(&pem).filter(Result::is_ok).count() == 0 {
-                return Err(format!("ca_file {shown} holds no PEM certificate (-----BEGIN CERTIFICATE-----)"));
+                return Err(ChannelError(format!(
+                    "ca_file {shown} holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
+                )));
             }
             let cert = lettre::transport::smtp::client::Certificate::from_pem(&pem)
-                .map_err(|e| format!("ca_file {shown}: {e}"))?;
+                .map_err(|e| ChannelError(format!("ca_file {shown}: {e}")))?;
             tls = tls.add_root_certificate(cert);
         }
         let tls = tls.build_rustls().map_err(|e| match &cfg.ca_file {
@@ -146,8 +163,8 @@ fn send_email(cfg: &crate::config::EmailConfig, alert: &Alert) -> Result<(), Str
         });
     }
     if let (Some(user), Some(pass)) = (&cfg.username, &cfg.password) {
-        let user = user.resolve().map_err(|e| e.to_string())?;
-        let pass = pass.resolve().map_err(|e| e.to_string())?;
+        let user = user.resolve().map_err(|e| ChannelError(e.to_string()))?;
+        let pass = pass.resolve().map_err(|e| ChannelError(e.to_string()))?;
         transport = transport.credentials(Credentials::new(user, pass));
     }
     let sent = transport.timeout(Some(std::time::Duration::from_secs(30))).build().send(&message);

@@ -1,5 +1,14 @@
-//! The daemon's domain: the timetable of scheduled tasks, job health and metrics, and alerts.
+//! The daemon: the timetable of every job's tasks ([`schedule`]), the loop that runs them as child processes
+//! ([`runner`], [`child`], [`clock`]), job health and metrics ([`status`], [`metrics`]), alerts ([`alerts`]), the
+//! HTTP endpoint ([`http`]), and the same timetable for cron or systemd ([`export`]).
 
 pub mod alerts;
+pub mod child;
+pub mod clock;
+pub mod export;
+pub mod http;
+pub mod metrics;
+pub mod runner;
 pub mod schedule;
 pub mod status;
+pub mod tasks;

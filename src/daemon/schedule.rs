@@ -11,8 +11,11 @@ use crate::config::{Config, Schedule};
 pub enum TaskKind {
     /// `run JOB`, then the job's retention (`forget`).
     Backup,
+    /// `prune` of the repository, on the job's `[prune]` schedule.
     Prune,
+    /// `check` of the repository, reading the job's `read_data_subset` of packs, on its `[check]` schedule.
     Check,
+    /// `test-restore JOB`, on the job's `[test_restore]` schedule.
     TestRestore,
 }
 
@@ -35,13 +38,17 @@ const FIRST_RETRY: SignedDuration = SignedDuration::from_mins(5);
 /// One scheduled task.
 #[derive(Clone, Debug)]
 pub struct Entry {
+    /// The job the task belongs to.
     pub job: String,
+    /// What the task does.
     pub kind: TaskKind,
+    /// When its regular slots are.
     pub schedule: Schedule,
     /// The next regular slot (random delay included).
     pub next: Timestamp,
     /// Failures in a row.
     pub failures: u32,
+    /// When a failed run is retried, if a retry is pending.
     pub retry_at: Option<Timestamp>,
     random_delay: SignedDuration,
 }
@@ -49,6 +56,7 @@ pub struct Entry {
 /// What happened to an entry after a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AfterRun {
+    /// The run succeeded; the entry waits for its next slot.
     Succeeded,
     /// Failed; retried at the given time.
     WillRetry(Timestamp),
@@ -60,6 +68,7 @@ pub enum AfterRun {
 /// Every task of every job.
 #[derive(Clone, Debug)]
 pub struct Timetable {
+    /// The tasks: job by job (by name), its backup, prune, check and, if configured, test restore.
     pub entries: Vec<Entry>,
     tz: jiff::tz::TimeZone,
 }

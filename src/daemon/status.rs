@@ -7,18 +7,23 @@ use serde::Serialize;
 use crate::config::{Config, Job};
 use crate::error::Result;
 use crate::ops::sync::RegionHealth;
-use crate::repo::catalog::{Catalog, RunRecord};
+use crate::repo::catalog::{Catalog, RunRecord, SnapshotEntry};
+use crate::repo::session::Session;
 
 /// A job's (or the whole installation's) health.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Health {
+    /// Backed up recently enough, and the last runs succeeded.
     Healthy,
+    /// Needs a look: a backup older than `warning_after`, a failed check or test restore, or a region in trouble.
     Warning,
+    /// Needs action now: no backup, one older than `critical_after`, or a failed backup run.
     Critical,
 }
 
 impl Health {
+    /// The name as shown and serialised: `healthy`, `warning` or `critical`.
     pub fn as_str(self) -> &'static str {
         match self {
             Health::Healthy => "healthy",
@@ -37,12 +42,17 @@ impl Health {
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BackupInfo {
+    /// When the backup started.
     pub time: jiff::Timestamp,
+    /// Seconds from then until the status was computed.
     pub age_seconds: i64,
+    /// The snapshot's id (hex).
     pub snapshot: String,
     /// Logical size of the snapshot.
     pub size: u64,
+    /// Plaintext bytes of the new data the backup added to the repository.
     pub bytes_added: u64,
+    /// How long the backup took, in seconds.
     pub duration_seconds: f64,
 }
 
@@ -50,10 +60,15 @@ pub struct BackupInfo {
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunInfo {
+    /// When the run started.
     pub time: jiff::Timestamp,
+    /// True if the run succeeded.
     pub ok: bool,
+    /// How long the run took, in seconds.
     pub duration_seconds: f64,
+    /// Why it failed, if it did.
     pub error: Option<String>,
+    /// Kind-specific details (e.g. a test restore's query results).
     pub detail: serde_json::Value,
 }
 
@@ -73,16 +88,23 @@ impl From<&RunRecord> for RunInfo {
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JobStatus {
+    /// The job's name, as in `[jobs.NAME]`.
     pub name: String,
+    /// The job's health.
     pub status: Health,
     /// Why it is not healthy.
     pub reasons: Vec<String>,
+    /// The job's newest snapshot, if it has one.
     pub last_backup: Option<BackupInfo>,
     /// Size of the newest snapshot (bytes), for admin pages.
     pub size: Option<u64>,
+    /// When the job's schedule next has a backup slot (without the random delay).
     pub next_backup: Option<jiff::Timestamp>,
+    /// The last completed backup run, successful or not.
     pub last_run: Option<RunInfo>,
+    /// The last completed check.
     pub last_check: Option<RunInfo>,
+    /// The last completed test restore.
     pub last_test_restore: Option<RunInfo>,
     /// Failed runs in the recorded history, by kind.
     pub failures: std::collections::BTreeMap<String, u64>,
@@ -94,10 +116,15 @@ pub struct JobStatus {
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryPoint {
+    /// When the backup started.
     pub time: jiff::Timestamp,
+    /// The snapshot's id (hex).
     pub snapshot: String,
+    /// Logical size of the snapshot, in bytes.
     pub size: u64,
+    /// Plaintext bytes of the new data the backup added to the repository.
     pub bytes_added: u64,
+    /// How long the backup took, in seconds.
     pub duration_seconds: f64,
 }
 
@@ -105,11 +132,23 @@ pub struct HistoryPoint {
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Status {
+    /// The worst health of any job, and at least `warning` when a region is unreachable or lacks objects.
     pub status: Health,
+    /// When this status was computed.
     pub generated: jiff::Timestamp,
+    /// Every job of the config, by name.
     pub jobs: Vec<JobStatus>,
+    /// Each region's health: present when the repository has several regions or it was asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub regions: Option<Vec<RegionHealth>>,
+}
+
+/// The status of every job of the config, now, from an open repository: with each region's health when the
+/// repository has several regions or `with_regions` asks for it.
+pub fn of_session(config: &Config, s: &Session, with_regions: bool, now: jiff::Timestamp) -> Result<Status> {
+    let regions =
+        if with_regions || s.repo.region_count() > 1 { Some(crate::ops::sync::health(&s.repo)?) } else { None };
+    compute(config, &s.catalog, now, regions)
 }
 
 /// Computes every job's status at `now`.
@@ -120,57 +159,11 @@ pub fn compute(
     regions: Option<Vec<RegionHealth>>,
 ) -> Result<Status> {
     let snapshots = catalog.snapshots()?;
-    let tz = jiff::tz::TimeZone::system();
     let mut jobs = Vec::new();
     for (name, job) in &config.jobs {
-        let mine: Vec<_> = snapshots.iter().filter(|s| s.snapshot.job.as_deref() == Some(name.as_str())).collect();
-        let cutoff = now - jiff::SignedDuration::from_hours(24 * 30);
-        let history: Vec<HistoryPoint> = mine
-            .iter()
-            .filter(|s| s.snapshot.time >= cutoff)
-            .map(|s| HistoryPoint {
-                time: s.snapshot.time,
-                snapshot: s.id.to_hex(),
-                size: s.snapshot.summary.total_bytes,
-                bytes_added: s.snapshot.summary.bytes_added,
-                duration_seconds: s.snapshot.summary.duration_secs,
-            })
-            .collect();
-        let last_backup = mine.last().map(|s| BackupInfo {
-            time: s.snapshot.time,
-            age_seconds: now.duration_since(s.snapshot.time).as_secs(),
-            snapshot: s.id.to_hex(),
-            size: s.snapshot.summary.total_bytes,
-            bytes_added: s.snapshot.summary.bytes_added,
-            duration_seconds: s.snapshot.summary.duration_secs,
-        });
-        // Runs interrupted by a daemon shutdown neither failed nor did their work: the one before them counts.
-        let last = |kind: &str| -> Result<Option<RunRecord>> { catalog.last_completed_run(name, kind) };
-        let last_run = last("backup")?;
-        let last_check = last("check")?;
-        let last_test_restore = last("test-restore")?;
-        let mut failures = std::collections::BTreeMap::new();
-        for kind in ["backup", "forget", "prune", "check", "test-restore"] {
-            let n = catalog.failed_runs(name, kind)?;
-            if n > 0 {
-                failures.insert(kind.to_string(), n);
-            }
-        }
-        let (status, reasons) =
-            judge(job, last_backup.as_ref(), last_run.as_ref(), last_check.as_ref(), last_test_restore.as_ref());
-        jobs.push(JobStatus {
-            name: name.clone(),
-            status,
-            reasons,
-            size: last_backup.as_ref().map(|b| b.size),
-            last_backup,
-            next_backup: job.schedule.next_after(now, &tz),
-            last_run: last_run.as_ref().map(RunInfo::from),
-            last_check: last_check.as_ref().map(RunInfo::from),
-            last_test_restore: last_test_restore.as_ref().map(RunInfo::from),
-            failures,
-            history,
-        });
+        let mine: Vec<&SnapshotEntry> =
+            snapshots.iter().filter(|s| s.snapshot.job.as_deref() == Some(name.as_str())).collect();
+        jobs.push(job_status(catalog, name, job, &mine, now)?);
     }
     let mut overall = jobs.iter().map(|j| j.status).max().unwrap_or(Health::Healthy);
     if let Some(rs) = &regions
@@ -180,6 +173,65 @@ pub fn compute(
     }
     Ok(Status { status: overall, generated: now, jobs, regions })
 }
+
+/// One job's status from its snapshots (oldest first) and its recorded runs.
+fn job_status(
+    catalog: &Catalog,
+    name: &str,
+    job: &Job,
+    mine: &[&SnapshotEntry],
+    now: jiff::Timestamp,
+) -> Result<JobStatus> {
+    let cutoff = now - jiff::SignedDuration::from_hours(24 * 30);
+    let history: Vec<HistoryPoint> = mine
+        .iter()
+        .filter(|s| s.snapshot.time >= cutoff)
+        .map(|s| HistoryPoint {
+            time: s.snapshot.time,
+            snapshot: s.id.to_hex(),
+            size: s.snapshot.summary.total_bytes,
+            bytes_added: s.snapshot.summary.bytes_added,
+            duration_seconds: s.snapshot.summary.duration_secs,
+        })
+        .collect();
+    let last_backup = mine.last().map(|s| BackupInfo {
+        time: s.snapshot.time,
+        age_seconds: now.duration_since(s.snapshot.time).as_secs(),
+        snapshot: s.id.to_hex(),
+        size: s.snapshot.summary.total_bytes,
+        bytes_added: s.snapshot.summary.bytes_added,
+        duration_seconds: s.snapshot.summary.duration_secs,
+    });
+    // Runs interrupted by a daemon shutdown neither failed nor did their work: the one before them counts.
+    let last_run = catalog.last_completed_run(name, "backup")?;
+    let last_check = catalog.last_completed_run(name, "check")?;
+    let last_test_restore = catalog.last_completed_run(name, "test-restore")?;
+    let mut failures = std::collections::BTreeMap::new();
+    for kind in RUN_KINDS {
+        let n = catalog.failed_runs(name, kind)?;
+        if n > 0 {
+            failures.insert(kind.to_string(), n);
+        }
+    }
+    let (status, reasons) =
+        judge(job, last_backup.as_ref(), last_run.as_ref(), last_check.as_ref(), last_test_restore.as_ref());
+    Ok(JobStatus {
+        name: name.to_string(),
+        status,
+        reasons,
+        size: last_backup.as_ref().map(|b| b.size),
+        last_backup,
+        next_backup: job.schedule.next_after(now, &jiff::tz::TimeZone::system()),
+        last_run: last_run.as_ref().map(RunInfo::from),
+        last_check: last_check.as_ref().map(RunInfo::from),
+        last_test_restore: last_test_restore.as_ref().map(RunInfo::from),
+        failures,
+        history,
+    })
+}
+
+/// The kinds of runs the daemon records.
+pub const RUN_KINDS: [&str; 5] = ["backup", "forget", "prune", "check", "test-restore"];
 
 /// Health from the newest backup's age and the last runs.
 fn judge(
@@ -228,103 +280,4 @@ fn human(d: jiff::SignedDuration) -> String {
     } else {
         format!("{}h {}m", s / 3600, s % 3600 / 60)
     }
-}
-
-/// The status in Prometheus' text exposition format.
-pub fn metrics(status: &Status) -> String {
-    use std::fmt::Write;
-    let mut out = String::new();
-    let mut family = |name: &str, kind: &str, help: &str, samples: Vec<(String, f64)>| {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} {kind}");
-        for (labels, v) in samples {
-            let _ = writeln!(out, "{name}{labels} {v}");
-        }
-    };
-    let job = |j: &JobStatus| format!("{{job=\"{}\"}}", j.name);
-    let per_job = |f: &dyn Fn(&JobStatus) -> Option<f64>| -> Vec<(String, f64)> {
-        status.jobs.iter().filter_map(|j| f(j).map(|v| (job(j), v))).collect()
-    };
-    family(
-        "gumvault_job_health",
-        "gauge",
-        "Health of the job: 0 healthy, 1 warning, 2 critical.",
-        per_job(&|j| Some(j.status.level() as f64)),
-    );
-    family(
-        "gumvault_last_success_timestamp_seconds",
-        "gauge",
-        "Unix time of the newest backup of the job.",
-        per_job(&|j| j.last_backup.as_ref().map(|b| b.time.as_second() as f64)),
-    );
-    family(
-        "gumvault_backup_age_seconds",
-        "gauge",
-        "Age of the newest backup.",
-        per_job(&|j| j.last_backup.as_ref().map(|b| b.age_seconds as f64)),
-    );
-    family(
-        "gumvault_backup_duration_seconds",
-        "gauge",
-        "Duration of the newest backup.",
-        per_job(&|j| j.last_backup.as_ref().map(|b| b.duration_seconds)),
-    );
-    family(
-        "gumvault_backup_size_bytes",
-        "gauge",
-        "Logical size of the newest snapshot.",
-        per_job(&|j| j.last_backup.as_ref().map(|b| b.size as f64)),
-    );
-    family(
-        "gumvault_backup_added_bytes",
-        "gauge",
-        "Bytes the newest backup added to the repository (before compression).",
-        per_job(&|j| j.last_backup.as_ref().map(|b| b.bytes_added as f64)),
-    );
-    family(
-        "gumvault_dedup_ratio",
-        "gauge",
-        "Logical size of the newest snapshot divided by what it added.",
-        per_job(&|j| j.last_backup.as_ref().map(|b| b.size as f64 / (b.bytes_added.max(1)) as f64)),
-    );
-    family(
-        "gumvault_next_backup_timestamp_seconds",
-        "gauge",
-        "Unix time of the next scheduled backup.",
-        per_job(&|j| j.next_backup.map(|t| t.as_second() as f64)),
-    );
-    let mut fails = Vec::new();
-    for j in &status.jobs {
-        for kind in ["backup", "forget", "prune", "check", "test-restore"] {
-            fails.push((format!("{{job=\"{}\",kind=\"{kind}\"}}", j.name), *j.failures.get(kind).unwrap_or(&0) as f64));
-        }
-    }
-    family("gumvault_run_failures_total", "counter", "Failed runs recorded, by job and kind.", fails);
-    family(
-        "gumvault_last_check_success",
-        "gauge",
-        "1 when the last check passed, 0 when it failed.",
-        per_job(&|j| j.last_check.as_ref().map(|r| r.ok as u8 as f64)),
-    );
-    family(
-        "gumvault_last_test_restore_success",
-        "gauge",
-        "1 when the last test restore passed, 0 when it failed.",
-        per_job(&|j| j.last_test_restore.as_ref().map(|r| r.ok as u8 as f64)),
-    );
-    if let Some(regions) = &status.regions {
-        let r = |f: &dyn Fn(&RegionHealth) -> f64| -> Vec<(String, f64)> {
-            regions.iter().map(|x| (format!("{{region=\"{}\"}}", x.name), f(x))).collect()
-        };
-        family("gumvault_region_up", "gauge", "1 when the region answers.", r(&|x| x.reachable as u8 as f64));
-        family("gumvault_region_objects", "gauge", "Objects in the region.", r(&|x| x.objects as f64));
-        family("gumvault_region_bytes", "gauge", "Bytes in the region.", r(&|x| x.bytes as f64));
-        family(
-            "gumvault_region_missing_objects",
-            "gauge",
-            "Objects other regions hold that this one lacks.",
-            r(&|x| x.missing as f64),
-        );
-    }
-    out
 }

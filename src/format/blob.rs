@@ -2,6 +2,7 @@
 //! XChaCha20-Poly1305. Associated data binds the ciphertext to the blob's id, kind and compression, so a blob
 //! cannot be swapped for another or relabelled unnoticed.
 
+use crate::error::DecodeError;
 use crate::format::crypto::MasterKey;
 use crate::format::id::Id;
 
@@ -49,8 +50,11 @@ impl Compression {
 /// Describes one stored blob: what pack headers and index segments record about it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BlobInfo {
+    /// The blob's id: the keyed hash of its plaintext.
     pub id: Id,
+    /// Whether it holds file data or a tree.
     pub kind: BlobKind,
+    /// How the plaintext was compressed before sealing.
     pub compression: Compression,
     /// Bytes of the sealed form in the pack.
     pub stored_len: u32,
@@ -94,20 +98,20 @@ pub fn encode(
 }
 
 /// Opens, decompresses and verifies one blob: the plaintext must hash to the blob's id.
-pub fn decode(key: &MasterKey, info: &BlobInfo, sealed: &[u8]) -> Result<Vec<u8>, String> {
+pub fn decode(key: &MasterKey, info: &BlobInfo, sealed: &[u8]) -> Result<Vec<u8>, DecodeError> {
     let body = key
         .open(&blob_aad(info.kind, info.compression, &info.id), sealed)
-        .ok_or_else(|| "authentication failed (data damaged or not this blob)".to_string())?;
+        .ok_or(DecodeError::Authentication("authentication failed (data damaged or not this blob)"))?;
     let plain = match info.compression {
         Compression::None => body,
         Compression::Zstd => zstd::bulk::decompress(&body, info.raw_len as usize)
-            .map_err(|e| format!("zstd decompression failed: {e}"))?,
+            .map_err(|e| DecodeError::Invalid(format!("zstd decompression failed: {e}")))?,
     };
     if plain.len() != info.raw_len as usize {
-        return Err(format!("length {} differs from the recorded {}", plain.len(), info.raw_len));
+        return Err(DecodeError::Invalid(format!("length {} differs from the recorded {}", plain.len(), info.raw_len)));
     }
     if key.blob_id(&plain) != info.id {
-        return Err("content does not match the blob id".to_string());
+        return Err("content does not match the blob id".into());
     }
     Ok(plain)
 }

@@ -25,22 +25,23 @@ impl ChunkerParams {
     pub const STREAM: ChunkerParams = ChunkerParams { min_size: 2 << 10, avg_size: 8 << 10, max_size: 64 << 10 };
 
     /// Checks the limits fastcdc supports (it only debug-asserts them).
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InvalidChunkerParams> {
         let ok = (64..=1 << 20).contains(&self.min_size)
             && (256..=4 << 20).contains(&self.avg_size)
             && (1 << 10..=16 << 20).contains(&self.max_size)
             && self.min_size <= self.avg_size
             && self.avg_size <= self.max_size
             && self.avg_size.is_power_of_two();
-        if ok {
-            Ok(())
-        } else {
-            Err(format!(
-                "invalid chunker parameters {self:?}: need 64 B <= min <= avg <= max, avg a power of two in 256 B..4 MiB, max in 1 KiB..16 MiB"
-            ))
-        }
+        if ok { Ok(()) } else { Err(InvalidChunkerParams(*self)) }
     }
 }
+
+/// Chunker limits fastcdc cannot work with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid chunker parameters {0:?}: need 64 B <= min <= avg <= max, avg a power of two in 256 B..4 MiB, max in 1 KiB..16 MiB"
+)]
+pub struct InvalidChunkerParams(pub ChunkerParams);
 
 /// Gear tables derived from the repository key.
 #[derive(Clone)]

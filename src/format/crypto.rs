@@ -130,15 +130,20 @@ impl Default for KdfParams {
 
 impl KdfParams {
     /// Derives the 32-byte key-wrapping key from a password.
-    pub fn derive(&self, password: &[u8], salt: &[u8]) -> Result<[u8; 32], String> {
+    pub fn derive(&self, password: &[u8], salt: &[u8]) -> Result<[u8; 32], KdfError> {
         let params = argon2::Params::new(self.memory_kib, self.iterations, self.parallelism, Some(32))
-            .map_err(|e| format!("invalid Argon2id parameters {self:?}: {e}"))?;
+            .map_err(|e| KdfError(format!("invalid Argon2id parameters {self:?}: {e}")))?;
         let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
         let mut out = [0u8; 32];
-        argon.hash_password_into(password, salt, &mut out).map_err(|e| format!("Argon2id failed: {e}"))?;
+        argon.hash_password_into(password, salt, &mut out).map_err(|e| KdfError(format!("Argon2id failed: {e}")))?;
         Ok(out)
     }
 }
+
+/// Argon2id refused its parameters or input.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct KdfError(pub String);
 
 /// Seals data under a key-wrapping key (used for the master key inside key files).
 pub fn seal_with_key(key: &[u8; 32], aad: &[u8], plaintext: Vec<u8>) -> Vec<u8> {

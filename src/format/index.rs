@@ -1,6 +1,7 @@
 //! Index segments: sealed objects that map every blob to its pack, offset and length, so a reader finds a blob
 //! without opening pack headers. Each backup writes new segments; they are never modified.
 
+use crate::error::DecodeError;
 use crate::format::blob::BlobKind;
 use crate::format::crypto::MasterKey;
 use crate::format::id::Id;
@@ -14,10 +15,13 @@ const AAD: &[u8] = crate::format::objects::ObjectKind::Index.aad();
 /// What an index segment says about one pack.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PackEntry {
+    /// The pack's id: the hash of its bytes, which names it in storage.
     pub id: Id,
+    /// The kind of every blob in the pack (a pack holds one kind only).
     pub kind: BlobKind,
     /// Size of the whole pack object in bytes.
     pub size: u64,
+    /// The blobs in the pack and where each lies.
     pub blobs: Vec<PackedBlob>,
 }
 
@@ -47,22 +51,22 @@ pub fn seal_plain(key: &MasterKey, body: Vec<u8>) -> Vec<u8> {
 }
 
 /// Opens and parses a segment; every blob must lie inside its pack.
-pub fn decode(key: &MasterKey, sealed: &[u8]) -> Result<Vec<PackEntry>, String> {
-    let plain = key.open(AAD, sealed).ok_or("index authentication failed")?;
+pub fn decode(key: &MasterKey, sealed: &[u8]) -> Result<Vec<PackEntry>, DecodeError> {
+    let plain = key.open(AAD, sealed).ok_or(DecodeError::Authentication("index authentication failed"))?;
     let mut c = Cursor::new(&plain);
     if c.take(4)? != MAGIC {
         return Err("bad index magic".into());
     }
     let version = c.u8()?;
     if version != VERSION {
-        return Err(format!("index version {version} is not supported (this gumvault reads {VERSION})"));
+        return Err(DecodeError::Version { what: "index", found: version.into(), supported: VERSION.into() });
     }
     let count = c.u32()? as usize;
     let mut packs = Vec::with_capacity(count.min(c.remaining() / 45));
     for _ in 0..count {
         let id = c.id()?;
         let kind = c.u8()?;
-        let kind = BlobKind::from_u8(kind).ok_or_else(|| format!("unknown pack kind {kind}"))?;
+        let kind = BlobKind::from_u8(kind).ok_or_else(|| DecodeError::Invalid(format!("unknown pack kind {kind}")))?;
         let size = c.u64()?;
         let n = c.u32()? as usize;
         let mut blobs = Vec::with_capacity(n.min(c.remaining() / (crate::format::pack::ENTRY_LEN + 8)));
@@ -71,7 +75,12 @@ pub fn decode(key: &MasterKey, sealed: &[u8]) -> Result<Vec<PackEntry>, String> 
             let info = decode_entry(&mut c)?;
             let end = offset.checked_add(info.stored_len as u64);
             if end.is_none_or(|e| e > size) {
-                return Err(format!("blob {} lies outside pack {} ({} bytes)", info.id.short(), id.short(), size));
+                return Err(DecodeError::Invalid(format!(
+                    "blob {} lies outside pack {} ({} bytes)",
+                    info.id.short(),
+                    id.short(),
+                    size
+                )));
             }
             blobs.push(PackedBlob { info, offset });
         }

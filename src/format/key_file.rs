@@ -15,11 +15,17 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STA
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyFile {
+    /// The repository format version the key file belongs to ([`REPO_VERSION`]).
     pub version: u32,
+    /// When the key was added.
     pub created: jiff::Timestamp,
+    /// The host it was added on (for `key list`; not checked).
     pub host: String,
+    /// The user (`$USER`) who added it, possibly empty (for `key list`; not checked).
     pub username: String,
+    /// The password key derivation; always `argon2id`.
     pub kdf: String,
+    /// Argon2id's parameters: memory, iterations, parallelism.
     pub kdf_params: KdfParams,
     /// Base64 of the 16-byte salt.
     pub salt: String,
@@ -31,7 +37,7 @@ impl KeyFile {
     /// Seals `key` under `password`.
     pub fn create(key: &MasterKey, password: &[u8], kdf: KdfParams) -> Result<KeyFile> {
         let salt: [u8; 16] = crypto::random_bytes();
-        let wrap = kdf.derive(password, &salt).map_err(Error::InvalidInput)?;
+        let wrap = kdf.derive(password, &salt).map_err(|e| Error::InvalidInput(e.to_string()))?;
         let sealed = crypto::seal_with_key(&wrap, ObjectKind::Key.aad(), key.bytes().to_vec());
         Ok(KeyFile {
             version: REPO_VERSION,
@@ -66,7 +72,7 @@ impl KeyFile {
     pub fn unlock(&self, name: &str, password: &[u8]) -> Result<Option<MasterKey>> {
         let salt = B64.decode(&self.salt).map_err(|e| Error::corrupt(name, format!("bad salt: {e}")))?;
         let sealed = B64.decode(&self.master_key).map_err(|e| Error::corrupt(name, format!("bad key: {e}")))?;
-        let wrap = self.kdf_params.derive(password, &salt).map_err(|e| Error::corrupt(name, e))?;
+        let wrap = self.kdf_params.derive(password, &salt).map_err(|e| Error::corrupt(name, e.to_string()))?;
         match crypto::open_with_key(&wrap, ObjectKind::Key.aad(), &sealed) {
             Some(bytes) => {
                 let arr: [u8; 32] =

@@ -3,6 +3,7 @@
 //!
 //! Layout (see repo-format.md): `blob_0 .. blob_n-1 | sealed header | header length (u32 LE)`.
 
+use crate::error::DecodeError;
 use crate::format::blob::{BlobInfo, BlobKind, Compression};
 use crate::format::crypto::{MasterKey, OVERHEAD};
 use crate::format::id::Id;
@@ -17,6 +18,7 @@ pub const ENTRY_LEN: usize = 1 + 1 + 32 + 4 + 4;
 /// A blob's place in a pack.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PackedBlob {
+    /// The blob's id, kind, compression and lengths.
     pub info: BlobInfo,
     /// Offset of the sealed blob from the start of the pack.
     pub offset: u64,
@@ -31,13 +33,18 @@ pub struct PackWriter {
 
 /// A finished pack: its bytes, its name and where each blob lies.
 pub struct FinishedPack {
+    /// The pack's name: the hash of `bytes`.
     pub id: Id,
+    /// The kind of every blob in it.
     pub kind: BlobKind,
+    /// The whole pack object as it is uploaded: the sealed blobs, the sealed header and its length.
     pub bytes: Vec<u8>,
+    /// The blobs in it and their offsets, in pack order.
     pub blobs: Vec<PackedBlob>,
 }
 
 impl PackWriter {
+    /// An empty writer for blobs of `kind`.
     pub fn new(kind: BlobKind) -> Self {
         PackWriter { kind, bytes: Vec::new(), blobs: Vec::new() }
     }
@@ -60,6 +67,7 @@ impl PackWriter {
         self.bytes.len()
     }
 
+    /// True if no blob has been added yet.
     pub fn is_empty(&self) -> bool {
         self.blobs.is_empty()
     }
@@ -96,44 +104,52 @@ pub fn encode_entry(out: &mut Vec<u8>, info: &BlobInfo) {
 }
 
 /// Reads one blob description (shared with index segments).
-pub fn decode_entry(c: &mut Cursor<'_>) -> Result<BlobInfo, String> {
+pub fn decode_entry(c: &mut Cursor<'_>) -> Result<BlobInfo, DecodeError> {
     let kind = c.u8()?;
-    let kind = BlobKind::from_u8(kind).ok_or_else(|| format!("unknown blob kind {kind}"))?;
+    let kind = BlobKind::from_u8(kind).ok_or_else(|| DecodeError::Invalid(format!("unknown blob kind {kind}")))?;
     let comp = c.u8()?;
-    let compression = Compression::from_u8(comp).ok_or_else(|| format!("unknown compression {comp}"))?;
+    let compression =
+        Compression::from_u8(comp).ok_or_else(|| DecodeError::Invalid(format!("unknown compression {comp}")))?;
     let id = c.id()?;
     let stored_len = c.u32()?;
     let raw_len = c.u32()?;
     if (stored_len as usize) < OVERHEAD {
-        return Err(format!("blob {} has impossible stored length {stored_len}", id.short()));
+        return Err(DecodeError::Invalid(format!("blob {} has impossible stored length {stored_len}", id.short())));
     }
     Ok(BlobInfo { id, kind, compression, stored_len, raw_len })
 }
 
 /// Length of the sealed header, read from the last 4 bytes of a pack.
-pub fn header_len_from_trailer(trailer: &[u8], pack_size: u64) -> Result<u64, String> {
-    let t: [u8; 4] = trailer.try_into().map_err(|_| "pack trailer is not 4 bytes".to_string())?;
+pub fn header_len_from_trailer(trailer: &[u8], pack_size: u64) -> Result<u64, DecodeError> {
+    let t: [u8; 4] = trailer.try_into().map_err(|_| DecodeError::from("pack trailer is not 4 bytes"))?;
     let len = u32::from_le_bytes(t) as u64;
     if len < OVERHEAD as u64 || len + 4 > pack_size {
-        return Err(format!("pack header length {len} does not fit a pack of {pack_size} bytes"));
+        return Err(DecodeError::Invalid(format!("pack header length {len} does not fit a pack of {pack_size} bytes")));
     }
     Ok(len)
 }
 
 /// Decrypts and parses a pack header; checks that the blobs exactly tile the data before the header.
-pub fn decode_header(key: &MasterKey, sealed: &[u8], data_len: u64) -> Result<Vec<PackedBlob>, String> {
-    let plain = key.open(HEADER_AAD, sealed).ok_or("pack header authentication failed")?;
+pub fn decode_header(key: &MasterKey, sealed: &[u8], data_len: u64) -> Result<Vec<PackedBlob>, DecodeError> {
+    let plain = key.open(HEADER_AAD, sealed).ok_or(DecodeError::Authentication("pack header authentication failed"))?;
     let mut c = Cursor::new(&plain);
     if c.take(4)? != HEADER_MAGIC {
         return Err("pack header has a bad magic".into());
     }
     let version = c.u8()?;
     if version != HEADER_VERSION {
-        return Err(format!("pack header version {version} is not supported (this gumvault reads {HEADER_VERSION})"));
+        return Err(DecodeError::Version {
+            what: "pack header",
+            found: version.into(),
+            supported: HEADER_VERSION.into(),
+        });
     }
     let count = c.u32()? as usize;
     if count.saturating_mul(ENTRY_LEN) != c.remaining() {
-        return Err(format!("pack header claims {count} entries but holds {} bytes", c.remaining()));
+        return Err(DecodeError::Invalid(format!(
+            "pack header claims {count} entries but holds {} bytes",
+            c.remaining()
+        )));
     }
     let mut blobs = Vec::with_capacity(count);
     let mut offset = 0u64;
@@ -143,13 +159,15 @@ pub fn decode_header(key: &MasterKey, sealed: &[u8], data_len: u64) -> Result<Ve
         offset += info.stored_len as u64;
     }
     if offset != data_len {
-        return Err(format!("pack header covers {offset} bytes, the pack holds {data_len} bytes of blobs"));
+        return Err(DecodeError::Invalid(format!(
+            "pack header covers {offset} bytes, the pack holds {data_len} bytes of blobs"
+        )));
     }
     Ok(blobs)
 }
 
 /// Parses a whole pack held in memory (used by check and index repair).
-pub fn parse_pack(key: &MasterKey, bytes: &[u8]) -> Result<Vec<PackedBlob>, String> {
+pub fn parse_pack(key: &MasterKey, bytes: &[u8]) -> Result<Vec<PackedBlob>, DecodeError> {
     let size = bytes.len() as u64;
     if size < 4 {
         return Err("pack is shorter than its trailer".into());

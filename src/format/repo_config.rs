@@ -25,6 +25,7 @@ pub struct RegionSpec {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RepoConfig {
+    /// Version of the repository format ([`REPO_VERSION`]); readers refuse others.
     pub version: u32,
     /// Random id; names the local catalog.
     pub id: String,

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::DecodeError;
 use crate::format::id::Id;
 
 /// Version of the manifest schema; readers refuse newer ones.
@@ -11,9 +12,13 @@ pub const SNAPSHOT_VERSION: u32 = 1;
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Summary {
+    /// Files read that the parent snapshot did not have.
     pub files_new: u64,
+    /// Files read again because they changed since the parent snapshot.
     pub files_changed: u64,
+    /// Files taken from the parent snapshot without reading them.
     pub files_unchanged: u64,
+    /// Directories saved.
     pub dirs: u64,
     /// Bytes of file content read from the source.
     pub bytes_read: u64,
@@ -21,10 +26,13 @@ pub struct Summary {
     pub total_bytes: u64,
     /// Blobs and bytes (plaintext, then as stored) that this backup added to the repository.
     pub blobs_added: u64,
+    /// Plaintext bytes of those new blobs.
     pub bytes_added: u64,
+    /// Bytes of those new blobs as stored (compressed and sealed).
     pub stored_bytes_added: u64,
     /// Inputs that could not be read (the snapshot is then incomplete).
     pub errors: u64,
+    /// How long the backup took, in seconds.
     pub duration_secs: f64,
     /// Optional sources of a job that failed and were left out (each with the reason).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -35,16 +43,20 @@ pub struct Summary {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Snapshot {
+    /// Version of the manifest schema ([`SNAPSHOT_VERSION`]).
     pub version: u32,
     /// When the backup started.
     pub time: jiff::Timestamp,
+    /// The host the backup was taken on.
     pub host: String,
     /// The absolute paths backed up (or `/NAME` for a stream).
     pub paths: Vec<String>,
+    /// Tags for finding and grouping snapshots (a job's snapshots carry the job's name).
     #[serde(default)]
     pub tags: Vec<String>,
     /// Root tree.
     pub tree: Id,
+    /// The previous snapshot of the same host, paths and job, if any (for a repaired snapshot, the one it replaced).
     #[serde(default)]
     pub parent: Option<Id>,
     /// Chunker profile used for content.
@@ -55,27 +67,32 @@ pub struct Snapshot {
     /// True when some inputs could not be read.
     #[serde(default)]
     pub incomplete: bool,
+    /// Statistics of the backup run that made it.
     #[serde(default)]
     pub summary: Summary,
 }
 
 impl Snapshot {
+    /// The manifest as JSON, as it is stored (before sealing).
     pub fn to_bytes(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("snapshots always serialize")
     }
 
-    pub fn from_bytes(bytes: &[u8]) -> Result<Snapshot, String> {
+    /// Parses a manifest, refusing a schema version other than [`SNAPSHOT_VERSION`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Snapshot, DecodeError> {
         #[derive(Deserialize)]
         struct VersionOnly {
             version: u32,
         }
-        let v: VersionOnly = serde_json::from_slice(bytes).map_err(|e| format!("undecodable snapshot: {e}"))?;
+        let undecodable = |e: serde_json::Error| DecodeError::Invalid(format!("undecodable snapshot: {e}"));
+        let v: VersionOnly = serde_json::from_slice(bytes).map_err(undecodable)?;
         if v.version != SNAPSHOT_VERSION {
-            return Err(format!(
-                "snapshot format version {} is not supported (this gumvault reads {SNAPSHOT_VERSION}); upgrade gumvault",
-                v.version
-            ));
+            return Err(DecodeError::Version {
+                what: "snapshot format",
+                found: v.version,
+                supported: SNAPSHOT_VERSION,
+            });
         }
-        serde_json::from_slice(bytes).map_err(|e| format!("undecodable snapshot: {e}"))
+        serde_json::from_slice(bytes).map_err(undecodable)
     }
 }

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::DecodeError;
 use crate::format::id::Id;
 
 /// A file name or symlink target as raw bytes. Serialized as a JSON string when it is UTF-8, otherwise as
@@ -58,12 +59,19 @@ impl<'de> Deserialize<'de> for RawName {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NodeKind {
+    /// A regular file.
     File,
+    /// A directory.
     Dir,
+    /// A symbolic link.
     Symlink,
+    /// A named pipe (FIFO).
     Fifo,
+    /// A Unix domain socket.
     Socket,
+    /// A character device.
     CharDevice,
+    /// A block device.
     BlockDevice,
 }
 
@@ -71,20 +79,26 @@ pub enum NodeKind {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Node {
+    /// The entry's name within its directory, as raw bytes.
     pub name: RawName,
+    /// What the entry is (`type` in the JSON).
     #[serde(rename = "type")]
     pub kind: NodeKind,
     /// Permission bits and set-id/sticky bits (`st_mode & 0o7777`).
     pub mode: u32,
+    /// The owner's numeric user id.
     pub uid: u32,
+    /// The owner's numeric group id.
     pub gid: u32,
     /// Modification time, nanoseconds since the Unix epoch.
     pub mtime_ns: i64,
     /// Change time and inode identity: only used to skip unchanged files in the next backup.
     #[serde(default)]
     pub ctime_ns: i64,
+    /// Inode number (see `ctime_ns`).
     #[serde(default)]
     pub inode: u64,
+    /// Device number of the file system that holds it (see `ctime_ns`).
     #[serde(default)]
     pub dev: u64,
     /// File size in bytes (files only).
@@ -149,6 +163,7 @@ impl Node {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Tree {
+    /// The entries, sorted by name bytes, each name once.
     pub nodes: Vec<Node>,
 }
 
@@ -164,12 +179,16 @@ impl Tree {
         self.nodes.binary_search_by(|n| n.name.0.as_slice().cmp(name)).ok().map(|i| &self.nodes[i])
     }
 
+    /// The tree as JSON, the plaintext of its tree blob.
     pub fn to_bytes(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("trees always serialize")
     }
 
-    pub fn from_bytes(bytes: &[u8]) -> Result<Tree, String> {
-        let tree: Tree = serde_json::from_slice(bytes).map_err(|e| format!("undecodable tree: {e}"))?;
+    /// Parses a tree blob's plaintext. Refuses entries out of order or repeated, and names that are empty, `.`, `..`
+    /// or hold a `/`.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Tree, DecodeError> {
+        let tree: Tree =
+            serde_json::from_slice(bytes).map_err(|e| DecodeError::Invalid(format!("undecodable tree: {e}")))?;
         if tree.nodes.windows(2).any(|w| w[0].name >= w[1].name) {
             return Err("tree entries are not sorted and unique".into());
         }

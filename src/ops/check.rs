@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use rayon::prelude::*;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::format::blob::{self, BlobKind};
 use crate::format::id::Id;
 use crate::format::index::PackEntry;
@@ -24,15 +24,21 @@ pub enum DataSubset {
     /// This share of the packs, those verified longest ago (never first).
     Fraction(f64),
     /// Slice `k` of `n` (1-based): a fixed partition by pack id, so `n` runs with k = 1..n cover everything.
-    Slice { k: u64, n: u64 },
+    Slice {
+        /// Which slice, from 1 to `n`.
+        k: u64,
+        /// How many slices the packs are cut into.
+        n: u64,
+    },
     /// The packs verified longest ago, about a seventh of the data: daily runs cover everything in a week.
     Auto,
 }
 
 impl DataSubset {
     /// Parses `10%`, `3/7` or `auto`.
-    pub fn parse(s: &str) -> std::result::Result<DataSubset, String> {
-        let bad = || format!("invalid subset {s:?}: use a percentage (10%), a slice (3/7) or auto");
+    pub fn parse(s: &str) -> Result<DataSubset> {
+        let bad =
+            || Error::InvalidInput(format!("invalid subset {s:?}: use a percentage (10%), a slice (3/7) or auto"));
         if s == "auto" {
             return Ok(DataSubset::Auto);
         }
@@ -59,11 +65,17 @@ pub struct CheckOptions {
 /// What a check found.
 #[derive(Debug, Default, serde::Serialize)]
 pub struct CheckReport {
+    /// Snapshots that loaded and whose trees were walked.
     pub snapshots: usize,
+    /// Distinct trees read and parsed (a tree shared by several snapshots counts once).
     pub trees: usize,
+    /// Packs the index lists.
     pub packs: usize,
+    /// Distinct blobs the index lists.
     pub blobs: usize,
+    /// Packs downloaded for `--read-data` (0 without it).
     pub packs_read: usize,
+    /// Bytes downloaded for `--read-data`.
     pub bytes_read: u64,
     /// Names of the packs read and verified.
     pub packs_verified: Vec<String>,
@@ -281,15 +293,18 @@ fn read_packs(repo: &Repository, catalog: &Catalog, list: &[&PackEntry], report:
     Ok(())
 }
 
-fn verify_pack(repo: &Repository, p: &PackEntry) -> std::result::Result<(), String> {
-    let bytes = repo.read_pack_copy(&p.id).map_err(|e| e.to_string())?;
-    let header = repo.parse_pack(&p.id, &bytes).map_err(|e| e.to_string())?;
+fn verify_pack(repo: &Repository, p: &PackEntry) -> Result<()> {
+    let bytes = repo.read_pack_copy(&p.id)?;
+    let header = repo.parse_pack(&p.id, &bytes)?;
     if header.len() != p.blobs.len() || header.iter().zip(&p.blobs).any(|(a, b)| a != b) {
-        return Err("its header disagrees with the index".into());
+        return Err(Error::corrupt(
+            crate::format::objects::ObjectKind::Pack.path_of(&p.id),
+            "its header disagrees with the index",
+        ));
     }
     header.par_iter().try_for_each(|b| {
         let sealed = &bytes[b.offset as usize..(b.offset + b.info.stored_len as u64) as usize];
-        repo.open_blob(&p.id, b, sealed).map(drop).map_err(|e| e.to_string())
+        repo.open_blob(&p.id, b, sealed).map(drop)
     })
 }
 

@@ -17,6 +17,7 @@ use crate::repo::reader::BlobReader;
 pub struct Change {
     /// `+` added, `-` removed, `M` content changed, `U` metadata only, `T` type changed.
     pub kind: char,
+    /// The path that changed, from the snapshot's root (`/...`).
     pub path: PathBuf,
 }
 
@@ -91,13 +92,17 @@ fn removed_or_added(
 /// What one snapshot holds.
 #[derive(Debug, Default, Serialize)]
 pub struct SnapshotStats {
+    /// Regular files in the snapshot.
     pub files: u64,
+    /// Directories in the snapshot.
     pub dirs: u64,
     /// Sum of file sizes.
     pub logical_bytes: u64,
     /// Distinct blobs the snapshot references, their plaintext and stored sizes.
     pub unique_blobs: u64,
+    /// Plaintext bytes of those distinct blobs (trees included).
     pub unique_bytes: u64,
+    /// Bytes those distinct blobs take in the packs (compressed and encrypted).
     pub stored_bytes: u64,
     /// logical / unique plaintext: how much deduplication saved within the snapshot.
     pub dedup_ratio: f64,

@@ -23,9 +23,13 @@ pub const LOST_SUFFIX: &str = ".gumvault-lost";
 /// What `repair index` did.
 #[derive(Debug, Default, Serialize)]
 pub struct IndexRepair {
+    /// Packs whose header was read and entered into the new index.
     pub packs_indexed: usize,
+    /// Blobs entered into the new index, over all those packs.
     pub blobs_indexed: usize,
+    /// New index segments written.
     pub segments_written: usize,
+    /// Old index segments deleted once the new ones were written.
     pub segments_removed: usize,
     /// Packs whose header could not be read: their data is lost.
     pub unreadable_packs: Vec<String>,
@@ -68,7 +72,9 @@ pub fn repair_index(repo: &Repository) -> Result<IndexRepair> {
 /// What `repair snapshots` did for one snapshot.
 #[derive(Debug, Serialize)]
 pub struct SnapshotRepair {
+    /// The damaged snapshot's id (hex).
     pub old_id: String,
+    /// The id (hex) of the repaired snapshot that replaces it; `None` on a dry run or when it cannot be repaired.
     pub new_id: Option<String>,
     /// Paths whose content (or whole directory) was lost.
     pub lost: Vec<String>,

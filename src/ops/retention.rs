@@ -14,23 +14,32 @@ use std::collections::BTreeMap;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 
+use crate::error::Error;
 use crate::format::id::Id;
 
 /// What the policy needs to know about a snapshot.
 #[derive(Clone, Debug)]
 pub struct SnapshotInfo {
+    /// The snapshot's id.
     pub id: Id,
+    /// When the snapshot was taken; calendar rules and `keep_within` go by this.
     pub time: Timestamp,
+    /// The host it was taken on (a grouping key).
     pub host: String,
+    /// The paths it backs up (a grouping key).
     pub paths: Vec<String>,
+    /// Its tags (a grouping key, and what `keep_tags` matches).
     pub tags: Vec<String>,
 }
 
 /// How snapshots are grouped; each group is judged on its own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GroupBy {
+    /// Snapshots from different hosts go in different groups.
     pub host: bool,
+    /// Snapshots of different path sets go in different groups.
     pub paths: bool,
+    /// Snapshots with different tag sets go in different groups (tag order does not matter).
     pub tags: bool,
 }
 
@@ -42,14 +51,18 @@ impl Default for GroupBy {
 
 impl GroupBy {
     /// Parses `host,paths`, `host,tags`, `` (one group) …
-    pub fn parse(s: &str) -> Result<GroupBy, String> {
+    pub fn parse(s: &str) -> Result<GroupBy, Error> {
         let mut g = GroupBy { host: false, paths: false, tags: false };
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             match part {
                 "host" => g.host = true,
                 "paths" | "path" => g.paths = true,
                 "tags" | "tag" => g.tags = true,
-                other => return Err(format!("unknown --group-by field {other:?} (use host, paths, tags)")),
+                other => {
+                    return Err(Error::InvalidInput(format!(
+                        "unknown --group-by field {other:?} (use host, paths, tags)"
+                    )));
+                }
             }
         }
         Ok(g)
@@ -78,14 +91,23 @@ type BucketFn = fn(&jiff::Zoned) -> String;
 /// A retention policy.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Policy {
+    /// Keep the N newest snapshots of each group.
     pub keep_last: usize,
+    /// Keep the newest snapshot of each of the N most recent hours that have one.
     pub keep_hourly: usize,
+    /// Keep the newest snapshot of each of the N most recent days that have one.
     pub keep_daily: usize,
+    /// Keep the newest snapshot of each of the N most recent ISO weeks that have one.
     pub keep_weekly: usize,
+    /// Keep the newest snapshot of each of the N most recent months that have one.
     pub keep_monthly: usize,
+    /// Keep the newest snapshot of each of the N most recent years that have one.
     pub keep_yearly: usize,
+    /// Keep every snapshot taken after `now` minus this duration.
     pub keep_within: Option<SignedDuration>,
+    /// Keep every snapshot that carries any of these tags.
     pub keep_tags: Vec<String>,
+    /// Let the newest snapshot of a group go when no rule keeps it (normally it is always kept).
     pub allow_remove_newest: bool,
 }
 
@@ -102,8 +124,11 @@ impl Policy {
 /// The verdict on one snapshot.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Decision {
+    /// The snapshot judged.
     pub id: Id,
+    /// The group it was judged in, e.g. `host=web paths=/srv` (empty with no grouping).
     pub group: String,
+    /// True if it is kept, false if `forget` removes it.
     pub keep: bool,
     /// The rules that keep it (empty when it is removed).
     pub reasons: Vec<String>,
@@ -125,58 +150,68 @@ pub fn apply(
     let mut out = Vec::with_capacity(snapshots.len());
     for (key, mut group) in groups {
         group.sort_by(|a, b| b.time.cmp(&a.time).then(b.id.cmp(&a.id)));
-        let mut reasons: Vec<Vec<String>> = vec![Vec::new(); group.len()];
-        for (i, r) in reasons.iter_mut().enumerate().take(policy.keep_last) {
-            r.push(format!("last {}", i + 1));
-        }
-        let buckets: [(&str, usize, BucketFn); 5] = [
-            ("hourly", policy.keep_hourly, |z| z.strftime("%Y-%m-%d %H").to_string()),
-            ("daily", policy.keep_daily, |z| z.strftime("%Y-%m-%d").to_string()),
-            ("weekly", policy.keep_weekly, |z| {
-                let w = z.date().iso_week_date();
-                format!("{}-W{:02}", w.year(), w.week())
-            }),
-            ("monthly", policy.keep_monthly, |z| z.strftime("%Y-%m").to_string()),
-            ("yearly", policy.keep_yearly, |z| z.strftime("%Y").to_string()),
-        ];
-        for (name, n, bucket_of) in buckets {
-            let mut last: Option<String> = None;
-            let mut kept = 0;
-            for (i, s) in group.iter().enumerate() {
-                if kept >= n {
-                    break;
-                }
-                let b = bucket_of(&s.time.to_zoned(tz.clone()));
-                if last.as_ref() != Some(&b) {
-                    kept += 1;
-                    reasons[i].push(format!("{name} {kept} ({b})"));
-                    last = Some(b);
-                }
-            }
-        }
-        if let Some(within) = policy.keep_within {
-            let cutoff = now.checked_sub(within).unwrap_or(Timestamp::MIN);
-            for (i, s) in group.iter().enumerate() {
-                if s.time > cutoff {
-                    reasons[i].push("within".to_string());
-                }
-            }
-        }
-        for (i, s) in group.iter().enumerate() {
-            for t in &policy.keep_tags {
-                if s.tags.contains(t) {
-                    reasons[i].push(format!("tag {t}"));
-                }
-            }
-        }
-        if !policy.allow_remove_newest && !group.is_empty() && reasons[0].is_empty() {
-            reasons[0].push("newest of its group".to_string());
-        }
+        let reasons = reasons(&group, policy, now, tz);
         for (s, r) in group.iter().zip(reasons) {
             out.push(Decision { id: s.id, group: key.clone(), keep: !r.is_empty(), reasons: r });
         }
     }
     out
+}
+
+/// The rules that keep each snapshot of one group (newest first); an empty list means it goes.
+fn reasons(group: &[&SnapshotInfo], policy: &Policy, now: Timestamp, tz: &TimeZone) -> Vec<Vec<String>> {
+    let mut reasons: Vec<Vec<String>> = vec![Vec::new(); group.len()];
+    for (i, r) in reasons.iter_mut().enumerate().take(policy.keep_last) {
+        r.push(format!("last {}", i + 1));
+    }
+    keep_calendar(group, policy, tz, &mut reasons);
+    if let Some(within) = policy.keep_within {
+        let cutoff = now.checked_sub(within).unwrap_or(Timestamp::MIN);
+        for (i, s) in group.iter().enumerate() {
+            if s.time > cutoff {
+                reasons[i].push("within".to_string());
+            }
+        }
+    }
+    for (i, s) in group.iter().enumerate() {
+        for t in policy.keep_tags.iter().filter(|t| s.tags.contains(t)) {
+            reasons[i].push(format!("tag {t}"));
+        }
+    }
+    if !policy.allow_remove_newest && !group.is_empty() && reasons[0].is_empty() {
+        reasons[0].push("newest of its group".to_string());
+    }
+    reasons
+}
+
+/// The hourly, daily, weekly, monthly and yearly rules: walking from newest to oldest, the newest snapshot of
+/// each of the N most recent buckets that have snapshots.
+fn keep_calendar(group: &[&SnapshotInfo], policy: &Policy, tz: &TimeZone, reasons: &mut [Vec<String>]) {
+    let buckets: [(&str, usize, BucketFn); 5] = [
+        ("hourly", policy.keep_hourly, |z| z.strftime("%Y-%m-%d %H").to_string()),
+        ("daily", policy.keep_daily, |z| z.strftime("%Y-%m-%d").to_string()),
+        ("weekly", policy.keep_weekly, |z| {
+            let w = z.date().iso_week_date();
+            format!("{}-W{:02}", w.year(), w.week())
+        }),
+        ("monthly", policy.keep_monthly, |z| z.strftime("%Y-%m").to_string()),
+        ("yearly", policy.keep_yearly, |z| z.strftime("%Y").to_string()),
+    ];
+    for (name, n, bucket_of) in buckets {
+        let mut last: Option<String> = None;
+        let mut kept = 0;
+        for (i, s) in group.iter().enumerate() {
+            if kept >= n {
+                break;
+            }
+            let b = bucket_of(&s.time.to_zoned(tz.clone()));
+            if last.as_ref() != Some(&b) {
+                kept += 1;
+                reasons[i].push(format!("{name} {kept} ({b})"));
+                last = Some(b);
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -6,8 +6,11 @@ use crate::repo::catalog::{Catalog, SnapshotEntry};
 /// Filters that narrow the snapshots a command considers.
 #[derive(Clone, Debug, Default)]
 pub struct Filter {
+    /// Keep snapshots taken on any of these hosts; empty means every host.
     pub hosts: Vec<String>,
+    /// Keep snapshots that carry all of these tags.
     pub tags: Vec<String>,
+    /// Keep snapshots that include all of these paths (a trailing `/` is ignored).
     pub paths: Vec<String>,
 }
 

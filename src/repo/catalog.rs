@@ -43,15 +43,21 @@ CREATE INDEX IF NOT EXISTS runs_job_kind ON runs(job, kind, started);
 /// One recorded run of a job or maintenance task.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct RunRecord {
+    /// The job the run belongs to.
     pub job: String,
     /// `backup`, `test-restore`, ...
     pub kind: String,
+    /// When the run started.
     pub started: jiff::Timestamp,
+    /// When it ended.
     pub finished: jiff::Timestamp,
+    /// True if it succeeded.
     pub ok: bool,
+    /// The snapshot a backup run made, if it made one.
     pub snapshot: Option<Id>,
     /// Bytes added to the repository (backups) or restored (test restores).
     pub bytes: u64,
+    /// Why it failed, if it did.
     pub error: Option<String>,
     /// Kind-specific details (e.g. query results of a test restore).
     pub detail: serde_json::Value,
@@ -60,15 +66,20 @@ pub struct RunRecord {
 /// Where a blob is stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BlobLocation {
+    /// The pack that holds the blob.
     pub pack: Id,
+    /// Offset of the sealed blob from the start of the pack.
     pub offset: u64,
+    /// The blob's id, kind, compression and lengths.
     pub info: BlobInfo,
 }
 
 /// A snapshot as listed by the catalog.
 #[derive(Clone, Debug)]
 pub struct SnapshotEntry {
+    /// The snapshot's id.
     pub id: Id,
+    /// Its manifest.
     pub snapshot: Snapshot,
 }
 
@@ -456,6 +467,7 @@ impl Catalog {
         Ok(out)
     }
 
+    /// What the catalog knows of the repository: packs, blobs, and the packs' total size in bytes.
     pub fn totals(&self) -> Result<(u64, u64, u64)> {
         self.conn
             .query_row(

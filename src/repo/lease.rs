@@ -64,8 +64,8 @@ pub fn acquire<'r>(repo: &'r Repository, operation: &str, wait: Duration) -> Res
     let deadline = std::time::Instant::now() + wait;
     loop {
         match try_acquire(repo, operation)? {
-            Ok(lease) => return Ok(lease),
-            Err(holder) => {
+            Attempt::Acquired(lease) => return Ok(lease),
+            Attempt::Held(holder) => {
                 if std::time::Instant::now() >= deadline {
                     return Err(Error::Locked(format!(
                         "the repository is busy with maintenance: {holder}; retry later or pass --retry-lock 10m"
@@ -77,13 +77,21 @@ pub fn acquire<'r>(repo: &'r Repository, operation: &str, wait: Duration) -> Res
     }
 }
 
-/// One attempt: `Ok(Err(holder))` when someone else holds a live lease.
-fn try_acquire<'r>(repo: &'r Repository, operation: &str) -> Result<std::result::Result<Lease<'r>, String>> {
+/// What one attempt to take the lease came to.
+enum Attempt<'r> {
+    /// It is ours.
+    Acquired(Lease<'r>),
+    /// Someone else holds a live lease (described for the message).
+    Held(String),
+}
+
+/// One attempt to take the lease.
+fn try_acquire<'r>(repo: &'r Repository, operation: &str) -> Result<Attempt<'r>> {
     let now = crate::time::now();
     let mut taken_over = Vec::new();
     for other in list(repo)? {
         if other.is_live(now) {
-            return Ok(Err(other.describe()));
+            return Ok(Attempt::Held(other.describe()));
         }
         repo.storage.delete(&lock_path(&other.id))?;
         taken_over.push(format!("took over the expired lease of {}", other.describe()));
@@ -104,10 +112,12 @@ fn try_acquire<'r>(repo: &'r Repository, operation: &str) -> Result<std::result:
         .min_by(|a, b| a.created.cmp(&b.created).then_with(|| a.id.cmp(&b.id)));
     if let Some(w) = winner.filter(|w| w.id != info.id) {
         repo.storage.delete(&lock_path(&info.id))?;
-        return Ok(Err(w.describe()));
+        return Ok(Attempt::Held(w.describe()));
     }
     let stop = Arc::new(AtomicBool::new(false));
-    Ok(Ok(Lease { repo, path: lock_path(&info.id), stop, refresher: None, taken_over }.with_refresher(info)))
+    Ok(Attempt::Acquired(
+        Lease { repo, path: lock_path(&info.id), stop, refresher: None, taken_over }.with_refresher(info),
+    ))
 }
 
 impl<'r> Lease<'r> {

@@ -1,7 +1,7 @@
 //! A repository: its storage, its master key and its config, behind one type whose fields nobody else sees.
 //! Opening needs a password that unlocks one of the key files; everything else (config, index, snapshots,
 //! packs) is sealed under the master key. The rest of gumvault asks a [`Repository`] for objects by kind
-//! ([`ObjectKind`]) and for blobs by location, and never learns how they are named, sealed or fetched.
+//! ([`ObjectKind`](crate::format::objects::ObjectKind)) and for blobs by location, and never learns how they are named, sealed or fetched.
 
 pub mod catalog;
 pub mod keys;
@@ -12,6 +12,7 @@ mod open;
 mod packs;
 pub mod reader;
 pub mod regions;
+pub mod session;
 mod tombstones;
 
 use std::collections::BTreeMap;

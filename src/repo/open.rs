@@ -9,6 +9,16 @@ use crate::format::repo_config::{REPO_VERSION, RegionSpec, RepoConfig, parse_con
 use crate::storage::Storage;
 
 impl Repository {
+    /// Creates a repository at `url`, or, when `opts` names regions, in every one of them (`url` unused).
+    pub fn create(url: &str, password: &[u8], opts: &InitOptions) -> Result<Repository> {
+        let storage = if opts.regions.is_empty() {
+            Storage::open_url(url)?
+        } else {
+            Storage::open_regions(&opts.regions, opts.min_regions.map(|n| n as usize))?
+        };
+        Repository::init(storage, password, opts)
+    }
+
     /// Creates a repository: a master key, a key file for `password`, the config. Refuses a non-empty location.
     pub fn init(storage: Storage, password: &[u8], opts: &InitOptions) -> Result<Repository> {
         refuse_existing(&storage)?;

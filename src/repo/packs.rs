@@ -50,9 +50,9 @@ impl Repository {
     /// Reads a pack's header (a range read of its tail) to learn its blobs.
     pub fn read_pack_header(&self, id: &Id, size: u64) -> Result<Vec<PackedBlob>> {
         let path = ObjectKind::Pack.path_of(id);
-        let bad = |e: String| Error::corrupt(&path, e);
+        let bad = |e: crate::error::DecodeError| Error::corrupt(&path, e);
         if size < 4 {
-            return Err(bad("pack is shorter than its trailer".into()));
+            return Err(Error::corrupt(&path, "pack is shorter than its trailer"));
         }
         let trailer = self.storage.read_range(&path, size - 4, 4)?;
         let hlen = pack::header_len_from_trailer(&trailer, size).map_err(bad)?;

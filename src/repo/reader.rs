@@ -10,11 +10,13 @@ use crate::repo::catalog::{BlobLocation, Catalog};
 
 /// Reads blobs of one repository; usable from many threads.
 pub struct BlobReader<'a> {
+    /// The repository the blobs are read from.
     pub repo: &'a Repository,
     catalog: Mutex<&'a mut Catalog>,
 }
 
 impl<'a> BlobReader<'a> {
+    /// A reader of `repo` that finds blobs through `catalog`, which it holds until [`BlobReader::into_catalog`].
     pub fn new(repo: &'a Repository, catalog: &'a mut Catalog) -> Self {
         BlobReader { repo, catalog: Mutex::new(catalog) }
     }

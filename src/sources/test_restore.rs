@@ -15,26 +15,38 @@ use crate::sources::pg_conn::{PgConn, load_dump};
 /// The outcome of one query.
 #[derive(Clone, Debug, Serialize)]
 pub struct QueryResult {
+    /// The query, as configured.
     pub sql: String,
+    /// Rows it returned (0 when it failed).
     pub rows: usize,
     /// The first column of the first row.
     pub value: Option<String>,
+    /// The configured minimum for the first value, if any.
     pub min: Option<i64>,
+    /// The configured minimum number of rows, if any.
     pub min_rows: Option<u64>,
+    /// True if the query ran and met its minimums (with none set, returned at least one row).
     pub ok: bool,
+    /// Why it failed: the database's error, or which minimum was missed.
     pub error: Option<String>,
 }
 
 /// What a test restore found.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
+    /// The snapshot whose dump was restored.
     pub snapshot: Id,
     /// The dump inside the snapshot (`/db/dump.sql`).
     pub dump: String,
+    /// Name of the scratch database the dump was loaded into (`gumvault_test_restore_<random hex>`).
     pub scratch_database: String,
+    /// Bytes of the dump loaded into the scratch database.
     pub restored_bytes: u64,
+    /// How long the whole test restore took, in seconds, dropping the scratch database included.
     pub duration_secs: f64,
+    /// Each verification query's result, in the configured order.
     pub queries: Vec<QueryResult>,
+    /// True if the dump loaded and every query passed.
     pub ok: bool,
     /// Why it failed, when it failed before or outside the queries.
     pub error: Option<String>,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use bytes::Bytes;
 use opendal::ErrorKind;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StorageError, StorageErrorKind};
 
 /// One storage location: an opendal operator and its name.
 pub trait Backend: Send + Sync {
@@ -34,13 +34,7 @@ pub(super) struct OpendalBackend {
 
 impl OpendalBackend {
     fn err(&self, op: &'static str, path: &str, e: opendal::Error) -> Error {
-        Error::Storage {
-            op,
-            path: path.to_string(),
-            region: self.region.clone(),
-            not_found: e.kind() == ErrorKind::NotFound,
-            message: e.to_string(),
-        }
+        StorageError::from_opendal(op, path, &self.region, &e).into()
     }
 
     /// Makes a rename inside a local directory durable: fsync the object's directory.
@@ -70,13 +64,8 @@ impl Backend for OpendalBackend {
             )
             .map_err(|e| self.err("read", path, e))?;
         if buf.len() as u64 != len {
-            return Err(Error::Storage {
-                op: "read",
-                path: path.to_string(),
-                region: self.region.clone(),
-                message: format!("short read: {} of {len} bytes at offset {offset}", buf.len()),
-                not_found: false,
-            });
+            let message = format!("short read: {} of {len} bytes at offset {offset}", buf.len());
+            return Err(StorageError::new("read", path, &self.region, StorageErrorKind::ShortRead, message).into());
         }
         Ok(buf.to_bytes())
     }

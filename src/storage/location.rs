@@ -7,7 +7,7 @@ use opendal::Operator;
 
 use super::backend::{Backend, OpendalBackend};
 use super::tuning::StorageTuning;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StorageError};
 use crate::runtime::runtime;
 
 /// A parsed repository location.
@@ -16,7 +16,16 @@ pub enum Location {
     /// A local directory (absolute).
     Fs(PathBuf),
     /// An S3 bucket with an optional prefix.
-    S3 { bucket: String, prefix: String, endpoint: Option<String>, region: String },
+    S3 {
+        /// The bucket's name.
+        bucket: String,
+        /// The key prefix the repository lives under, without leading or trailing `/` (empty for the whole bucket).
+        prefix: String,
+        /// The S3 endpoint URL (`?endpoint=`); `None` for AWS itself.
+        endpoint: Option<String>,
+        /// The bucket's region (`?region=`, else `AWS_REGION`, `AWS_DEFAULT_REGION` or `us-east-1`).
+        region: String,
+    },
     /// Process memory (tests).
     Memory,
 }
@@ -88,13 +97,7 @@ impl Location {
     ) -> Result<opendal::blocking::Operator> {
         let rt = runtime()?;
         let _guard = rt.enter();
-        let map = |e: opendal::Error| Error::Storage {
-            op: "open",
-            path: url.to_string(),
-            region: name.to_string(),
-            message: e.to_string(),
-            not_found: false,
-        };
+        let map = |e: opendal::Error| Error::from(StorageError::from_opendal("open", url, name, &e));
         let op = match self {
             Location::Memory => Operator::new(opendal::services::Memory::default()).map_err(map)?,
             Location::Fs(root) => {

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use super::location::Location;
 use super::region::Region;
 use super::tuning::StorageTuning;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StorageError, StorageErrorKind};
 use crate::format::repo_config::RegionSpec;
 
 /// All regions of a repository. Writes go to every healthy region in parallel and succeed when at least
@@ -73,10 +73,12 @@ impl Storage {
         Ok(())
     }
 
+    /// How many regions must hold an object for a write to succeed.
     pub fn min_regions(&self) -> usize {
         self.min_regions.load(Ordering::Relaxed)
     }
 
+    /// Every region, in the order reads try them.
     pub fn regions(&self) -> &[Region] {
         &self.regions
     }
@@ -160,12 +162,11 @@ impl Storage {
                     return Ok(v);
                 }
                 Err(e) => {
-                    let usable_elsewhere =
-                        e.is_not_found() || matches!(e, Error::Storage { .. } | Error::Corrupt { .. });
+                    let usable_elsewhere = e.is_not_found() || matches!(e, Error::Storage(_) | Error::Corrupt { .. });
                     if !usable_elsewhere {
                         return Err(e);
                     }
-                    if matches!(e, Error::Storage { not_found: false, .. }) {
+                    if matches!(e, Error::Storage(_)) && !e.is_not_found() {
                         r.mark_failed();
                     }
                     if matches!(e, Error::Corrupt { .. }) {
@@ -229,18 +230,13 @@ impl Storage {
         if written >= self.min_regions() {
             return Ok(());
         }
-        Err(Error::Storage {
-            op: "write",
-            path: path.to_string(),
-            region: "all".into(),
-            message: format!(
-                "stored in only {written} of {} regions, {} required{}",
-                self.regions.len(),
-                self.min_regions(),
-                first_err.map(|e| format!(" ({})", short(&e))).unwrap_or_default()
-            ),
-            not_found: false,
-        })
+        let message = format!(
+            "stored in only {written} of {} regions, {} required{}",
+            self.regions.len(),
+            self.min_regions(),
+            first_err.map(|e| format!(" ({})", short(&e))).unwrap_or_default()
+        );
+        Err(StorageError::new("write", path, "all", StorageErrorKind::TooFewRegions, message).into())
     }
 
     /// Lists objects under a prefix: the union over every region that answers (a region that lags behind, or is

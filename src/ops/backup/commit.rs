@@ -2,7 +2,7 @@
 //! the backup reused may now sit in a pack that prune marked obsolete. Such packs are put back into the index
 //! before the snapshot is written, so the snapshot never refers to data that a later prune could delete.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use crate::error::{Error, Result};
 use crate::format::id::Id;
@@ -30,37 +30,9 @@ pub fn ensure_indexed(
             live.extend(p.blobs.iter().map(|b| b.info.id));
         }
     }
-    // Where the blobs this snapshot needs are, according to the catalog as it was during the backup.
-    let mut missing_packs: HashMap<Id, ()> = HashMap::new();
-    {
-        let reader = BlobReader::new(repo, catalog);
-        let mut stack = vec![*root];
-        let mut seen = HashSet::new();
-        while let Some(t) = stack.pop() {
-            if !seen.insert(t) {
-                continue;
-            }
-            let mut check = |id: &Id| -> Result<()> {
-                if !live.contains(id) {
-                    missing_packs.insert(reader.locate(id)?.pack, ());
-                }
-                Ok(())
-            };
-            check(&t)?;
-            for node in reader.load_tree(&t)?.nodes {
-                if node.kind == NodeKind::Dir
-                    && let Some(sub) = node.subtree
-                {
-                    stack.push(sub);
-                }
-                for id in &node.content {
-                    check(id)?;
-                }
-            }
-        }
-    }
+    let missing_packs = packs_outside(&BlobReader::new(repo, catalog), root, &live)?;
     let mut restored = Vec::new();
-    for pack in missing_packs.keys() {
+    for pack in &missing_packs {
         let size = repo.stat_object(ObjectKind::Pack, pack)?.ok_or_else(|| {
             Error::SourceFailed(format!(
                 "a prune deleted pack {} that this backup reuses; no snapshot was written — run the backup again",
@@ -74,4 +46,35 @@ pub fn ensure_indexed(
         catalog.add_index(&id, &restored)?;
     }
     Ok(restored.len())
+}
+
+/// The packs that hold blobs reachable from `root` which `live` (the current index) lacks, according to the
+/// catalog as it was during the backup.
+fn packs_outside(reader: &BlobReader<'_>, root: &Id, live: &HashSet<Id>) -> Result<HashSet<Id>> {
+    let mut packs = HashSet::new();
+    let mut stack = vec![*root];
+    let mut seen = HashSet::new();
+    while let Some(t) = stack.pop() {
+        if !seen.insert(t) {
+            continue;
+        }
+        let mut check = |id: &Id| -> Result<()> {
+            if !live.contains(id) {
+                packs.insert(reader.locate(id)?.pack);
+            }
+            Ok(())
+        };
+        check(&t)?;
+        for node in reader.load_tree(&t)?.nodes {
+            if node.kind == NodeKind::Dir
+                && let Some(sub) = node.subtree
+            {
+                stack.push(sub);
+            }
+            for id in &node.content {
+                check(id)?;
+            }
+        }
+    }
+    Ok(packs)
 }

@@ -3,7 +3,7 @@
 //!
 //! The parts: [`source`] says what can be backed up (and the [`source::JobSource`] trait the kinds of `sources/`
 //! implement), [`context`] is what the walkers share, [`fs`] walks file trees, [`stream`] cuts one byte stream,
-//! [`saver`] packs and uploads blobs, [`job`] saves a job's sources, [`commit`] makes sure the snapshot refers
+//! [`saver`] packs and uploads blobs, `job` saves a job's sources, `commit` makes sure the snapshot refers
 //! only to indexed data.
 
 mod commit;

@@ -118,6 +118,7 @@ pub struct BlobSaver<'a> {
     queue: Mutex<Option<SyncSender<PackWriter>>>,
     workers: Mutex<Vec<ScopedJoinHandle<'a, ()>>>,
     state: &'a UploadState,
+    /// Counts of the new blobs this saver has stored so far.
     pub stats: SaverStats,
 }
 

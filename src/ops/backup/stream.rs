@@ -18,7 +18,9 @@ const BATCH_BYTES: usize = 4 << 20;
 
 /// What reading a stream produced.
 pub struct StreamContent {
+    /// The data blobs the stream was cut into, in order.
     pub blobs: Vec<Id>,
+    /// Bytes read from the stream.
     pub size: u64,
 }
 

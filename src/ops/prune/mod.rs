@@ -7,8 +7,8 @@
 //! they are brought back into the index. Order of writes: new packs → new index → new obsolete list → delete old
 //! index and lists → delete expired packs; a crash between any two steps leaves a valid repository.
 //!
-//! The work is split the way it is reasoned about: [`state`] reads what the repository holds, [`mark`] finds
-//! what snapshots need, [`plan`] decides each pack's fate (all that `--dry-run` does), [`execute`] writes.
+//! The work is split the way it is reasoned about: `state` reads what the repository holds, `mark` finds
+//! what snapshots need, [`plan`] decides each pack's fate (all that `--dry-run` does), `execute` writes.
 
 mod execute;
 mod mark;

@@ -38,10 +38,13 @@ pub fn list_regions(repo: &Repository) -> Vec<RegionListing> {
 /// A disagreement between regions.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Difference {
+    /// The region where the object is missing, differs or is damaged.
     pub region: String,
+    /// The object's path in the repository (empty for an unreachable region).
     pub path: String,
     /// `missing`, `size`, `corrupt`, `deleted-elsewhere`, `unreachable`.
     pub kind: &'static str,
+    /// What is wrong, for people (the error, or the sizes that differ); may be empty.
     pub detail: String,
 }
 
@@ -150,14 +153,21 @@ fn verify_copies(repo: &Repository, listings: &[RegionListing], deleted: &BTreeS
 /// One region's health for `gumvault regions`.
 #[derive(Clone, Debug, Serialize)]
 pub struct RegionHealth {
+    /// The region's name.
     pub name: String,
+    /// The region's storage URL.
     pub url: String,
+    /// True if the region could be listed.
     pub reachable: bool,
+    /// Why it could not be listed, when it could not.
     pub error: Option<String>,
+    /// Objects the region holds (0 when unreachable).
     pub objects: u64,
+    /// Bytes the region holds (0 when unreachable).
     pub bytes: u64,
     /// Objects other regions have that this one lacks.
     pub missing: u64,
+    /// Bytes of those missing objects.
     pub missing_bytes: u64,
     /// Objects a prune deleted elsewhere that this one still holds.
     pub to_remove: u64,

@@ -1,5 +1,5 @@
 //! Keeping regions in agreement: copy what is missing or damaged (`sync`) and finish deletes a region missed
-//! (tombstones). The comparison itself is in [`compare`].
+//! (tombstones). The comparison itself is in [`compare`](mod@compare).
 
 pub mod compare;
 
@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StorageError, StorageErrorKind};
 use crate::repo::Repository;
 pub use compare::{Difference, RegionHealth, RegionListing, compare, health, list_regions, load_tombstones};
 
@@ -17,6 +17,7 @@ pub use compare::{Difference, RegionHealth, RegionListing, compare, health, list
 pub struct SyncReport {
     /// (region, path) copies written.
     pub copied: Vec<(String, String)>,
+    /// Total bytes of those copies.
     pub bytes_copied: u64,
     /// (region, path) objects removed because a prune had deleted them elsewhere.
     pub removed: Vec<(String, String)>,
@@ -37,6 +38,7 @@ pub struct SyncOptions {
     pub read_data: bool,
     /// Objects known to be bad somewhere (region, path), e.g. reported by a restore: always verified.
     pub suspects: Vec<(String, String)>,
+    /// Only report what would be copied and removed; change nothing.
     pub dry_run: bool,
 }
 
@@ -44,49 +46,59 @@ pub struct SyncOptions {
 /// tombstones. Each copy is read from a region whose copy verifies, then written to the target; running it again
 /// after an interruption continues where it stopped (nothing is copied twice once it is in place).
 pub fn sync(repo: &Repository, opts: &SyncOptions) -> Result<SyncReport> {
-    let regions = repo.regions();
-    for name in opts.from.iter().chain(&opts.to) {
-        if !regions.iter().any(|r| r.name() == name) {
-            let known: Vec<&str> = regions.iter().map(|r| r.name()).collect();
-            return Err(Error::InvalidInput(format!("no region {name:?} (regions: {})", known.join(", "))));
-        }
-    }
+    check_region_names(repo, opts)?;
     let listings = list_regions(repo);
     let mut diffs = compare(repo, &listings, opts.read_data)?;
-    // Copies a restore or read found bad: verify them now even without --read-data.
-    for (region, path) in &opts.suspects {
-        let Some(r) = regions.iter().find(|r| r.name() == region) else { continue };
-        if diffs.iter().any(|d| &d.region == region && &d.path == path) {
-            continue;
-        }
-        if let Err(e) = r.read_verified(path) {
-            diffs.push(Difference {
-                region: region.clone(),
-                path: path.clone(),
-                kind: "corrupt",
-                detail: e.to_string(),
-            });
-        }
-    }
+    diffs.extend(bad_suspects(repo, opts, &diffs));
     if let Some(unreachable) =
         diffs.iter().find(|d| d.kind == "unreachable" && (opts.to.is_empty() || opts.to.contains(&d.region)))
     {
-        return Err(Error::Storage {
-            op: "list",
-            path: String::new(),
-            region: unreachable.region.clone(),
-            message: format!(
-                "{}; sync needs every target region reachable (or pick others with --to)",
-                unreachable.detail
-            ),
-            not_found: false,
-        });
+        let message =
+            format!("{}; sync needs every target region reachable (or pick others with --to)", unreachable.detail);
+        return Err(StorageError::new("list", "", &unreachable.region, StorageErrorKind::Other, message).into());
     }
     let tombstones = load_tombstones(repo, &listings)?;
     let mut report = SyncReport::default();
-    let targeted = |region: &str| opts.to.is_empty() || opts.to.iter().any(|t| t == region);
+    copy_missing(repo, &listings, &diffs, opts, &mut report);
+    finish_deletes(repo, &listings, &tombstones, opts, &mut report)?;
+    Ok(report)
+}
 
-    // Copy what is missing or bad, one object at a time per target, several in parallel.
+/// Every region named in `--from` and `--to` must exist.
+fn check_region_names(repo: &Repository, opts: &SyncOptions) -> Result<()> {
+    let regions = repo.regions();
+    let known: Vec<&str> = regions.iter().map(|r| r.name()).collect();
+    match opts.from.iter().chain(&opts.to).find(|name| !known.contains(&name.as_str())) {
+        Some(name) => Err(Error::InvalidInput(format!("no region {name:?} (regions: {})", known.join(", ")))),
+        None => Ok(()),
+    }
+}
+
+/// Copies a restore or read found bad, verified now even without `--read-data`: those that fail.
+fn bad_suspects(repo: &Repository, opts: &SyncOptions, known: &[Difference]) -> Vec<Difference> {
+    let regions = repo.regions();
+    let mut out = Vec::new();
+    for (region, path) in &opts.suspects {
+        let Some(r) = regions.iter().find(|r| r.name() == region) else { continue };
+        if known.iter().any(|d| &d.region == region && &d.path == path) {
+            continue;
+        }
+        if let Err(e) = r.read_verified(path) {
+            out.push(Difference { region: region.clone(), path: path.clone(), kind: "corrupt", detail: e.to_string() });
+        }
+    }
+    out
+}
+
+/// Copies what is missing or bad into every targeted region, several objects in parallel.
+fn copy_missing(
+    repo: &Repository,
+    listings: &[RegionListing],
+    diffs: &[Difference],
+    opts: &SyncOptions,
+    report: &mut SyncReport,
+) {
+    let targeted = |region: &str| opts.to.is_empty() || opts.to.iter().any(|t| t == region);
     let bad: BTreeSet<(&str, &str)> =
         diffs.iter().filter(|d| d.kind == "corrupt").map(|d| (d.region.as_str(), d.path.as_str())).collect();
     let work: Vec<&Difference> =
@@ -94,7 +106,7 @@ pub fn sync(repo: &Repository, opts: &SyncOptions) -> Result<SyncReport> {
     let results: Vec<(String, String, Result<u64>)> = work
         .par_iter()
         .map(|d| {
-            let outcome = copy_one(repo, &listings, &bad, opts, &d.path, &d.region);
+            let outcome = copy_one(repo, listings, &bad, opts, &d.path, &d.region);
             (d.region.clone(), d.path.clone(), outcome)
         })
         .collect();
@@ -107,9 +119,6 @@ pub fn sync(repo: &Repository, opts: &SyncOptions) -> Result<SyncReport> {
             Err(e) => report.failed.push(format!("{path} → region {region}: {e}")),
         }
     }
-
-    finish_deletes(repo, &listings, &tombstones, opts, &mut report)?;
-    Ok(report)
 }
 
 /// Deletes, in every (targeted) region, what tombstones list; then removes tombstones no region needs any more.

@@ -86,10 +86,7 @@ impl Dir {
 fn save(ctx: &BackupContext<'_, '_>, src: &S3Source, parent: Option<&Tree>) -> Result<Id> {
     let failed = |what: &str, e: &dyn std::fmt::Display| Error::SourceFailed(format!("{what} {}: {e}", src.url));
     let op = open_bucket(&src.url, Some(src)).map_err(|e| failed("cannot open", &e))?;
-    let root = list(ctx, &op, src).map_err(|e| match e {
-        Error::Storage { message, .. } => failed("cannot list", &message),
-        other => other,
-    })?;
+    let root = list(ctx, &op, src)?;
     let threads = src.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
@@ -203,29 +200,8 @@ fn download(
     changed: bool,
 ) -> Result<Option<Node>> {
     let what = format!("{url} object {}", obj.key);
-    // Stat first: the node describes exactly the version that is read (if-match pins it).
-    let meta = match op.stat(&obj.key) {
-        Ok(m) => m,
-        Err(e) if e.kind() == opendal::ErrorKind::NotFound => {
-            ctx.notice(format!("{what} was deleted while the bucket was read; left out"));
-            return Ok(None);
-        }
-        Err(e) => {
-            ctx.warn(format!("cannot read {what}: {e}"));
-            return Ok(None);
-        }
-    };
-    // The node keeps the listing's ETag and time (what the next listing compares with); the read is pinned to
-    // the version just stat'ed, so a concurrent overwrite fails the read instead of mixing versions.
-    let size = meta.content_length();
-    let pinned = meta.etag().map(str::to_string);
-    node.size = size;
-    node.content_type = meta.content_type().map(str::to_string);
-    match &obj.etag {
-        None => node.etag = pinned.clone(),
-        Some(listed) if pinned.as_ref() != Some(listed) => node.etag = None,
-        Some(_) => {}
-    }
+    let Some(pinned) = pin_version(ctx, op, obj, &what, &mut node) else { return Ok(None) };
+    let size = node.size;
     let reader = op
         .reader_options(&obj.key, opendal::options::ReaderOptions { if_match: pinned, ..Default::default() })
         .and_then(|r| r.into_std_read(0..size));
@@ -254,6 +230,39 @@ fn download(
     ctx.progress.bytes_read.fetch_add(size, Ordering::Relaxed);
     ctx.progress.total_bytes.fetch_add(size, Ordering::Relaxed);
     Ok(Some(node))
+}
+
+/// Stats the object so the node describes exactly the version that is read: its size and Content-Type, and the
+/// ETag reads are pinned to (`if-match`), so a concurrent overwrite fails the read instead of mixing versions.
+/// The node keeps the listing's ETag and time (what the next listing compares with). `None` (with a note or a
+/// warning) when the object cannot be stat'ed.
+fn pin_version(
+    ctx: &BackupContext<'_, '_>,
+    op: &opendal::blocking::Operator,
+    obj: &Object,
+    what: &str,
+    node: &mut Node,
+) -> Option<Option<String>> {
+    let meta = match op.stat(&obj.key) {
+        Ok(m) => m,
+        Err(e) if e.kind() == opendal::ErrorKind::NotFound => {
+            ctx.notice(format!("{what} was deleted while the bucket was read; left out"));
+            return None;
+        }
+        Err(e) => {
+            ctx.warn(format!("cannot read {what}: {e}"));
+            return None;
+        }
+    };
+    let pinned = meta.etag().map(str::to_string);
+    node.size = meta.content_length();
+    node.content_type = meta.content_type().map(str::to_string);
+    match &obj.etag {
+        None => node.etag = pinned.clone(),
+        Some(listed) if pinned.as_ref() != Some(listed) => node.etag = None,
+        Some(_) => {}
+    }
+    Some(pinned)
 }
 
 fn nanos(t: jiff::Timestamp) -> i64 {

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rayon::prelude::*;
 
 use super::bucket::open_bucket;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StorageError};
 use crate::format::tree::NodeKind;
 use crate::ops::restore::Entry;
 use crate::repo::reader::BlobReader;
@@ -75,13 +75,7 @@ pub fn restore_to_bucket(
 
 /// A failed bucket operation, named as storage errors are.
 fn bucket_error(url: &str, op: &'static str, key: &str, e: opendal::Error) -> Error {
-    Error::Storage {
-        op,
-        path: key.to_string(),
-        region: url.to_string(),
-        message: e.to_string(),
-        not_found: e.kind() == opendal::ErrorKind::NotFound,
-    }
+    StorageError::from_opendal(op, key, url, &e).into()
 }
 
 /// Fails, naming a few, when objects of `files` already exist in the bucket.

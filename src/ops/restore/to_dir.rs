@@ -1,6 +1,6 @@
-//! Restore: snapshots back to a directory, single files to a stream, and listings. Data is fetched pack by pack
-//! (one range read covers neighbouring blobs), every blob is verified, and files are written at their offsets,
-//! so memory stays bounded by the packs in flight.
+//! A snapshot (or part of it) back into a directory. Data is fetched pack by pack (one range read covers
+//! neighbouring blobs), every blob is verified, and files are written at their offsets, so memory stays bounded
+//! by the packs in flight.
 
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use rayon::prelude::*;
 
+use super::walk::Entry;
 use crate::error::{Error, Result};
 use crate::format::blob::BlobInfo;
 use crate::format::id::Id;
@@ -24,137 +24,25 @@ use crate::repo::reader::BlobReader;
 /// Neighbouring blobs closer than this are fetched with one range read.
 const COALESCE_GAP: u64 = 1 << 20;
 
-/// Include patterns for restore: like excludes, a pattern with `/` matches the whole snapshot path, one
-/// without matches a name at any depth; a matching directory brings everything below it.
-pub struct Includes(GlobSet, GlobSet);
-
-impl Includes {
-    pub fn new(patterns: &[String]) -> Result<Option<Includes>> {
-        if patterns.is_empty() {
-            return Ok(None);
-        }
-        let mut by_name = GlobSetBuilder::new();
-        let mut by_path = GlobSetBuilder::new();
-        for p in patterns {
-            let has_slash = p.contains('/');
-            let pat = if has_slash && !p.starts_with('/') { format!("/{p}") } else { p.clone() };
-            let pat = pat.trim_end_matches('/').to_string();
-            let glob = GlobBuilder::new(&pat)
-                .literal_separator(has_slash)
-                .build()
-                .map_err(|e| Error::InvalidInput(format!("invalid include pattern {p:?}: {e}")))?;
-            if has_slash {
-                by_path.add(glob)
-            } else {
-                by_name.add(glob)
-            };
-        }
-        let b =
-            |s: GlobSetBuilder| s.build().map_err(|e| Error::InvalidInput(format!("invalid include patterns: {e}")));
-        Ok(Some(Includes(b(by_name)?, b(by_path)?)))
-    }
-
-    fn matches(&self, path: &Path) -> bool {
-        path.file_name().is_some_and(|n| self.0.is_match(Path::new(n))) || self.1.is_match(path)
-    }
-}
-
-/// One entry to restore: its path inside the snapshot (absolute) and its node.
-#[derive(Clone, Debug)]
-pub struct Entry {
-    pub path: PathBuf,
-    pub node: Node,
-}
-
-/// Every entry of a tree, depth first, parents before children; filtered by `includes`.
-pub fn walk(reader: &BlobReader<'_>, root: &Id, includes: Option<&Includes>) -> Result<Vec<Entry>> {
-    let mut out = Vec::new();
-    walk_into(reader, root, Path::new("/"), includes.is_none(), includes, &mut out)?;
-    Ok(out)
-}
-
-fn walk_into(
-    reader: &BlobReader<'_>,
-    tree: &Id,
-    dir: &Path,
-    all: bool,
-    includes: Option<&Includes>,
-    out: &mut Vec<Entry>,
-) -> Result<bool> {
-    let tree = reader.load_tree(tree)?;
-    let mut any = false;
-    for node in tree.nodes {
-        let path = dir.join(std::ffi::OsStr::from_bytes(&node.name.0));
-        let hit = all || includes.is_some_and(|i| i.matches(&path));
-        if node.kind == NodeKind::Dir {
-            let at = out.len();
-            out.push(Entry { path: path.clone(), node: node.clone() });
-            let sub =
-                node.subtree.ok_or_else(|| Error::corrupt(path.display().to_string(), "directory without a tree"))?;
-            let kept = walk_into(reader, &sub, &path, hit, includes, out)?;
-            if !hit && !kept {
-                out.remove(at);
-            } else {
-                any = true;
-            }
-        } else if hit {
-            out.push(Entry { path, node });
-            any = true;
-        }
-    }
-    Ok(any)
-}
-
-/// Finds the node at `path` (absolute or relative to the snapshot root).
-pub fn find(reader: &BlobReader<'_>, root: &Id, path: &str) -> Result<Node> {
-    let mut tree = reader.load_tree(root)?;
-    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
-    let not_found = || Error::PathNotFound(format!("{path} is not in the snapshot (see `gumvault ls`)"));
-    for (i, part) in parts.iter().enumerate() {
-        let node = tree.find(part.as_bytes()).ok_or_else(not_found)?.clone();
-        if i + 1 == parts.len() {
-            return Ok(node);
-        }
-        match (node.kind, node.subtree) {
-            (NodeKind::Dir, Some(sub)) => tree = reader.load_tree(&sub)?,
-            _ => return Err(not_found()),
-        }
-    }
-    Err(Error::InvalidInput("give the path of a file inside the snapshot, e.g. /db.sql".into()))
-}
-
-/// Streams a file's content to `out` (named `dest` in messages), fetching a few blobs ahead in parallel.
-pub fn dump(reader: &BlobReader<'_>, node: &Node, path: &str, out: &mut dyn Write, dest: &str) -> Result<u64> {
-    if node.kind != NodeKind::File {
-        return Err(Error::InvalidInput(format!(
-            "{path} is not a regular file; use `gumvault restore` for directories"
-        )));
-    }
-    let mut written = 0u64;
-    for batch in node.content.chunks(16) {
-        let blobs: Vec<Vec<u8>> = batch.par_iter().map(|id| reader.read(id)).collect::<Result<_>>()?;
-        for b in blobs {
-            out.write_all(&b).map_err(|e| Error::io("write to", dest, e))?;
-            written += b.len() as u64;
-        }
-    }
-    out.flush().map_err(|e| Error::io("write to", dest, e))?;
-    Ok(written)
-}
-
 /// Options of a restore to a directory.
 #[derive(Clone, Debug, Default)]
 pub struct RestoreOptions {
+    /// The directory restored into.
     pub target: PathBuf,
+    /// Replace what already exists there.
     pub overwrite: bool,
 }
 
 /// What a restore did.
 #[derive(Debug, Default, serde::Serialize)]
 pub struct RestoreSummary {
+    /// Files restored.
     pub files: u64,
+    /// Directories restored.
     pub dirs: u64,
+    /// Symlinks restored.
     pub symlinks: u64,
+    /// Bytes of file content written.
     pub bytes: u64,
     /// Problems, each naming the object and the affected files.
     pub errors: Vec<String>,
@@ -165,7 +53,9 @@ pub struct RestoreSummary {
 /// Counters a progress display reads during a restore.
 #[derive(Default)]
 pub struct RestoreProgress {
+    /// Bytes written so far.
     pub bytes: AtomicU64,
+    /// Bytes to write in all.
     pub total_bytes: AtomicU64,
 }
 
@@ -184,28 +74,61 @@ pub fn restore(
     progress: &RestoreProgress,
 ) -> Result<RestoreSummary> {
     let target = &opts.target;
-    let dest = |e: &Entry| target.join(e.path.strip_prefix("/").unwrap_or(&e.path));
     if !opts.overwrite {
-        let clashes: Vec<String> = entries
-            .iter()
-            .filter(|e| e.node.kind != NodeKind::Dir)
-            .map(&dest)
-            .filter(|p| std::fs::symlink_metadata(p).is_ok())
-            .take(5)
-            .map(|p| p.display().to_string())
-            .collect();
-        if !clashes.is_empty() {
-            return Err(Error::InvalidInput(format!(
-                "refusing to overwrite existing files (e.g. {}); restore into an empty directory or pass --overwrite",
-                clashes.join(", ")
-            )));
-        }
+        refuse_clashes(entries, target)?;
     }
     std::fs::create_dir_all(target).map_err(|e| Error::io("create directory", target, e))?;
     let mut summary = RestoreSummary::default();
+    let files = create_entries(entries, opts, &mut summary)?;
+    let total: u64 = files.iter().map(|(_, e)| e.node.size).sum();
+    progress.total_bytes.store(total, Ordering::Relaxed);
+    let errors = Mutex::new(Vec::new());
+    let plan = plan_by_pack(reader, &files, &errors)?;
+    plan.par_iter().for_each(|(pack, needs)| fetch_pack(reader, pack, needs, &files, &errors, progress));
+    summary.bytes = progress.bytes.load(Ordering::Relaxed);
+    for e in entries.iter().rev() {
+        if let Err(err) = apply_metadata(&dest(target, e), &e.node) {
+            errors.lock().expect("errors lock").push(err.to_string());
+        }
+    }
+    summary.errors.extend(errors.into_inner().expect("errors lock"));
+    Ok(summary)
+}
+
+/// Where an entry goes under the target.
+fn dest(target: &Path, e: &Entry) -> PathBuf {
+    target.join(e.path.strip_prefix("/").unwrap_or(&e.path))
+}
+
+/// Fails, naming a few, when files of `entries` already exist under the target.
+fn refuse_clashes(entries: &[Entry], target: &Path) -> Result<()> {
+    let clashes: Vec<String> = entries
+        .iter()
+        .filter(|e| e.node.kind != NodeKind::Dir)
+        .map(|e| dest(target, e))
+        .filter(|p| std::fs::symlink_metadata(p).is_ok())
+        .take(5)
+        .map(|p| p.display().to_string())
+        .collect();
+    if clashes.is_empty() {
+        return Ok(());
+    }
+    Err(Error::InvalidInput(format!(
+        "refusing to overwrite existing files (e.g. {}); restore into an empty directory or pass --overwrite",
+        clashes.join(", ")
+    )))
+}
+
+/// Creates directories, links and special files, and the files that content is written into later; returns
+/// the files with their paths.
+fn create_entries<'e>(
+    entries: &'e [Entry],
+    opts: &RestoreOptions,
+    summary: &mut RestoreSummary,
+) -> Result<Vec<(PathBuf, &'e Entry)>> {
     let mut files: Vec<(PathBuf, &Entry)> = Vec::new();
     for e in entries {
-        let path = dest(e);
+        let path = dest(&opts.target, e);
         match e.node.kind {
             NodeKind::Dir => {
                 create_dir(&path)?;
@@ -230,32 +153,24 @@ pub fn restore(
             }
             NodeKind::Fifo => {
                 remove_existing(&path, opts.overwrite)?;
-                let c = cstring(&path)?;
-                // SAFETY: `c` is a valid NUL-terminated path.
-                if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } != 0 {
-                    summary.errors.push(format!(
-                        "cannot create fifo {}: {}",
-                        path.display(),
-                        std::io::Error::last_os_error()
-                    ));
+                if let Err(err) = make_fifo(&path) {
+                    summary.errors.push(format!("cannot create fifo {}: {err}", path.display()));
                 }
             }
             _ => summary.skipped.push(format!("{} ({:?} not restored)", e.path.display(), e.node.kind)),
         }
     }
-    let total: u64 = files.iter().map(|(_, e)| e.node.size).sum();
-    progress.total_bytes.store(total, Ordering::Relaxed);
-    let errors = Mutex::new(Vec::new());
-    let plan = plan_by_pack(reader, &files, &errors)?;
-    plan.par_iter().for_each(|(pack, needs)| fetch_pack(reader, pack, needs, &files, &errors, progress));
-    summary.bytes = progress.bytes.load(Ordering::Relaxed);
-    for e in entries.iter().rev() {
-        if let Err(err) = apply_metadata(&dest(e), &e.node) {
-            errors.lock().expect("errors lock").push(err.to_string());
-        }
+    Ok(files)
+}
+
+fn make_fifo(path: &Path) -> std::io::Result<()> {
+    let c = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "the path holds a NUL byte"))?;
+    // SAFETY: `c` is a valid NUL-terminated path.
+    if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } != 0 {
+        return Err(std::io::Error::last_os_error());
     }
-    summary.errors.extend(errors.into_inner().expect("errors lock"));
-    Ok(summary)
+    Ok(())
 }
 
 fn create_dir(path: &Path) -> Result<()> {

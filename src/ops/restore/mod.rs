@@ -1,0 +1,10 @@
+//! Restore: snapshots back to a directory ([`to_dir`]), single files to a stream ([`dump`](mod@dump)), and the walks of a
+//! snapshot's tree that listings and restores share ([`walk`](mod@walk)).
+
+pub mod dump;
+pub mod to_dir;
+pub mod walk;
+
+pub use dump::dump;
+pub use to_dir::{RestoreOptions, RestoreProgress, RestoreSummary, restore};
+pub use walk::{Entry, find, walk};

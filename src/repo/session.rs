@@ -1,0 +1,61 @@
+//! A repository opened the way a command opens it: from a URL (or the first region given), with every region its
+//! config lists, and its catalog brought up to date.
+
+use std::path::PathBuf;
+
+use super::Repository;
+use super::catalog::Catalog;
+use crate::error::{Error, Result};
+use crate::format::repo_config::RegionSpec;
+use crate::storage::Storage;
+
+/// An open repository and its synced catalog.
+pub struct Session {
+    /// The repository.
+    pub repo: Repository,
+    /// Its local catalog.
+    pub catalog: Catalog,
+}
+
+/// Where a repository is and which of its regions to use.
+#[derive(Clone, Debug, Default)]
+pub struct OpenOptions {
+    /// The URL opened first (its config names the other regions).
+    pub url: String,
+    /// Regions whose stored URL is replaced for this command, by name.
+    pub regions: Vec<RegionSpec>,
+    /// Regions a write must reach (default: the stored value).
+    pub min_regions: Option<usize>,
+    /// Regions reads try first, in this order.
+    pub prefer: Vec<String>,
+    /// Use only `url`, not the other regions (recovery).
+    pub single_region: bool,
+    /// Where the catalog lives.
+    pub cache_dir: PathBuf,
+}
+
+impl Repository {
+    /// Opens the repository at `opts.url` with `password`, then every region its config lists (or, with
+    /// `single_region`, only that one).
+    pub fn open_with(opts: &OpenOptions, password: &[u8]) -> Result<Repository> {
+        let mut repo = Repository::open(Storage::open_url(&opts.url)?, password)?;
+        if opts.single_region {
+            if let Some(n) = opts.min_regions.filter(|n| *n > 1) {
+                return Err(Error::InvalidInput(format!("--min-regions {n} cannot be met with --single-region")));
+            }
+            repo.use_single_region()?;
+        } else {
+            repo.connect_regions(&opts.regions, opts.min_regions, &opts.prefer)?;
+        }
+        Ok(repo)
+    }
+}
+
+impl Session {
+    /// Opens the repository and brings its catalog up to date.
+    pub fn open(opts: &OpenOptions, password: &[u8]) -> Result<Session> {
+        let repo = Repository::open_with(opts, password)?;
+        let catalog = Catalog::open(&opts.cache_dir, &repo)?;
+        Ok(Session { repo, catalog })
+    }
+}
