@@ -267,10 +267,17 @@ fn excludes_includes_and_ls() {
     assert_eq!(std::fs::read_to_string(base.join("config/app.toml")).unwrap(), "a = 1");
     assert!(!base.join("logs").exists());
 
+    // The same files again: identical, so they are kept and the restore succeeds (it continues where it stopped).
+    let same = env.json(&["restore", "latest", "--target", target.to_str().unwrap(), "--include", "*.toml"]);
+    assert_eq!(same["summary"]["unchanged"], 1, "{same}");
+    // A file that differs is not overwritten without --overwrite.
+    std::fs::write(base.join("config/app.toml"), "a = 2").unwrap();
     let again = env.run(&["restore", "latest", "--target", target.to_str().unwrap(), "--include", "*.toml"]);
-    assert_ne!(code(&again), 0, "existing files are not overwritten without --overwrite");
-    assert!(stderr(&again).contains("--overwrite"));
+    assert_eq!(code(&again), gumvault::exit::DATA_ERROR, "existing files are not overwritten without --overwrite");
+    assert!(stderr(&again).contains("--overwrite") && stderr(&again).contains("app.toml"), "{}", stderr(&again));
+    assert_eq!(std::fs::read_to_string(base.join("config/app.toml")).unwrap(), "a = 2");
     env.ok(&["restore", "latest", "--target", target.to_str().unwrap(), "--include", "*.toml", "--overwrite"]);
+    assert_eq!(std::fs::read_to_string(base.join("config/app.toml")).unwrap(), "a = 1");
 }
 
 #[test]

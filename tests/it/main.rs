@@ -11,6 +11,7 @@ mod history;
 mod house;
 mod lifecycle;
 mod regions;
+mod restore_safety;
 mod roundtrip;
 mod s3;
 mod stack;

@@ -2,9 +2,10 @@
 //! snapshot's tree that listings and restores share ([`walk`](mod@walk)).
 
 pub mod dump;
+pub mod target;
 pub mod to_dir;
 pub mod walk;
 
 pub use dump::dump;
-pub use to_dir::{RestoreOptions, RestoreProgress, RestoreSummary, restore};
+pub use to_dir::{RestoreFailure, RestoreOptions, RestoreProgress, RestoreSummary, restore};
 pub use walk::{Entry, find, walk};
