@@ -7,6 +7,7 @@ mod crash;
 mod daemon;
 mod damage;
 mod errors;
+mod files;
 mod history;
 mod house;
 mod lifecycle;

@@ -94,6 +94,22 @@ impl<'a, 'c> BackupContext<'a, 'c> {
         stream::save_stream(self.saver, reader, self.params, self.gear, self.progress, what, size_hint)
     }
 
+    /// `len` zero bytes as blobs of at most the maximum chunk size, without reading anything: a hole.
+    pub fn save_zeros(&self, len: u64) -> Result<StreamContent> {
+        let max = u64::from(self.params.max_size);
+        let mut out = StreamContent::default();
+        let mut left = len;
+        while left > 0 {
+            let n = left.min(max);
+            out.blobs.push(self.saver.save_zeros(n as usize)?);
+            left -= n;
+        }
+        out.size = len;
+        out.holes = len;
+        self.progress.bytes_skipped.fetch_add(len, Ordering::Relaxed);
+        Ok(out)
+    }
+
     /// Saves a directory's entries as a tree; returns its id.
     pub fn save_tree(&self, nodes: Vec<Node>) -> Result<Id> {
         self.saver.save(BlobKind::Tree, &Tree::new(nodes).to_bytes())

@@ -13,6 +13,7 @@ use std::sync::atomic::Ordering;
 use rayon::prelude::*;
 
 use super::context::BackupContext;
+use super::file::{FileRead, read_stable};
 use super::progress::Progress;
 use crate::error::{Error, Result};
 use crate::format::id::Id;
@@ -207,27 +208,22 @@ fn save_file(
         ctx.progress.total_bytes.fetch_add(node.size, Ordering::Relaxed);
         return Ok(Some(node));
     }
-    let file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) => {
-            ctx.warn(format!("cannot read {}: {e}", path.display()));
+    let (meta, content) = match read_stable(ctx, path)? {
+        FileRead::Unreadable(why) => {
+            ctx.warn(format!("cannot read {}: {why}", path.display()));
             return Ok(None);
         }
-    };
-    let what = path.to_string_lossy();
-    let content = match ctx.save_stream(file, &what, Some(node.size)) {
-        Ok(c) => c,
-        Err(Error::Io { source, .. }) => {
-            ctx.warn(format!("cannot read {}: {source}", path.display()));
-            return Ok(None);
+        FileRead::Read { meta, content, torn } => {
+            if torn {
+                ctx.warn(format!(
+                    "{} changed while it was read, and again when it was read once more; the snapshot holds the second read",
+                    path.display()
+                ));
+            }
+            (meta, content)
         }
-        Err(e) => return Err(e),
     };
-    if let Ok(after) = std::fs::symlink_metadata(path)
-        && (after.size() != content.size || after.mtime() != meta.mtime() || after.mtime_nsec() != meta.mtime_nsec())
-    {
-        ctx.notice(format!("{} changed while it was read; the snapshot holds the bytes read", path.display()));
-    }
+    let mut node = base_node(node.name, &meta, NodeKind::File);
     node.size = content.size;
     node.content = content.blobs;
     let counter = if parent.is_some_and(|p| p.kind == NodeKind::File) {
@@ -236,7 +232,7 @@ fn save_file(
         &ctx.progress.files_new
     };
     counter.fetch_add(1, Ordering::Relaxed);
-    ctx.progress.bytes_read.fetch_add(content.size, Ordering::Relaxed);
+    ctx.progress.bytes_read.fetch_add(content.size - content.holes, Ordering::Relaxed);
     ctx.progress.total_bytes.fetch_add(content.size, Ordering::Relaxed);
     Ok(Some(node))
 }

@@ -8,6 +8,7 @@
 
 mod commit;
 pub mod context;
+mod file;
 pub mod fs;
 mod job;
 pub mod progress;

@@ -113,6 +113,8 @@ impl UploadState {
 pub struct BlobSaver<'a> {
     repo: &'a Repository,
     known: Mutex<HashSet<Id>>,
+    /// Ids of the zero blobs saved so far, by length.
+    zero_ids: Mutex<std::collections::HashMap<usize, Id>>,
     data_pack: Mutex<PackWriter>,
     tree_pack: Mutex<PackWriter>,
     queue: Mutex<Option<SyncSender<PackWriter>>>,
@@ -143,6 +145,7 @@ impl<'a> BlobSaver<'a> {
         Ok(BlobSaver {
             repo,
             known: Mutex::new(catalog.blob_ids()?),
+            zero_ids: Mutex::default(),
             data_pack: Mutex::new(repo.new_pack(BlobKind::Data)),
             tree_pack: Mutex::new(repo.new_pack(BlobKind::Tree)),
             queue: Mutex::new(Some(tx)),
@@ -155,6 +158,17 @@ impl<'a> BlobSaver<'a> {
     /// True if the repository (or this backup) already holds the blob.
     pub fn has(&self, id: &Id) -> bool {
         self.known.lock().expect("saver lock").contains(id)
+    }
+
+    /// Stores a blob of `len` zero bytes (once per length and backup: a hole of a sparse file costs one blob,
+    /// and no hashing after the first); returns its id.
+    pub fn save_zeros(&self, len: usize) -> Result<Id> {
+        if let Some(id) = self.zero_ids.lock().expect("saver lock").get(&len) {
+            return Ok(*id);
+        }
+        let id = self.save(BlobKind::Data, &vec![0u8; len])?;
+        self.zero_ids.lock().expect("saver lock").insert(len, id);
+        Ok(id)
     }
 
     /// Stores one blob unless it is already known; returns its id.

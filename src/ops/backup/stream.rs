@@ -17,11 +17,23 @@ use crate::format::id::Id;
 const BATCH_BYTES: usize = 4 << 20;
 
 /// What reading a stream produced.
+#[derive(Debug, Default)]
 pub struct StreamContent {
     /// The data blobs the stream was cut into, in order.
     pub blobs: Vec<Id>,
     /// Bytes read from the stream.
     pub size: u64,
+    /// Of those, bytes of holes: not read, saved as zero blobs.
+    pub holes: u64,
+}
+
+impl StreamContent {
+    /// Appends what another part of the same file produced.
+    pub fn extend(&mut self, other: StreamContent) {
+        self.blobs.extend(other.blobs);
+        self.size += other.size;
+        self.holes += other.holes;
+    }
 }
 
 /// Reads `reader` to its end, saving every chunk. `what` names the source in error messages.
@@ -36,7 +48,7 @@ pub fn save_stream(
 ) -> Result<StreamContent> {
     let mut chunker = Chunker::with_size_hint(reader, params, gear, size_hint);
     let read_err = |e: std::io::Error| Error::io("read", what, e);
-    let mut out = StreamContent { blobs: Vec::new(), size: 0 };
+    let mut out = StreamContent::default();
     let mut batch = read_batch(&mut chunker).map_err(read_err)?;
     while !batch.is_empty() {
         let (ids, next) = rayon::join(

@@ -377,10 +377,12 @@ fn fetch_pack(
                 Ok(p) => p[k].as_ref().map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
             };
+            // A blob of zeros is checked once, however many files (or holes of one file) it fills.
+            let zero = plain.as_ref().is_ok_and(|p| p.iter().all(|b| *b == 0));
             for (j, offset) in &need.targets {
                 let job = &jobs[*j];
                 match &plain {
-                    Ok(bytes) => write_blob(target, job, bytes, *offset, progress),
+                    Ok(bytes) => write_blob(target, job, bytes, zero, *offset, progress),
                     Err(why) => job.fail(why.clone()),
                 }
                 if job.remaining.fetch_sub(1, Ordering::SeqCst) == 1 {
@@ -392,12 +394,12 @@ fn fetch_pack(
 }
 
 /// Writes one blob into a partial file; a blob of zeros is left as a hole (the file was sized when created).
-fn write_blob(target: &Target, job: &FileJob<'_>, plain: &[u8], offset: u64, progress: &RestoreProgress) {
+fn write_blob(target: &Target, job: &FileJob<'_>, plain: &[u8], zero: bool, offset: u64, progress: &RestoreProgress) {
     if job.failed.lock().expect("job lock").is_some() {
         return;
     }
     progress.bytes.fetch_add(plain.len() as u64, Ordering::Relaxed);
-    if plain.iter().all(|b| *b == 0) {
+    if zero {
         return;
     }
     let written = target
