@@ -130,13 +130,16 @@ pub enum StorageErrorKind {
     ShortRead,
     /// The location could not be opened (bad configuration).
     Config,
+    /// The region is not this repository (its directory is missing, or it holds no or another repository): it
+    /// is not used.
+    Unavailable,
     /// Anything else (network, timeouts, the service's own errors).
     Other,
 }
 
 /// A failed storage operation: what was done, on which object, in which region, and why.
 #[derive(Debug, thiserror::Error)]
-#[error("storage: {op} {path} in region {region} failed: {message}")]
+#[error("storage: {op}{}{path} in region {region} failed: {message}", if path.is_empty() { "" } else { " " })]
 pub struct StorageError {
     /// The operation (`read`, `write`, `list`, `stat`, `delete`, `open`).
     pub op: &'static str,

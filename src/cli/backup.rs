@@ -138,7 +138,8 @@ pub(super) fn print_outcome(g: &Context, outcome: &backup::BackupOutcome) -> i32
             json!({
                 "snapshot_id": outcome.id.to_hex(), "short_id": outcome.id.short(), "time": outcome.snapshot.time.to_string(),
                 "incomplete": outcome.snapshot.incomplete, "summary": s, "warnings": outcome.warnings,
-                "degraded": !outcome.missing.is_empty(), "missing_by_region": missing_by_region(outcome),
+                "degraded": degraded(outcome), "missing_by_region": missing_by_region(outcome),
+                "lagging": outcome.lagging.iter().map(|(r, t)| json!({ "region": r, "since": t.to_string() })).collect::<Vec<_>>(),
             })
         );
     } else if !g.quiet {
@@ -168,13 +169,24 @@ pub(super) fn print_outcome(g: &Context, outcome: &backup::BackupOutcome) -> i32
             by_region.join(", ")
         );
     }
+    for (region, since) in &outcome.lagging {
+        eprintln!(
+            "gumvault: DEGRADED: region {region} lags behind since {} (a degraded write is not synced yet), so the snapshot is not whole there; run `gumvault sync`",
+            format::local_time(since)
+        );
+    }
     if outcome.snapshot.incomplete {
         exit::INCOMPLETE
-    } else if !outcome.missing.is_empty() {
+    } else if degraded(outcome) {
         exit::DEGRADED
     } else {
         exit::OK
     }
+}
+
+/// Saved in enough regions but not whole in every one: some region missed objects now, or lags from before.
+fn degraded(outcome: &backup::BackupOutcome) -> bool {
+    !outcome.missing.is_empty() || !outcome.lagging.is_empty()
 }
 
 /// How many objects each region is missing.

@@ -163,6 +163,7 @@ impl Context {
             prefer,
             single_region: self.args.single_region,
             cache_dir: self.cache_dir(),
+            rebuild: Vec::new(),
         })
     }
 
@@ -175,7 +176,13 @@ impl Context {
 
     /// Opens the repository and brings its catalog up to date.
     pub fn open(&self) -> anyhow::Result<Session> {
-        let opts = self.open_options()?;
+        self.open_rebuilding(&[])
+    }
+
+    /// [`Context::open`], creating the directories of the regions in `rebuild` when they are missing.
+    pub fn open_rebuilding(&self, rebuild: &[String]) -> anyhow::Result<Session> {
+        let mut opts = self.open_options()?;
+        opts.rebuild = rebuild.to_vec();
         let password = self.password_source().get(false)?;
         let session = Session::open(&opts, &password)?;
         for w in &session.catalog.warnings {

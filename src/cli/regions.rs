@@ -33,10 +33,14 @@ pub(crate) struct SyncArgs {
     /// Show what would be copied and removed, change nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Create the directory of this region when it is missing (a replaced disk) and copy everything into it;
+    /// nothing else ever creates a region's directory (repeatable)
+    #[arg(long, value_name = "REGION")]
+    pub rebuild: Vec<String>,
 }
 
 pub(crate) fn sync(g: &Context, a: &SyncArgs) -> anyhow::Result<i32> {
-    let s = g.open()?;
+    let s = g.open_rebuilding(&a.rebuild)?;
     let suspects: Vec<(String, String)> =
         s.catalog.meta(BAD_COPIES_KEY)?.and_then(|v| serde_json::from_str(&v).ok()).unwrap_or_default();
     let opts =

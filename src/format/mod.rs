@@ -8,6 +8,7 @@ pub mod crypto;
 pub mod id;
 pub mod index;
 pub mod key_file;
+pub mod lag;
 pub mod lease;
 pub mod objects;
 pub mod obsolete;

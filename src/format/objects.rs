@@ -23,11 +23,13 @@ pub enum ObjectKind {
     Lock,
     /// `deleted/<id>`: objects deleted while some region could not delete them.
     Tombstone,
+    /// `lagging/<id>`: a region missed writes (a degraded backup) and has not been synced since.
+    Lag,
 }
 
 impl ObjectKind {
     /// Every kind, in the order listings and comparisons visit them.
-    pub const ALL: [ObjectKind; 8] = [
+    pub const ALL: [ObjectKind; 9] = [
         ObjectKind::Config,
         ObjectKind::Key,
         ObjectKind::Pack,
@@ -36,6 +38,7 @@ impl ObjectKind {
         ObjectKind::Obsolete,
         ObjectKind::Lock,
         ObjectKind::Tombstone,
+        ObjectKind::Lag,
     ];
 
     /// The folder of the kind (ending in `/`), or for [`ObjectKind::Config`] its one path.
@@ -49,6 +52,7 @@ impl ObjectKind {
             ObjectKind::Obsolete => "obsolete/",
             ObjectKind::Lock => "locks/",
             ObjectKind::Tombstone => "deleted/",
+            ObjectKind::Lag => "lagging/",
         }
     }
 
@@ -64,6 +68,7 @@ impl ObjectKind {
             ObjectKind::Obsolete => b"gumvault obsolete v1",
             ObjectKind::Lock => b"gumvault lock v1",
             ObjectKind::Tombstone => b"gumvault tombstone v1",
+            ObjectKind::Lag => b"gumvault lag v1",
         }
     }
 

@@ -26,7 +26,10 @@ pub struct KeyInfo {
 
 /// The master key, from the first key file that `password` opens, and that file's id.
 pub(super) fn unlock(storage: &Storage, password: &[u8]) -> Result<(MasterKey, String)> {
-    let keys = storage.list(ObjectKind::Key.prefix())?;
+    let keys = match storage.list(ObjectKind::Key.prefix()) {
+        Err(crate::Error::Storage(e)) if e.kind == crate::error::StorageErrorKind::Unavailable => Vec::new(),
+        other => other?,
+    };
     if keys.is_empty() {
         return Err(Error::RepoNotFound { url: storage.url().to_string() });
     }

@@ -5,6 +5,7 @@
 
 pub mod catalog;
 pub mod keys;
+mod lag;
 pub mod lease;
 mod objects;
 pub mod obsolete;

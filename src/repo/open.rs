@@ -12,9 +12,10 @@ impl Repository {
     /// Creates a repository at `url`, or, when `opts` names regions, in every one of them (`url` unused).
     pub fn create(url: &str, password: &[u8], opts: &InitOptions) -> Result<Repository> {
         let storage = if opts.regions.is_empty() {
-            Storage::open_url(url)?
+            Storage::create_url(url)?
         } else {
-            Storage::open_regions(&opts.regions, opts.min_regions.map(|n| n as usize))?
+            let names: Vec<&str> = opts.regions.iter().map(|r| r.name.as_str()).collect();
+            Storage::open_regions_creating(&opts.regions, opts.min_regions.map(|n| n as usize), &names)?
         };
         Repository::init(storage, password, opts)
     }
@@ -68,6 +69,18 @@ impl Repository {
         min_regions: Option<usize>,
         prefer: &[String],
     ) -> Result<()> {
+        self.connect_regions_creating(overrides, min_regions, prefer, &[])
+    }
+
+    /// [`Repository::connect_regions`], creating the directories of the regions named in `create` when they are
+    /// missing (`sync --rebuild NAME`).
+    pub fn connect_regions_creating(
+        &mut self,
+        overrides: &[RegionSpec],
+        min_regions: Option<usize>,
+        prefer: &[String],
+        create: &[&str],
+    ) -> Result<()> {
         if self.config.regions.is_empty() {
             if let Some(name) = overrides.first().map(|o| &o.name).or(prefer.first()) {
                 return Err(Error::InvalidInput(format!(
@@ -89,8 +102,43 @@ impl Repository {
         // Reads try preferred regions first, in the order given, then the rest in configured order.
         specs.sort_by_key(|r| prefer.iter().position(|p| p == &r.name).unwrap_or(usize::MAX));
         let min = min_regions.or(self.config.min_regions.map(|n| n as usize));
-        self.storage = Storage::open_regions(&specs, min)?;
+        self.storage = Storage::open_regions_creating(&specs, min, create)?;
+        self.verify_regions();
         Ok(())
+    }
+
+    /// Sets aside every region that is not this repository: its `config` must be there, open with this key and
+    /// carry this repository's id. Done once, when the regions are opened, so no write ever counts a region that
+    /// would lack everything it deduplicates against (a disk not mounted, a bucket of another repository).
+    fn verify_regions(&self) {
+        let path = ObjectKind::Config.path("");
+        for r in self.storage.regions() {
+            let verdict = match r.backend.read(&path) {
+                Ok(sealed) => match self.key.open(ObjectKind::Config.aad(), &sealed).map(|p| parse_config(&p)) {
+                    Some(Ok(c)) if c.id == self.config.id => None,
+                    Some(Ok(c)) => {
+                        Some((format!("it holds another repository (id {})", &c.id[..8.min(c.id.len())]), true))
+                    }
+                    _ => {
+                        Some(("it holds another repository (its config does not open with this key)".to_string(), true))
+                    }
+                },
+                Err(e) if e.is_not_found() => Some((
+                    format!(
+                        "it holds no repository (no config); `gumvault sync --to {}` makes it a copy again",
+                        r.name
+                    ),
+                    false,
+                )),
+                Err(Error::Storage(e)) if e.kind == crate::error::StorageErrorKind::Unavailable => {
+                    Some((e.message, false))
+                }
+                Err(_) => None, // unreachable now: the region's failures are handled as they come
+            };
+            if let Some((why, foreign)) = verdict {
+                self.storage.set_unusable(&r.name, why, foreign);
+            }
+        }
     }
 
     /// Every name in `overrides` and `prefer` must be a region of the repository.

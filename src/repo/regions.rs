@@ -34,6 +34,12 @@ impl RegionView<'_> {
         &self.region.url
     }
 
+    /// True when the region holds another repository (or one this key does not open): left alone, even by
+    /// `sync`.
+    pub fn is_foreign(&self) -> bool {
+        self.region.is_foreign()
+    }
+
     /// Every object the region holds that every region should hold (leases are left out), with its size.
     pub fn list_all(&self) -> Result<BTreeMap<String, u64>> {
         let mut out = BTreeMap::new();

@@ -32,6 +32,8 @@ pub struct OpenOptions {
     pub single_region: bool,
     /// Where the catalog lives.
     pub cache_dir: PathBuf,
+    /// Regions whose directory is created when missing (`sync --rebuild NAME`): nothing else ever creates one.
+    pub rebuild: Vec<String>,
 }
 
 impl Repository {
@@ -45,7 +47,8 @@ impl Repository {
             }
             repo.use_single_region()?;
         } else {
-            repo.connect_regions(&opts.regions, opts.min_regions, &opts.prefer)?;
+            let rebuild: Vec<&str> = opts.rebuild.iter().map(String::as_str).collect();
+            repo.connect_regions_creating(&opts.regions, opts.min_regions, &opts.prefer, &rebuild)?;
         }
         Ok(repo)
     }

@@ -111,3 +111,42 @@ impl Backend for OpendalBackend {
         }
     }
 }
+
+/// A region that is not there (its directory is missing): every operation fails, naming why, so the region is
+/// counted out of every write instead of being silently re-created.
+pub(super) struct UnavailableBackend {
+    pub(super) region: String,
+    pub(super) why: String,
+}
+
+impl UnavailableBackend {
+    fn fail<T>(&self, op: &'static str, path: &str) -> Result<T> {
+        Err(StorageError::new(op, path, &self.region, StorageErrorKind::Unavailable, self.why.clone()).into())
+    }
+}
+
+impl Backend for UnavailableBackend {
+    fn read(&self, path: &str) -> Result<Bytes> {
+        self.fail("read", path)
+    }
+
+    fn read_range(&self, path: &str, _offset: u64, _len: u64) -> Result<Bytes> {
+        self.fail("read", path)
+    }
+
+    fn write(&self, path: &str, _data: Bytes) -> Result<()> {
+        self.fail("write", path)
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>> {
+        self.fail("list", prefix)
+    }
+
+    fn stat(&self, path: &str) -> Result<Option<u64>> {
+        self.fail("stat", path)
+    }
+
+    fn delete(&self, path: &str) -> Result<()> {
+        self.fail("delete", path)
+    }
+}

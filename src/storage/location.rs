@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use opendal::Operator;
 
-use super::backend::{Backend, OpendalBackend};
+use std::os::unix::fs::DirBuilderExt;
+
+use super::backend::{Backend, OpendalBackend, UnavailableBackend};
 use super::tuning::StorageTuning;
 use crate::error::{Error, Result, StorageError};
 use crate::runtime::runtime;
@@ -78,7 +80,37 @@ impl Location {
     }
 
     /// Opens the location as a backend.
+    ///
+    /// A local directory that does not exist is not created (opendal would): the region is unavailable, since a
+    /// missing directory is most likely a disk that is not mounted, and filling the root file system instead
+    /// would be worse than failing. Only [`Location::create`] makes it.
     pub fn open(&self, name: &str, url: &str) -> Result<Box<dyn Backend>> {
+        if let Location::Fs(root) = self
+            && !root.is_dir()
+        {
+            let why = format!(
+                "its directory {} does not exist (is its disk mounted?); gumvault does not create it outside `init` and `sync --rebuild {name}`",
+                root.display()
+            );
+            return Ok(Box::new(UnavailableBackend { region: name.to_string(), why }));
+        }
+        self.open_existing(name, url)
+    }
+
+    /// Opens the location, making a local directory (mode 0700) when it does not exist: for `init` and
+    /// `sync --rebuild`.
+    pub fn create(&self, name: &str, url: &str) -> Result<Box<dyn Backend>> {
+        if let Location::Fs(root) = self {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(root)
+                .map_err(|e| Error::io("create the repository directory", root, e))?;
+        }
+        self.open_existing(name, url)
+    }
+
+    fn open_existing(&self, name: &str, url: &str) -> Result<Box<dyn Backend>> {
         let op = self.operator(name, url, None)?;
         let fs_root = match self {
             Location::Fs(root) => Some(root.clone()),

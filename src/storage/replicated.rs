@@ -34,11 +34,31 @@ impl Storage {
         Storage::open_regions(&[RegionSpec { name: "default".into(), url: url.to_string() }], None)
     }
 
+    /// Opens one region from a URL, creating its directory when it is a local one that does not exist (`init`).
+    pub fn create_url(url: &str) -> Result<Storage> {
+        Storage::open_regions_creating(
+            &[RegionSpec { name: "default".into(), url: url.to_string() }],
+            None,
+            &["default"],
+        )
+    }
+
     /// Opens several regions; `min_regions` defaults to all of them.
     pub fn open_regions(specs: &[RegionSpec], min_regions: Option<usize>) -> Result<Storage> {
+        Storage::open_regions_creating(specs, min_regions, &[])
+    }
+
+    /// [`Storage::open_regions`], creating the directories of the regions named in `create` (`init`, and
+    /// `sync --rebuild NAME`); no other region's directory is ever created.
+    pub fn open_regions_creating(specs: &[RegionSpec], min_regions: Option<usize>, create: &[&str]) -> Result<Storage> {
         let mut regions = Vec::with_capacity(specs.len());
         for spec in specs {
-            let backend = Location::parse(&spec.url)?.open(&spec.name, &spec.url)?;
+            let location = Location::parse(&spec.url)?;
+            let backend = if create.contains(&spec.name.as_str()) {
+                location.create(&spec.name, &spec.url)?
+            } else {
+                location.open(&spec.name, &spec.url)?
+            };
             regions.push(Region::new(spec.name.clone(), spec.url.clone(), backend));
         }
         let s = Storage::from_regions(regions);
@@ -114,7 +134,16 @@ impl Storage {
 
     /// Regions in the order reads try them: healthy ones first, each group in configured order.
     fn read_order(&self) -> impl Iterator<Item = &Region> {
-        self.regions.iter().filter(|r| r.is_healthy()).chain(self.regions.iter().filter(|r| !r.is_healthy()))
+        let usable = self.regions.iter().filter(|r| r.unusable().is_none());
+        usable.clone().filter(|r| r.is_healthy()).chain(usable.filter(|r| !r.is_healthy()))
+    }
+
+    /// Sets region `name` aside for this run: it is not this repository (`why` says how it differs).
+    pub fn set_unusable(&self, name: &str, why: String, foreign: bool) {
+        if let Some(r) = self.regions.iter().find(|r| r.name == name) {
+            self.event(format!("region {name} is not used: {why}"));
+            r.set_unusable(why, foreign);
+        }
     }
 
     /// Reads from the first region that has the object.
@@ -295,6 +324,11 @@ impl Storage {
         let mut deleted = 0;
         let mut last_err = None;
         for r in &self.regions {
+            if r.unusable().is_some() {
+                // Not this repository: nothing of it is deleted there; the tombstone remembers the delete.
+                self.undeleted.lock().expect("undeleted lock").push((r.name.clone(), path.to_string()));
+                continue;
+            }
             match r.backend.delete(path) {
                 Ok(()) => deleted += 1,
                 Err(e) => {

@@ -16,3 +16,4 @@ mod restore_safety;
 mod roundtrip;
 mod s3;
 mod stack;
+mod vanished_region;

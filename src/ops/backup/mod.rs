@@ -119,6 +119,8 @@ pub fn run(
     let started = Instant::now();
     let time = opts.time.unwrap_or_else(crate::time::now);
     let setup = Setup::resolve(repo, &source, opts)?;
+    // One listing of the lag markers says which regions still miss what an earlier degraded backup wrote.
+    let lagging_before = repo.lagging_regions()?;
     let parent = find_parent(catalog, &opts.host, &setup.path_strings(), setup.job.as_deref())?;
     let excludes = PathGlobs::new(&opts.excludes, "exclude")?;
     let indexes_at_start = catalog.index_ids()?;
@@ -153,7 +155,10 @@ pub fn run(
     };
     let id = repo.save_snapshot(&snapshot)?;
     catalog.add_snapshot(&id, &snapshot)?;
-    Ok(BackupOutcome { id, snapshot, warnings, notices, missing: repo.missing() })
+    repo.record_lag(time)?;
+    let missing = repo.missing();
+    let lagging = lagging_before.into_iter().filter(|(r, _)| !missing.iter().any(|(m, _)| m == r)).collect();
+    Ok(BackupOutcome { id, snapshot, warnings, notices, missing, lagging })
 }
 
 /// Reads the source and saves its blobs and trees; whatever happened, what was written is flushed, so it is

@@ -93,4 +93,7 @@ pub struct BackupOutcome {
     /// Objects of this backup that some region did not get (region, path): the backup is *degraded* — it met
     /// `min_regions`, and `gumvault sync` copies these over.
     pub missing: Vec<(String, String)>,
+    /// Regions that lag behind from an earlier degraded write (not synced since), with when that was: the new
+    /// snapshot is not in them whole either, though this backup wrote everything it could there.
+    pub lagging: Vec<(String, jiff::Timestamp)>,
 }

@@ -28,11 +28,23 @@ pub struct RegionListing {
 pub fn list_regions(repo: &Repository) -> Vec<RegionListing> {
     repo.regions()
         .par_iter()
-        .map(|r| match r.list_all() {
+        .map(|r| match listing_of(r) {
             Ok(objects) => RegionListing { name: r.name().to_string(), objects: Some(objects), error: None },
+            Err(crate::Error::Storage(e)) => {
+                RegionListing { name: r.name().to_string(), objects: None, error: Some(e.message) }
+            }
             Err(e) => RegionListing { name: r.name().to_string(), objects: None, error: Some(e.to_string()) },
         })
         .collect()
+}
+
+/// What a region holds; a region with another repository in it is not looked into (it is reported as
+/// unreachable, so nothing is copied into or out of it).
+fn listing_of(r: &RegionView<'_>) -> Result<BTreeMap<String, u64>> {
+    if r.is_foreign() {
+        return Err(crate::Error::InvalidInput("it holds another repository; it is left alone".into()));
+    }
+    r.list_all()
 }
 
 /// A disagreement between regions.

@@ -25,6 +25,9 @@ pub struct SyncReport {
     pub tombstones_cleared: Vec<String>,
     /// Objects that could not be copied: no region had a good copy, or the target failed.
     pub failed: Vec<String>,
+    /// Lag markers removed because their regions have everything again.
+    #[serde(default)]
+    pub lag_cleared: usize,
 }
 
 /// Options of `sync`.
@@ -61,6 +64,12 @@ pub fn sync(repo: &Repository, opts: &SyncOptions) -> Result<SyncReport> {
     let mut report = SyncReport::default();
     copy_missing(repo, &listings, &diffs, opts, &mut report);
     finish_deletes(repo, &listings, &tombstones, opts, &mut report)?;
+    if !opts.dry_run && report.failed.is_empty() {
+        // Every targeted region has everything now: they no longer lag.
+        let targets: Vec<String> =
+            if opts.to.is_empty() { listings.iter().map(|l| l.name.clone()).collect() } else { opts.to.clone() };
+        report.lag_cleared = repo.clear_lag(&targets)?;
+    }
     Ok(report)
 }
 
