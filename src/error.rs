@@ -122,6 +122,8 @@ pub enum StorageErrorKind {
     NotFound,
     /// The credentials or file permissions do not allow it.
     PermissionDenied,
+    /// No space left (a full disk, a quota).
+    Full,
     /// The service asked us to slow down.
     RateLimited,
     /// Fewer regions than `min_regions` took a write.
@@ -172,14 +174,27 @@ impl StorageError {
         region: impl Into<String>,
         e: &opendal::Error,
     ) -> Self {
-        let kind = match e.kind() {
-            opendal::ErrorKind::NotFound => StorageErrorKind::NotFound,
-            opendal::ErrorKind::PermissionDenied => StorageErrorKind::PermissionDenied,
-            opendal::ErrorKind::RateLimited => StorageErrorKind::RateLimited,
-            opendal::ErrorKind::ConfigInvalid => StorageErrorKind::Config,
-            _ => StorageErrorKind::Other,
+        let text = e.to_string();
+        let (kind, hint) = match e.kind() {
+            opendal::ErrorKind::NotFound => (StorageErrorKind::NotFound, ""),
+            opendal::ErrorKind::PermissionDenied => (
+                StorageErrorKind::PermissionDenied,
+                " (check the credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the source's keys, and that their policy allows this operation on the bucket and prefix)",
+            ),
+            opendal::ErrorKind::RateLimited => (
+                StorageErrorKind::RateLimited,
+                " (the service is throttling requests: lower GUMVAULT_STORAGE_UPLOADS or retry later)",
+            ),
+            opendal::ErrorKind::ConfigInvalid => (StorageErrorKind::Config, ""),
+            _ if ["QuotaExceeded", "InsufficientStorage", "no storage space", "No space left"]
+                .iter()
+                .any(|q| text.contains(q)) =>
+            {
+                (StorageErrorKind::Full, " (the storage is full or over its quota: free space or raise the quota)")
+            }
+            _ => (StorageErrorKind::Other, ""),
         };
-        StorageError::new(op, path, region, kind, e.to_string())
+        StorageError::new(op, path, region, kind, format!("{text}{hint}"))
     }
 }
 
@@ -267,6 +282,10 @@ impl Error {
             Error::UnsupportedVersion { .. } => crate::exit::ERROR,
             Error::SourceFailed(_) => crate::exit::SOURCE_FAILED,
             Error::Locked(_) => crate::exit::LOCKED,
+            Error::Storage(StorageError { kind: StorageErrorKind::Full, .. }) => crate::exit::STORAGE_FULL,
+            Error::Storage(StorageError { kind: StorageErrorKind::PermissionDenied, .. }) => {
+                crate::exit::STORAGE_DENIED
+            }
             _ => crate::exit::ERROR,
         }
     }

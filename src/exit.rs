@@ -27,3 +27,7 @@ pub const REPO_NOT_FOUND: i32 = 11;
 pub const DATA_ERROR: i32 = 12;
 /// Another maintenance run (prune, forget) holds the repository's lease.
 pub const LOCKED: i32 = 13;
+/// The storage is full: no space left on the disk, or a quota reached (the message says how much is free).
+pub const STORAGE_FULL: i32 = 14;
+/// The storage refused: permission denied on a path, or credentials that do not allow the operation.
+pub const STORAGE_DENIED: i32 = 15;

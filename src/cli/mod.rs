@@ -45,7 +45,8 @@ Quick start:
 Exit codes: 0 ok, 1 error, 2 bad usage, 3 backup incomplete (some inputs unreadable), 4 source failed
 (no snapshot written), 5 test restore failed its verification, 6 backup degraded (saved in min_regions but not
 in every region: run `gumvault sync`), 8/9 status warning/critical, 10 wrong password, 11 no repository, 12 corrupt or missing data,
-13 repository busy with maintenance (another prune or forget holds the lease).";
+13 repository busy with maintenance (another prune or forget holds the lease), 14 storage full (disk or quota),
+15 storage refused (permission denied, credentials).";
 
 /// gumvault — encrypted, deduplicating backups of a web application's stack.
 #[derive(Parser, Debug)]

@@ -39,13 +39,18 @@ pub fn decide(
 /// Removes snapshots under the maintenance lease (waiting up to `wait` for another run to finish), then brings
 /// the catalog up to date. Returns notes on expired leases that were taken over.
 pub fn remove(repo: &Repository, catalog: &mut Catalog, ids: &[Id], wait: Duration) -> Result<Vec<String>> {
-    let lease = lease::acquire(repo, "forget", wait)?;
-    let notes = lease.taken_over.clone();
-    for id in ids {
-        repo.delete_object(ObjectKind::Snapshot, id)?;
-    }
-    repo.write_tombstone()?;
-    drop(lease);
+    repo.release_reserve();
+    let outcome = lease::acquire(repo, "forget", wait).and_then(|lease| {
+        let notes = lease.taken_over.clone();
+        for id in ids {
+            repo.delete_object(ObjectKind::Snapshot, id)?;
+        }
+        repo.write_tombstone()?;
+        drop(lease);
+        Ok(notes)
+    });
+    let mut notes = crate::ops::prune::reserve_notes(repo);
+    notes.extend(outcome?);
     catalog.sync(repo)?;
     Ok(notes)
 }

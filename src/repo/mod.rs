@@ -27,6 +27,8 @@ use crate::format::crypto::MasterKey;
 use crate::format::objects::ObjectKind;
 pub use crate::format::repo_config::{REPO_VERSION, RegionSpec, RepoConfig, default_profiles};
 use crate::storage::Storage;
+/// Bytes a local repository keeps free for maintenance (see [`Repository::release_reserve`]).
+pub use crate::storage::local::RESERVE_BYTES;
 
 /// Options for `init`.
 #[derive(Clone, Debug)]
@@ -133,6 +135,17 @@ impl Repository {
     /// Objects that some region lacks because a write there failed: (region, path).
     pub fn missing(&self) -> Vec<(String, String)> {
         self.storage.missing()
+    }
+
+    /// Frees the space reserve a local repository keeps for maintenance (see [`crate::storage::local`]): `forget`
+    /// and `prune` call it first, so their lease and new index fit on a disk that backups have filled.
+    pub fn release_reserve(&self) {
+        self.storage.release_reserve();
+    }
+
+    /// Makes the space reserve again at the end of maintenance; returns the regions without room for it.
+    pub fn restore_reserve(&self) -> Vec<String> {
+        self.storage.restore_reserve()
     }
 
     /// Copies found damaged while reading (another region may have served a good one): (region, path).

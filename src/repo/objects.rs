@@ -16,7 +16,13 @@ impl Repository {
     pub(super) fn save_sealed(&self, kind: ObjectKind, plain: Vec<u8>) -> Result<Id> {
         let sealed = self.key.seal(kind.aad(), plain);
         let id = Id::of_object(&sealed);
-        self.storage.write(&kind.path_of(&id), sealed)?;
+        let path = kind.path_of(&id);
+        if let Err(e) = self.storage.write(&path, sealed) {
+            // Too few regions took it: the copies that did are removed (best effort), so nothing half-written
+            // (a snapshot above all) stays visible.
+            let _ = self.storage.delete(&path);
+            return Err(e);
+        }
         Ok(id)
     }
 

@@ -39,6 +39,7 @@ impl Repository {
         };
         let key_id = keys::write_key_file(&storage, &key, password, opts.kdf)?;
         storage.write(&ObjectKind::Config.path(""), key.seal(ObjectKind::Config.aad(), config.to_bytes()))?;
+        storage.restore_reserve();
         let gear = Gear::new(key.gear_table());
         Ok(Repository { storage, key, config, gear, key_id })
     }

@@ -22,6 +22,12 @@ pub trait Backend: Send + Sync {
     fn stat(&self, path: &str) -> Result<Option<u64>>;
     /// Removes an object; absent objects are not an error.
     fn delete(&self, path: &str) -> Result<()>;
+    /// Frees the space reserve for maintenance (local directories only; see [`super::local`]).
+    fn release_reserve(&self) {}
+    /// Makes the space reserve again; false when there was no room (local directories only).
+    fn restore_reserve(&self) -> bool {
+        true
+    }
 }
 
 /// A [`Backend`] over an opendal blocking operator.
@@ -51,6 +57,16 @@ impl OpendalBackend {
 }
 
 impl Backend for OpendalBackend {
+    fn release_reserve(&self) {
+        if let Some(root) = &self.fs_root {
+            super::local::release_reserve(root);
+        }
+    }
+
+    fn restore_reserve(&self) -> bool {
+        self.fs_root.as_ref().is_none_or(|root| super::local::make_reserve(root))
+    }
+
     fn read(&self, path: &str) -> Result<Bytes> {
         self.op.read(path).map(|b| b.to_bytes()).map_err(|e| self.err("read", path, e))
     }
@@ -71,6 +87,9 @@ impl Backend for OpendalBackend {
     }
 
     fn write(&self, path: &str, data: Bytes) -> Result<()> {
+        if let Some(root) = &self.fs_root {
+            return super::local::write(root, &self.region, path, &data);
+        }
         self.op.write(path, data).map_err(|e| self.err("write", path, e))?;
         self.sync_parent(path)
     }

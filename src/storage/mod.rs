@@ -8,6 +8,7 @@
 //! object succeeds.
 
 mod backend;
+pub mod local;
 mod location;
 mod region;
 mod replicated;

@@ -138,6 +138,22 @@ impl Storage {
         usable.clone().filter(|r| r.is_healthy()).chain(usable.filter(|r| !r.is_healthy()))
     }
 
+    /// Frees the space reserve of every local region, for a maintenance run that must write on a full disk.
+    pub fn release_reserve(&self) {
+        for r in self.regions.iter().filter(|r| r.unusable().is_none()) {
+            r.backend.release_reserve();
+        }
+    }
+
+    /// Makes the space reserve of every local region again; returns the regions without room for it.
+    pub fn restore_reserve(&self) -> Vec<String> {
+        self.regions
+            .iter()
+            .filter(|r| r.unusable().is_none() && !r.backend.restore_reserve())
+            .map(|r| r.name.clone())
+            .collect()
+    }
+
     /// Sets region `name` aside for this run: it is not this repository (`why` says how it differs).
     pub fn set_unusable(&self, name: &str, why: String, foreign: bool) {
         if let Some(r) = self.regions.iter().find(|r| r.name == name) {

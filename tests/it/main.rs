@@ -8,6 +8,7 @@ mod daemon;
 mod damage;
 mod errors;
 mod files;
+mod full_disk;
 mod history;
 mod house;
 mod lifecycle;

@@ -130,35 +130,71 @@ pub fn run(
     let parent_tree = use_parent.map(|p| p.1.tree);
     let shared = Shared { excludes: &excludes, progress, uploads: &uploads, reports: &reports };
     let walked = walk(repo, catalog, source, &setup, parent_tree, &shared)?;
-    uploads.record_in(catalog)?;
     let warnings = reports.warnings.into_inner().expect("warnings lock");
     let mut notices = reports.notices.into_inner().expect("notices lock");
     let skipped: Vec<String> = reports.skipped.into_inner().expect("skipped lock");
     notices.extend(skipped.iter().map(|s| format!("optional source left out: {s}")));
-    let root = walked.root?;
-    walked.flushed?;
-    commit::ensure_indexed(repo, catalog, &root, &indexes_at_start)?;
-    let mut summary = summarize(progress, &walked.stats, warnings.len(), skipped);
-    summary.duration_secs = started.elapsed().as_secs_f64();
-    let snapshot = Snapshot {
-        version: SNAPSHOT_VERSION,
-        time,
-        host: opts.host.clone(),
-        paths: setup.path_strings(),
-        tags: opts.tags.clone(),
-        tree: root,
-        parent: parent.map(|p| p.0),
-        chunker: setup.profile,
-        job: setup.job,
-        incomplete: !warnings.is_empty(),
-        summary,
+    let draft = Draft { time, started, setup, parent: parent.map(|p| p.0), opts, warnings: &warnings, skipped };
+    let (id, snapshot) = match commit(repo, catalog, walked, &indexes_at_start, progress, draft) {
+        Ok(done) => done,
+        Err(e) => {
+            // Nothing refers to what this backup wrote: remove it, unless a snapshot may have reached a region.
+            let maybe_visible =
+                matches!(&e, Error::Storage(s) if s.kind == crate::error::StorageErrorKind::TooFewRegions);
+            if !maybe_visible {
+                uploads.discard(repo);
+            }
+            return Err(e);
+        }
     };
-    let id = repo.save_snapshot(&snapshot)?;
+    uploads.record_in(catalog)?;
     catalog.add_snapshot(&id, &snapshot)?;
     repo.record_lag(time)?;
     let missing = repo.missing();
     let lagging = lagging_before.into_iter().filter(|(r, _)| !missing.iter().any(|(m, _)| m == r)).collect();
     Ok(BackupOutcome { id, snapshot, warnings, notices, missing, lagging })
+}
+
+/// What the snapshot manifest says besides its tree and summary.
+struct Draft<'a> {
+    time: jiff::Timestamp,
+    started: Instant,
+    setup: Setup,
+    parent: Option<Id>,
+    opts: &'a BackupOptions,
+    warnings: &'a [String],
+    skipped: Vec<String>,
+}
+
+/// The walk went well: makes sure everything the tree refers to is indexed, then writes the manifest.
+fn commit(
+    repo: &Repository,
+    catalog: &mut Catalog,
+    walked: Walked,
+    indexes_at_start: &std::collections::HashSet<Id>,
+    progress: &Progress,
+    d: Draft<'_>,
+) -> Result<(Id, Snapshot)> {
+    let root = walked.root?;
+    walked.flushed?;
+    commit::ensure_indexed(repo, catalog, &root, indexes_at_start)?;
+    let mut summary = summarize(progress, &walked.stats, d.warnings.len(), d.skipped);
+    summary.duration_secs = d.started.elapsed().as_secs_f64();
+    let snapshot = Snapshot {
+        version: SNAPSHOT_VERSION,
+        time: d.time,
+        host: d.opts.host.clone(),
+        paths: d.setup.path_strings(),
+        tags: d.opts.tags.clone(),
+        tree: root,
+        parent: d.parent,
+        chunker: d.setup.profile,
+        job: d.setup.job,
+        incomplete: !d.warnings.is_empty(),
+        summary,
+    };
+    let id = repo.save_snapshot(&snapshot)?;
+    Ok((id, snapshot))
 }
 
 /// Reads the source and saves its blobs and trees; whatever happened, what was written is flushed, so it is

@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::format::blob::BlobKind;
 use crate::format::id::Id;
 use crate::format::index::PackEntry;
+use crate::format::objects::ObjectKind;
 use crate::format::pack::PackWriter;
 use crate::repo::Repository;
 use crate::repo::catalog::Catalog;
@@ -55,6 +56,8 @@ pub struct UploadState {
     unindexed: Mutex<Vec<PackEntry>>,
     /// Index segments written (the caller records them in the catalog).
     written_indexes: Mutex<Vec<(Id, Vec<PackEntry>)>>,
+    /// Every pack and index segment this backup wrote, for [`UploadState::discard`].
+    written: Mutex<Vec<(ObjectKind, Id)>>,
     failed: AtomicBool,
     error: Mutex<Option<Error>>,
 }
@@ -67,6 +70,19 @@ impl UploadState {
             catalog.add_index(&id, &packs)?;
         }
         Ok(())
+    }
+
+    /// Removes every index segment and then every pack this backup wrote, because it failed and no snapshot
+    /// refers to them: a backup that fails (a full disk, above all) leaves nothing behind. Best effort: what
+    /// cannot be removed now is left to prune, which collects unreferenced packs.
+    pub fn discard(&self, repo: &Repository) {
+        let mut written = std::mem::take(&mut *self.written.lock().expect("upload lock"));
+        // Index segments first, so no moment exists where an index names a deleted pack.
+        written.sort_by_key(|(kind, _)| *kind != ObjectKind::Index);
+        for (kind, id) in written {
+            let _ = repo.delete_object(kind, &id);
+        }
+        self.written_indexes.lock().expect("upload lock").clear();
     }
 
     fn fail(&self, e: Error) {
@@ -90,6 +106,7 @@ impl UploadState {
     /// Seals and writes one pack; writes an index segment when enough blobs wait for one.
     fn upload(&self, repo: &Repository, pack: PackWriter) -> Result<()> {
         let entry = repo.write_pack(pack)?;
+        self.written.lock().expect("upload lock").push((ObjectKind::Pack, entry.id));
         let batch = {
             let mut waiting = self.unindexed.lock().expect("upload lock");
             waiting.push(entry);
@@ -104,6 +121,7 @@ impl UploadState {
             return Ok(());
         }
         let id = repo.save_index(&packs)?;
+        self.written.lock().expect("upload lock").push((ObjectKind::Index, id));
         self.written_indexes.lock().expect("upload lock").push((id, packs));
         Ok(())
     }

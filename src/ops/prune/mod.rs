@@ -29,11 +29,31 @@ pub fn prune_locked(
     now: Timestamp,
     wait: std::time::Duration,
 ) -> Result<(PruneReport, Vec<String>)> {
-    let lease = crate::repo::lease::acquire(repo, "prune", wait)?;
-    let notes = lease.taken_over.clone();
-    let report = prune(repo, opts, now)?;
-    drop(lease);
+    // On a full disk the lease and the new index need room: the reserve gives it, and is made again after.
+    repo.release_reserve();
+    let outcome = crate::repo::lease::acquire(repo, "prune", wait).and_then(|lease| {
+        let notes = lease.taken_over.clone();
+        let report = prune(repo, opts, now)?;
+        drop(lease);
+        Ok((report, notes))
+    });
+    let mut notes = reserve_notes(repo);
+    let (report, taken_over) = outcome?;
+    notes.extend(taken_over);
     Ok((report, notes))
+}
+
+/// Makes the space reserve again; a note for each region without room for it.
+pub fn reserve_notes(repo: &Repository) -> Vec<String> {
+    repo.restore_reserve()
+        .into_iter()
+        .map(|r| {
+            format!(
+                "region {r} has no room for its {} MiB space reserve; free some space",
+                crate::repo::RESERVE_BYTES >> 20
+            )
+        })
+        .collect()
 }
 
 /// Plans and (unless `dry_run`) performs a prune. The caller holds the maintenance lease.

@@ -1,0 +1,107 @@
+//! Writing objects to a local directory by hand rather than through opendal, for three promises opendal's fs
+//! service does not keep: a write that fails (a full disk, a killed process excepted) leaves no temporary file
+//! behind; files are private (0600, directories 0700) whatever the umask; and a full disk or a permission problem
+//! comes back as an error an operator can act on, with the free space and the path.
+//!
+//! Also the space reserve: a small file (`reserve`, not an object) that `init` makes and maintenance releases
+//! before it writes anything, so `forget` and `prune` can always take their lease and write a new index, even on
+//! a disk that backups have filled.
+
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::Path;
+
+use crate::error::{Error, StorageError, StorageErrorKind};
+
+/// Bytes kept free for maintenance on a local repository.
+pub const RESERVE_BYTES: u64 = 16 << 20;
+/// The reserve's file name in the repository's root.
+pub const RESERVE_NAME: &str = "reserve";
+
+/// Writes `data` to `root/path` durably and whole: into `root/.tmp/` first (0600), fsynced, renamed into place,
+/// the directory fsynced. On any failure the temporary file is removed.
+pub fn write(root: &Path, region: &str, path: &str, data: &[u8]) -> Result<(), Error> {
+    let tmp = root.join(".tmp").join(hex::encode(rand::random::<[u8; 12]>()));
+    let fail = |e: std::io::Error| local_error("write", path, region, root, e);
+    let written = write_temp(&tmp, data).and_then(|()| {
+        let dest = root.join(path);
+        let dir = dest.parent().unwrap_or(root);
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        std::fs::rename(&tmp, &dest)?;
+        std::fs::File::open(dir)?.sync_all()
+    });
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.map_err(fail)
+}
+
+fn write_temp(tmp: &Path, data: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = tmp.parent() {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    }
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(tmp)?;
+    f.write_all(data)?;
+    f.sync_all()
+}
+
+/// A local file system's failure, in words an operator can act on.
+pub fn local_error(op: &'static str, path: &str, region: &str, root: &Path, e: std::io::Error) -> Error {
+    let (kind, message) = match e.raw_os_error() {
+        Some(libc::ENOSPC) | Some(libc::EDQUOT) => (
+            StorageErrorKind::Full,
+            format!(
+                "the disk is full ({}): {} free on {}; free space there, or remove old snapshots with `gumvault forget … --prune` (forget and prune work on a full disk)",
+                e,
+                free_space(root).map(human).unwrap_or_else(|| "no space".into()),
+                root.display()
+            ),
+        ),
+        Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::EROFS) => (
+            StorageErrorKind::PermissionDenied,
+            format!("{e} on {}: the repository must be writable by this user", root.join(path).display()),
+        ),
+        _ => (StorageErrorKind::Other, e.to_string()),
+    };
+    StorageError::new(op, path, region, kind, message).into()
+}
+
+/// Bytes free for this user on the file system of `dir`.
+fn free_space(dir: &Path) -> Option<u64> {
+    let st = rustix::fs::statvfs(dir).ok()?;
+    Some(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
+fn human(b: u64) -> String {
+    match b {
+        b if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
+        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
+        b => format!("{} KiB", b / 1024),
+    }
+}
+
+/// Makes the reserve (when there is room for it); false when it could not be made.
+pub fn make_reserve(root: &Path) -> bool {
+    let path = root.join(RESERVE_NAME);
+    if path.exists() {
+        return true;
+    }
+    let made = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).and_then(|f| {
+        // Real blocks, not a hole: the point is that the space is taken.
+        let block = vec![0u8; 1 << 20];
+        let mut f = f;
+        for _ in 0..RESERVE_BYTES >> 20 {
+            f.write_all(&block)?;
+        }
+        f.sync_all()
+    });
+    if made.is_err() {
+        let _ = std::fs::remove_file(&path);
+    }
+    made.is_ok()
+}
+
+/// Frees the reserve for this run of maintenance.
+pub fn release_reserve(root: &Path) {
+    let _ = std::fs::remove_file(root.join(RESERVE_NAME));
+}
