@@ -101,7 +101,7 @@ fn a_flipped_byte_is_detected_and_other_data_stays_restorable() {
     env.ok(&["backup", a.to_str().unwrap(), "--tag", "a"]);
     env.ok(&["backup", b.to_str().unwrap(), "--tag", "b"]);
 
-    let largest = largest_file(Path::new(&env.repo));
+    let largest = largest_file(&Path::new(&env.repo).join("data"));
     let mut bytes = std::fs::read(&largest).unwrap();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x01;

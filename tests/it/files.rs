@@ -28,7 +28,7 @@ fn a_sparse_file_backs_up_and_restores_sparse() {
     eprintln!("sparse backup of 5 GiB took {took:?}: {}", out["summary"]);
     assert!(took < Duration::from_secs(20), "holes are not read ({took:?})");
     assert!(out["summary"]["bytes_added"].as_u64().unwrap() < 16 << 20, "{}", out["summary"]);
-    let stored: u64 = crate::common::files_under(&std::path::PathBuf::from(&env.repo)).iter().map(|f| f.1).sum();
+    let stored = crate::common::stored_bytes(std::path::Path::new(&env.repo));
     assert!(stored < 16 << 20, "the repository holds {stored} bytes");
 
     let target = env.path("target");

@@ -5,7 +5,7 @@ use std::path::Path;
 use crate::common::{Env, assert_same_tree, code, pseudo_random, stderr};
 
 fn repo_bytes(repo: &str) -> u64 {
-    crate::common::files_under(Path::new(repo)).iter().map(|(_, size)| size).sum()
+    crate::common::stored_bytes(Path::new(repo))
 }
 
 fn prune_json(env: &Env, offset: Option<&str>) -> serde_json::Value {

@@ -152,6 +152,51 @@ fn planted_symlinks_in_the_target_are_never_followed() {
 }
 
 #[test]
+fn a_planted_hard_link_with_the_right_content_is_replaced_not_kept() {
+    if !is_root() {
+        eprintln!("skipped: restoring as root into a target another user prepared needs root");
+        return;
+    }
+    let env = Env::new();
+    let src = attack_source(&env);
+    env.ok(&["backup", src.to_str().unwrap()]);
+    let source_file = src.join("tmp/app/app.conf");
+    let mtime = std::fs::metadata(&source_file).unwrap().modified().unwrap();
+    for overwrite in [false, true] {
+        let _ = std::fs::remove_dir_all(env.path("target"));
+        let _ = std::fs::remove_dir_all(env.path("decoy"));
+        // The attacker's file looks exactly like the snapshot's (content, size, mtime), and the target's
+        // app.conf is a second name for it: kept as "unchanged", it would stay the attacker's to rewrite.
+        let decoy = decoy(&env);
+        let theirs = decoy.join("app/app.conf");
+        std::fs::write(&theirs, b"restored config").unwrap();
+        std::fs::File::options().write(true).open(&theirs).unwrap().set_modified(mtime).unwrap();
+        let target = prepared_target(&env, &src);
+        let base = under(&target, &src);
+        std::fs::create_dir_all(base.join("tmp/app")).unwrap();
+        give_to_nobody(&base.join("tmp"));
+        give_to_nobody(&base.join("tmp/app"));
+        std::fs::hard_link(&theirs, base.join("tmp/app/app.conf")).unwrap();
+        let before = fingerprint(&decoy);
+        let mut args = vec!["restore", "latest", "--target", target.to_str().unwrap()];
+        if overwrite {
+            args.push("--overwrite");
+        }
+        let out = env.run(&args);
+        assert_eq!(fingerprint(&decoy), before, "the decoy changed (overwrite {overwrite})");
+        let restored = std::fs::symlink_metadata(base.join("tmp/app/app.conf")).unwrap();
+        if overwrite {
+            assert_eq!(code(&out), 0, "{}", stderr(&out));
+            assert_eq!(restored.nlink(), 1, "the restored file is its own");
+            assert_ne!(restored.ino(), std::fs::metadata(&theirs).unwrap().ino());
+        } else {
+            assert_ne!(code(&out), 0, "a second name for another file is not an unchanged file");
+            assert!(stderr(&out).contains("app.conf"), "{}", stderr(&out));
+        }
+    }
+}
+
+#[test]
 fn a_0600_file_is_never_wider_than_0600_while_it_is_written() {
     let env = Env::new();
     let src = env.path("src");

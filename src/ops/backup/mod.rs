@@ -130,6 +130,9 @@ pub fn run(
     let parent_tree = use_parent.map(|p| p.1.tree);
     let shared = Shared { excludes: &excludes, progress, uploads: &uploads, reports: &reports };
     let walked = walk(repo, catalog, source, &setup, parent_tree, &shared)?;
+    // Before the commit: its check that every blob is indexed reads this backup's own index segments from the
+    // catalog. Should the commit fail, they are deleted and the next catalog sync notices and rebuilds.
+    uploads.record_in(catalog)?;
     let warnings = reports.warnings.into_inner().expect("warnings lock");
     let mut notices = reports.notices.into_inner().expect("notices lock");
     let skipped: Vec<String> = reports.skipped.into_inner().expect("skipped lock");
@@ -147,7 +150,6 @@ pub fn run(
             return Err(e);
         }
     };
-    uploads.record_in(catalog)?;
     catalog.add_snapshot(&id, &snapshot)?;
     repo.record_lag(time)?;
     let missing = repo.missing();

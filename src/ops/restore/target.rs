@@ -50,6 +50,9 @@ pub enum Existing {
         size: u64,
         /// Its modification time, nanoseconds since the epoch.
         mtime_ns: i64,
+        /// More than one name refers to it (a hard link, perhaps planted: never kept as "identical", since its
+        /// metadata would then be set on a file elsewhere).
+        linked: bool,
     },
     /// A directory.
     Dir,
@@ -139,6 +142,7 @@ impl Target {
                     mtime_ns: (st.st_mtime as i64)
                         .saturating_mul(1_000_000_000)
                         .saturating_add(st.st_mtime_nsec as i64),
+                    linked: st.st_nlink > 1,
                 },
                 FileType::Directory => Existing::Dir,
                 _ => Existing::Other,
@@ -158,9 +162,18 @@ impl Target {
             Err(Errno::EXIST) => self.existing_dir_is_usable(&pfd, name, overwrite)?,
             Err(e) => return Err(describe(e)),
         };
+        let link_before =
+            follow.then(|| rustix::fs::statat(pfd.as_fd(), name, AtFlags::SYMLINK_NOFOLLOW).ok()).flatten();
         let flags = if follow { dir_flags() - OFlags::NOFOLLOW } else { dir_flags() };
         let fd = rustix::fs::openat(pfd.as_fd(), name, flags, Mode::empty()).map_err(describe)?;
         let st = rustix::fs::fstat(&fd).map_err(describe)?;
+        if let Some(before) = link_before {
+            // The link followed must still be the trusted one checked a moment ago, not one swapped in since.
+            let now = rustix::fs::statat(pfd.as_fd(), name, AtFlags::SYMLINK_NOFOLLOW).map_err(describe)?;
+            if now.st_ino != before.st_ino || !trusted_owner(now.st_uid, self.euid) {
+                return Err("the symlink there was replaced during the restore".into());
+            }
+        }
         let mut dirs = self.dirs.lock().expect("dirs lock");
         dirs.push(DirRecord { parent, name: name.to_os_string(), follow, dev: st.st_dev, ino: st.st_ino });
         let i = dirs.len() - 1;
@@ -208,7 +221,8 @@ impl Target {
     /// an error.
     pub fn reopen_file(&self, dir: Option<usize>, name: &OsStr, ino: u64) -> PathResult<std::fs::File> {
         let fd = self.dir_fd(dir)?;
-        let flags = OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        // NONBLOCK: a FIFO swapped in fails at once instead of blocking the restore.
+        let flags = OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
         let file = rustix::fs::openat(fd.as_fd(), name, flags, Mode::empty()).map_err(describe)?;
         if rustix::fs::fstat(&file).map_err(describe)?.st_ino != ino {
             return Err("the file was replaced during the restore".into());
@@ -216,12 +230,16 @@ impl Target {
         Ok(std::fs::File::from(file))
     }
 
-    /// Opens an existing regular file for reading (never through a link), to compare it with the snapshot.
+    /// Opens an existing regular file with one name for reading (never through a link, never blocking on a FIFO
+    /// swapped in), to compare it with the snapshot.
     pub fn read_file(&self, dir: Option<usize>, name: &OsStr) -> PathResult<std::fs::File> {
         let fd = self.dir_fd(dir)?;
-        let file =
-            rustix::fs::openat(fd.as_fd(), name, OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
-                .map_err(describe)?;
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        let file = rustix::fs::openat(fd.as_fd(), name, flags, Mode::empty()).map_err(describe)?;
+        let st = rustix::fs::fstat(&file).map_err(describe)?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile || st.st_nlink > 1 {
+            return Err("it is not a regular file with one name".into());
+        }
         Ok(std::fs::File::from(file))
     }
 

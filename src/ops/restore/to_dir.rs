@@ -193,7 +193,7 @@ fn plan_file<'e>(target: &Target, e: &'e Entry, slot: Slot, overwrite: bool) -> 
     let existing = target.existing(slot.dir, &slot.name)?;
     match existing {
         Existing::Dir => return Err("a directory is where the file belongs".into()),
-        Existing::File { size, mtime_ns } if size == e.node.size && mtime_ns == e.node.mtime_ns => {}
+        Existing::File { size, mtime_ns, linked: false } if size == e.node.size && mtime_ns == e.node.mtime_ns => {}
         Existing::Nothing => {}
         _ if overwrite => {}
         _ => return Err("already exists and differs; pass --overwrite to replace it".into()),

@@ -105,6 +105,12 @@ pub fn files_under(root: &Path) -> Vec<(PathBuf, u64)> {
     out
 }
 
+/// Bytes a repository holds for its data: every file except the space reserve
+/// (`reserve`, 16 MiB of zeros kept so maintenance works on a full disk).
+pub fn stored_bytes(repo: &Path) -> u64 {
+    files_under(repo).iter().filter(|(p, _)| p != &repo.join("reserve")).map(|(_, size)| size).sum()
+}
+
 /// Exit code of an output (panics on signals).
 pub fn code(out: &Output) -> i32 {
     out.status.code().expect("exited normally")
