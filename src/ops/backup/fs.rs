@@ -101,7 +101,7 @@ fn save_virtual(ctx: &BackupContext<'_, '_>, dir: &VirtualDir, parent: Option<&T
                     let meta = match std::fs::metadata(path) {
                         Ok(m) => m,
                         Err(e) => {
-                            ctx.warn(format!("cannot read {}: {e}", path.display()));
+                            ctx.warn(path.display().to_string(), format!("cannot read {}: {e}", path.display()));
                             return Ok(None);
                         }
                     };
@@ -127,7 +127,7 @@ fn save_entry(ctx: &BackupContext<'_, '_>, path: &Path, name: RawName, parent: O
     let meta = match std::fs::symlink_metadata(path) {
         Ok(m) => m,
         Err(e) => {
-            ctx.warn(format!("cannot read {}: {e}", path.display()));
+            ctx.warn(path.display().to_string(), format!("cannot read {}: {e}", path.display()));
             return Ok(None);
         }
     };
@@ -144,7 +144,7 @@ fn save_entry(ctx: &BackupContext<'_, '_>, path: &Path, name: RawName, parent: O
         match std::fs::read_link(path) {
             Ok(target) => node.target = Some(RawName(target.as_os_str().as_bytes().to_vec())),
             Err(e) => {
-                ctx.warn(format!("cannot read symlink {}: {e}", path.display()));
+                ctx.warn(path.display().to_string(), format!("cannot read symlink {}: {e}", path.display()));
                 return Ok(None);
             }
         }
@@ -171,7 +171,7 @@ fn save_dir(
     let entries = match read {
         Ok(e) => e,
         Err(e) => {
-            ctx.warn(format!("cannot read directory {}: {e}", path.display()));
+            ctx.warn(path.display().to_string(), format!("cannot read directory {}: {e}", path.display()));
             return Ok(None);
         }
     };
@@ -210,7 +210,7 @@ fn save_file(
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) => {
-            ctx.warn(format!("cannot read {}: {e}", path.display()));
+            ctx.warn(path.display().to_string(), format!("cannot read {}: {e}", path.display()));
             return Ok(None);
         }
     };
@@ -218,7 +218,7 @@ fn save_file(
     let content = match ctx.save_stream(file, &what, Some(node.size)) {
         Ok(c) => c,
         Err(Error::Io { source, .. }) => {
-            ctx.warn(format!("cannot read {}: {source}", path.display()));
+            ctx.warn(path.display().to_string(), format!("cannot read {}: {source}", path.display()));
             return Ok(None);
         }
         Err(e) => return Err(e),

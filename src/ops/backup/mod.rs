@@ -17,7 +17,7 @@ pub mod stream;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -28,6 +28,7 @@ pub use progress::Progress;
 pub use saver::{BlobSaver, SaverStats, UploadState};
 pub use source::{BackupOptions, BackupOutcome, JobSource, Profile, Source};
 
+use crate::children::ChildEnv;
 use crate::error::{Error, Result};
 use crate::format::chunker::ChunkerParams;
 use crate::format::id::Id;
@@ -88,6 +89,7 @@ impl Setup {
 #[derive(Default)]
 struct Reports {
     warnings: Mutex<Vec<String>>,
+    unreadable: Mutex<Vec<String>>,
     notices: Mutex<Vec<String>>,
     skipped: Mutex<Vec<String>>,
 }
@@ -98,6 +100,7 @@ struct Shared<'a> {
     progress: &'a Progress,
     uploads: &'a UploadState,
     reports: &'a Reports,
+    child_env: &'a ChildEnv,
 }
 
 /// What the walk inside the upload scope produced.
@@ -125,10 +128,14 @@ pub fn run(
     let reports = Reports::default();
     let use_parent = parent.as_ref().filter(|_| !opts.force && matches!(source, Source::Paths(_) | Source::Job { .. }));
     let parent_tree = use_parent.map(|p| p.1.tree);
-    let shared = Shared { excludes: &excludes, progress, uploads: &uploads, reports: &reports };
+    let shared =
+        Shared { excludes: &excludes, progress, uploads: &uploads, reports: &reports, child_env: &opts.child_env };
     let walked = walk(repo, catalog, source, &setup, parent_tree, &shared)?;
     uploads.record_in(catalog)?;
     let warnings = reports.warnings.into_inner().expect("warnings lock");
+    let mut unreadable = reports.unreadable.into_inner().expect("unreadable lock");
+    unreadable.sort();
+    unreadable.dedup();
     let mut notices = reports.notices.into_inner().expect("notices lock");
     let skipped: Vec<String> = reports.skipped.into_inner().expect("skipped lock");
     notices.extend(skipped.iter().map(|s| format!("optional source left out: {s}")));
@@ -152,7 +159,7 @@ pub fn run(
     };
     let id = repo.save_snapshot(&snapshot)?;
     catalog.add_snapshot(&id, &snapshot)?;
-    Ok(BackupOutcome { id, snapshot, warnings, notices, missing: repo.missing() })
+    Ok(BackupOutcome { id, snapshot, warnings, unreadable, notices, missing: repo.missing() })
 }
 
 /// Reads the source and saves its blobs and trees; whatever happened, what was written is flushed, so it is
@@ -176,7 +183,9 @@ fn walk(
             progress: shared.progress,
             gear: repo.gear(),
             warnings: &shared.reports.warnings,
+            unreadable: &shared.reports.unreadable,
             notices: &shared.reports.notices,
+            child_env: shared.child_env,
         };
         let root = parent_tree
             .map(|t| loader.load(&t))
@@ -280,10 +289,13 @@ fn save_stream_root(ctx: &BackupContext<'_, '_>, name: &str, reader: Box<dyn Rea
     ctx.save_tree(vec![node])
 }
 
-/// Runs a command (no shell) and saves its standard output; its standard error goes to ours.
+/// Runs a command (no shell) and saves its standard output; its standard error goes to ours. It gets the
+/// environment of every child (`ChildEnv`): no repository password, no secret of the config.
 fn save_command(ctx: &BackupContext<'_, '_>, argv: &[String], name: &str) -> Result<Id> {
     let (prog, args) = argv.split_first().ok_or_else(|| Error::InvalidInput("--command is empty".into()))?;
-    let mut child = Command::new(prog)
+    let mut child = ctx
+        .child_env
+        .command(prog)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
