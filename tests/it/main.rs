@@ -13,4 +13,5 @@ mod lifecycle;
 mod regions;
 mod roundtrip;
 mod s3;
+mod secrets;
 mod stack;
