@@ -8,6 +8,7 @@
 
 #![warn(missing_docs)]
 
+pub mod children;
 pub mod cli;
 pub mod config;
 pub mod daemon;

@@ -2,6 +2,7 @@
 
 fn main() {
     bound_malloc_caching();
+    private_files();
     std::process::exit(gumvault::cli::run());
 }
 
@@ -15,4 +16,22 @@ fn bound_malloc_caching() {
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
     }
+}
+
+/// Everything gumvault creates is its owner's only: repository files 0600 and directories 0700 on a local disk,
+/// the catalog likewise. A umask rather than a chmod after each write, because the kernel applies it atomically
+/// when a file is created — there is no moment when a key file or opendal's temporary copy of a pack is 0644 —
+/// and it covers every file the libraries create for us (opendal's temporary files and intermediate directories,
+/// SQLite's -wal and -shm files, leases) and every one added later, with no chmod that a file system without
+/// permissions (vfat, some CIFS mounts) would refuse.
+///
+/// What else it affects, and why that is right: restore gives every file and directory of the snapshot its
+/// recorded mode explicitly (fchmod), so restored trees keep their modes; directories a restore creates that the
+/// snapshot does not describe (a missing target and its parents) are 0700 until the owner opens them up. Programs
+/// gumvault starts get the umask it was started with back (src/children.rs), so an alert script or pg_dump
+/// creates files as it would anywhere else.
+fn private_files() {
+    // SAFETY: umask only changes this process's file creation mask; it is called before any other thread exists.
+    let started_with = unsafe { libc::umask(0o077) };
+    gumvault::children::remember_umask(started_with);
 }

@@ -77,6 +77,7 @@ pub(crate) fn run(g: &Context, a: &BackupArgs) -> anyhow::Result<i32> {
         chunker: a.chunker.clone(),
         force: a.force,
         time: None,
+        child_env: g.child_env(),
     };
     let mut session = g.open()?;
     let outcome = perform(g, &mut session, source, &opts)?;
@@ -138,6 +139,7 @@ pub(super) fn print_outcome(g: &Context, outcome: &backup::BackupOutcome) -> i32
             json!({
                 "snapshot_id": outcome.id.to_hex(), "short_id": outcome.id.short(), "time": outcome.snapshot.time.to_string(),
                 "incomplete": outcome.snapshot.incomplete, "summary": s, "warnings": outcome.warnings,
+                "unreadable": outcome.unreadable,
                 "degraded": degraded(outcome), "missing_by_region": missing_by_region(outcome),
                 "lagging": outcome.lagging.iter().map(|(r, t)| json!({ "region": r, "since": t.to_string() })).collect::<Vec<_>>(),
             })

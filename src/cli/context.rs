@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use super::password::PasswordSource;
+use crate::children::ChildEnv;
 use crate::config::Config;
 use crate::repo::RegionSpec;
 use crate::repo::Repository;
@@ -115,7 +116,14 @@ impl Context {
             file: self.args.password_file.clone(),
             command: self.args.password_command.clone().or_else(|| config.and_then(|c| c.password_command.clone())),
             config: config.and_then(|c| c.password.clone()),
+            child_env: self.child_env(),
         }
+    }
+
+    /// The environment of the programs this command starts: without the secrets of the config (when there is
+    /// one), the repository password and AWS keys.
+    pub fn child_env(&self) -> ChildEnv {
+        self.config.as_ref().map(Config::child_env).unwrap_or_default()
     }
 
     /// Directory of the local catalog.

@@ -162,7 +162,7 @@ pub(crate) fn alert_cmd(g: &Context, c: &AlertCommand) -> anyhow::Result<i32> {
     }
     let a =
         Alert::new("test", "-", "warning", "a test alert from gumvault: alerts reach you".into(), crate::time::now());
-    let failures = alerts::send(&config.alerts, &a);
+    let failures = alerts::send(&config.alerts, &config.child_env(), &a);
     for f in &failures {
         eprintln!("gumvault: error: {f}");
     }

@@ -26,6 +26,30 @@ pub(crate) fn local_time(t: &jiff::Timestamp) -> String {
     t.to_zoned(jiff::tz::TimeZone::system()).strftime("%Y-%m-%d %H:%M:%S").to_string()
 }
 
+/// A name (or path) as one line of text that cannot move a terminal's cursor: control characters as `\n`, `\t`,
+/// `\r` or `\u{…}`, bytes that are not UTF-8 as `\xNN`, and a backslash as `\\` so every escape reads back
+/// unambiguously. A file name may hold anything but `/` and NUL; printed raw, a newline in one would forge
+/// another line of `ls`. `--json` prints names exactly.
+pub(crate) fn escaped(name: &[u8]) -> String {
+    let mut out = String::with_capacity(name.len());
+    for chunk in name.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\t' => out.push_str("\\t"),
+                '\r' => out.push_str("\\r"),
+                c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -36,5 +60,15 @@ mod tests {
         assert_eq!(super::duration(3.25), "3.2s");
         assert_eq!(super::duration(125.0), "2m 05s");
         assert_eq!(super::duration(7380.0), "2h 03m");
+    }
+
+    #[test]
+    fn names_are_escaped_to_one_line() {
+        assert_eq!(super::escaped(b"plain name.txt"), "plain name.txt");
+        assert_eq!(super::escaped(b"a\nb\tc\rd"), "a\\nb\\tc\\rd");
+        assert_eq!(super::escaped(b"\x1b[31mred"), "\\u{1b}[31mred");
+        assert_eq!(super::escaped(b"back\\slash"), "back\\\\slash");
+        assert_eq!(super::escaped(b"bad\xffbyte"), "bad\\xffbyte");
+        assert_eq!(super::escaped("caf\u{e9} \u{85}".as_bytes()), "caf\u{e9} \\u{85}");
     }
 }

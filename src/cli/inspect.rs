@@ -1,5 +1,7 @@
 //! `diff` and `stats`.
 
+use std::os::unix::ffi::OsStrExt;
+
 use clap::Args;
 use serde_json::json;
 
@@ -31,7 +33,7 @@ pub(crate) fn diff(g: &Context, a: &DiffArgs) -> anyhow::Result<i32> {
         println!("{}", serde_json::to_string_pretty(&changes)?);
     } else {
         for c in &changes {
-            println!("{} {}", c.kind, c.path.display());
+            println!("{} {}", c.kind, format::escaped(c.path.as_os_str().as_bytes()));
         }
         if !g.quiet {
             let n = |k| changes.iter().filter(|c| c.kind == k).count();

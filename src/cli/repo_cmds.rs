@@ -85,7 +85,7 @@ pub(crate) fn init(g: &Context, a: &InitArgs) -> anyhow::Result<i32> {
         (String::new(), regions.iter().map(|r| format!("{}={}", r.name, r.url)).collect::<Vec<_>>().join(" "))
     };
     let url = url.as_str();
-    let password = g.password_source().get(true)?;
+    let password = g.password_source().get_new()?;
     let mut opts = InitOptions {
         kdf: a.kdf(),
         compression_level: a.compression,

@@ -1,6 +1,7 @@
 //! `restore`, `dump`, `ls`.
 
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -172,8 +173,9 @@ fn to_postgres(
     url: &str,
     clean: bool,
 ) -> anyhow::Result<i32> {
-    let url = crate::config::Secret::new(url).resolve()?;
-    let conn = PgConn::parse(&url)?;
+    let secret = crate::config::Secret::new(url);
+    let child_env = g.child_env().withholding(secret.env_name());
+    let conn = PgConn::parse(&secret.resolve()?)?.with_child_env(child_env);
     let (path, node, format) =
         crate::sources::test_restore::find_dump(reader, &entry.snapshot.tree, source.trim_matches('/'))?;
     if clean {
@@ -297,10 +299,9 @@ pub(crate) fn ls(g: &Context, a: &LsArgs) -> anyhow::Result<i32> {
     let mut out = std::io::BufWriter::new(stdout.lock());
     for e in entries {
         let n = &e.node;
-        let path = e.path.display();
         if g.json {
             let line = json!({
-                "path": path.to_string(), "type": n.kind, "mode": format!("{:o}", n.mode), "size": n.size,
+                "path": e.path.display().to_string(), "type": n.kind, "mode": format!("{:o}", n.mode), "size": n.size,
                 "uid": n.uid, "gid": n.gid, "mtime_ns": n.mtime_ns,
             });
             writeln!(out, "{line}")?;
@@ -314,9 +315,10 @@ pub(crate) fn ls(g: &Context, a: &LsArgs) -> anyhow::Result<i32> {
                 NodeKind::File => '-',
                 _ => '?',
             };
+            let path = format::escaped(e.path.as_os_str().as_bytes());
             writeln!(out, "{kind}{:04o} {:>6} {:>6} {:>12} {t} {path}", n.mode, n.uid, n.gid, n.size)?;
         } else {
-            writeln!(out, "{path}")?;
+            writeln!(out, "{}", format::escaped(e.path.as_os_str().as_bytes()))?;
         }
     }
     out.flush()?;

@@ -9,8 +9,9 @@ use crate::exit;
 
 #[derive(Args, Debug)]
 #[command(after_help = "Per job: the newest backup (time, age, snapshot, size), health, the next scheduled backup,
-the last check and test restore. Health is `warning` when the newest backup is older than warning_after (7h),
-`critical` after critical_after (8h) or when the last backup run failed. Exit codes: 0 healthy, 8 warning,
+the last check and test restore. Health is `warning` when the newest backup is older than warning_after (7h) or
+the last backup run could not read some inputs (each is listed), `critical` after critical_after (8h) or when the
+last backup run failed. Exit codes: 0 healthy, 8 warning,
 9 critical — usable from cron or a load balancer check. With several regions, each region's health too.")]
 pub(crate) struct StatusArgs {
     /// Also list every region (reachable, objects, what it lacks); slower with many objects
@@ -25,39 +26,9 @@ pub(crate) fn run(g: &Context, a: &StatusArgs) -> anyhow::Result<i32> {
     if g.json {
         println!("{}", serde_json::to_string_pretty(&st)?);
     } else {
-        let tz = jiff::tz::TimeZone::system();
         println!("overall: {}", st.status.as_str().to_uppercase());
         for j in &st.jobs {
-            println!("job {}: {}", j.name, j.status.as_str().to_uppercase());
-            match &j.last_backup {
-                Some(b) => println!(
-                    "  last backup  {} ({} ago), snapshot {}, {}",
-                    super::format::local_time(&b.time),
-                    super::format::duration(b.age_seconds as f64),
-                    &b.snapshot[..8],
-                    super::format::bytes(b.size)
-                ),
-                None => println!("  last backup  none"),
-            }
-            if let Some(n) = j.next_backup {
-                println!("  next backup  {}", n.to_zoned(tz.clone()).strftime("%Y-%m-%d %H:%M"));
-            }
-            for (label, run) in [("last check", &j.last_check), ("test restore", &j.last_test_restore)] {
-                if let Some(r) = run {
-                    println!(
-                        "  {label:<12} {} {}",
-                        super::format::local_time(&r.time),
-                        if r.ok {
-                            "passed".to_string()
-                        } else {
-                            format!("FAILED: {}", r.error.as_deref().unwrap_or(""))
-                        }
-                    );
-                }
-            }
-            for why in &j.reasons {
-                println!("  ! {why}");
-            }
+            print_job(j);
         }
         if let Some(regions) = &st.regions {
             for r in regions {
@@ -72,6 +43,42 @@ pub(crate) fn run(g: &Context, a: &StatusArgs) -> anyhow::Result<i32> {
         }
     }
     Ok(health_code(st.status))
+}
+
+/// One job's status as text.
+fn print_job(j: &status::JobStatus) {
+    println!("job {}: {}", j.name, j.status.as_str().to_uppercase());
+    match &j.last_backup {
+        Some(b) => println!(
+            "  last backup  {} ({} ago), snapshot {}, {}",
+            super::format::local_time(&b.time),
+            super::format::duration(b.age_seconds as f64),
+            &b.snapshot[..8],
+            super::format::bytes(b.size)
+        ),
+        None => println!("  last backup  none"),
+    }
+    if let Some(n) = j.next_backup {
+        println!("  next backup  {}", n.to_zoned(jiff::tz::TimeZone::system()).strftime("%Y-%m-%d %H:%M"));
+    }
+    for (label, run) in [("last check", &j.last_check), ("test restore", &j.last_test_restore)] {
+        if let Some(r) = run {
+            let outcome =
+                if r.ok { "passed".to_string() } else { format!("FAILED: {}", r.error.as_deref().unwrap_or("")) };
+            println!("  {label:<12} {} {outcome}", super::format::local_time(&r.time));
+        }
+    }
+    for why in &j.reasons {
+        println!("  ! {why}");
+    }
+    if let Some(r) = j.last_run.as_ref().filter(|r| r.incomplete) {
+        for p in &r.unreadable {
+            println!("    unreadable: {}", super::format::escaped(p.as_bytes()));
+        }
+        if r.unreadable_count > r.unreadable.len() as u64 {
+            println!("    … and {} more", r.unreadable_count - r.unreadable.len() as u64);
+        }
+    }
 }
 
 /// The exit code of a health.

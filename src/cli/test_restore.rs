@@ -45,7 +45,8 @@ pub(crate) fn run(g: &Context, a: &TestRestoreArgs) -> anyhow::Result<i32> {
     let admin = match job.test_restore.as_ref().and_then(|t| t.admin_url.as_ref()) {
         Some(url) => PgConn::parse(&url.resolve()?)?,
         None => PgConn::from_source(source)?,
-    };
+    }
+    .with_child_env(config.child_env());
     let mut s = g.open()?;
     let mut filter = a.filter.clone();
     filter.tags.push(a.job.clone());

@@ -15,6 +15,10 @@ pub struct AlertsConfig {
     pub webhooks: Vec<String>,
     /// A shell command run for each alert, with the alert as JSON on standard input.
     pub command: Option<String>,
+    /// Variables the alert command gets although gumvault withholds them from its children (AWS keys for
+    /// `aws sns publish`, a token that is an `env:` reference elsewhere). Never the repository password.
+    #[serde(default)]
+    pub command_env: Vec<String>,
     /// `[alerts.email]`.
     pub email: Option<EmailConfig>,
 }

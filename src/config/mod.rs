@@ -2,12 +2,14 @@
 //! sources, alerts and the status endpoint. Parsing is strict: unknown keys and bad values are errors naming the
 //! file, the line and the key. Nothing here touches the network or runs programs; secrets are resolved only when
 //! a command needs them. Split by concern: [`file`](mod@file) (the whole file), [`repository`], [`jobs`], [`sources`],
-//! [`alerts`], [`values`] (schedules, durations, globs, secrets) and `validate`.
+//! [`alerts`], [`values`] (schedules, durations, globs, secrets), `validate` and `secrets` (the variables children
+//! do not inherit).
 
 pub mod alerts;
 pub mod file;
 pub mod jobs;
 pub mod repository;
+mod secrets;
 pub mod sources;
 mod validate;
 pub mod values;
@@ -148,6 +150,45 @@ names = ["DATABASE_URL", "STRIPE_SECRET_KEY"]
         assert!(e.contains("at least one source"), "{e}");
         let e = err("[[jobs.a.sources]]\nname = \"e\"\nkind = \"env\"\n");
         assert!(e.contains("names, a prefix or a file"), "{e}");
+    }
+
+    #[test]
+    fn errors_name_the_key_but_never_echo_a_value() {
+        let cases = [
+            // Syntax errors on a line holding a literal secret: toml's own message would quote the line.
+            ("[repository]\npassword = \"hunter2-s3cret\" trailing\n", "line 2", "repository.password"),
+            ("[repository]\nurl = \"/x\"\npassword = \"hunter2-s3cret\n", "line 3", "repository.password"),
+            ("[repository]\npassword = hunter2-s3cret\n", "line 2", "repository.password"),
+            // Values of the wrong type: serde's message would quote them.
+            ("[repository]\npassword = 4242424242\n", "line 2", "repository.password"),
+            ("[alerts]\nwebhooks = \"https://hooks.example/T0/B0/hunter2-s3cret\"\n", "line 2", "alerts.webhooks"),
+            (
+                "[[jobs.a.sources]]\nname = \"db\"\nkind = \"postgres\"\nurl = [\"postgres://u:hunter2-s3cret@h/db\"]\n",
+                "line",
+                "",
+            ),
+            ("[http]\ntoken = 4242424242.5\n", "line 2", "http.token"),
+            ("[repository]\npassword = \"env:\"\n", "line 2", "repository.password"),
+        ];
+        for (text, line, key) in cases {
+            let e = err(text);
+            assert!(!e.contains("hunter2") && !e.contains("s3cret") && !e.contains("4242"), "{e}");
+            assert!(e.contains("/etc/gumvault.toml") && e.contains(line) && e.contains(key), "{e}");
+        }
+        let e = err("[alerts]\ncommand_env = [\"GUMVAULT_PASSWORD\"]\n");
+        assert!(e.contains("alerts.command_env") && e.contains("never passed"), "{e}");
+    }
+
+    #[test]
+    fn the_secret_variables_are_every_env_reference() {
+        let c = parse(&format!(
+            "{EXAMPLE}\n[[jobs.other.sources]]\nname = \"db\"\nkind = \"postgres\"\n[http]\ntoken = \"env:TOKEN\"\n\
+             [alerts]\ncommand = \"true\"\ncommand_env = [\"TOKEN\"]\n"
+        ))
+        .unwrap();
+        let names: Vec<String> = c.secret_variables().into_iter().collect();
+        assert_eq!(names, ["DATABASE_URL", "GUMVAULT_PASSWORD", "STRIPE_SECRET_KEY", "TOKEN"]);
+        assert_eq!(c.alerts.command_env, ["TOKEN"]);
     }
 
     #[test]

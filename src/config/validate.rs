@@ -8,12 +8,14 @@ use std::path::{Path, PathBuf};
 use super::alerts::{AlertsConfig, EmailConfig, SmtpTls};
 use super::jobs::Job;
 use super::sources::{DumpFormat, RowOrder, SourceSpec};
+use crate::children::NEVER_PASSED;
 use crate::error::{Error, Result};
 
 /// Checks the jobs and alerts of the config file at `path`; `text` is the file, for line numbers.
 pub fn validate(path: &Path, jobs: &BTreeMap<String, Job>, alerts: &AlertsConfig, text: &str) -> Result<()> {
     let checker = Checker { file: path.to_path_buf(), text };
     checker.jobs(jobs)?;
+    checker.command_env(&alerts.command_env)?;
     match &alerts.email {
         Some(email) => checker.email(email),
         None => Ok(()),
@@ -119,6 +121,18 @@ impl Checker<'_> {
         job.test_restore_source().map_err(|e| self.fail(None, format!("jobs.{name}.test_restore"), e.to_string()))?;
         if let Some(i) = t.queries.iter().position(|q| q.sql.trim().is_empty()) {
             return Err(self.fail(None, format!("jobs.{name}.test_restore.queries[{i}].sql"), "empty query"));
+        }
+        Ok(())
+    }
+
+    fn command_env(&self, names: &[String]) -> Result<()> {
+        let key = "alerts.command_env".to_string();
+        if let Some(i) = names.iter().position(|n| n.is_empty() || n.contains(['=', '\0'])) {
+            return Err(self.fail(None, format!("{key}[{i}]"), "not a variable name"));
+        }
+        let never = |n: &String| NEVER_PASSED.iter().any(|p| n.starts_with(p));
+        if let Some(n) = names.iter().find(|n| never(n)) {
+            return Err(self.fail(None, key, format!("{n}: the repository password is never passed to a child")));
         }
         Ok(())
     }

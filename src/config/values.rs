@@ -81,6 +81,16 @@ impl Secret {
         if self.0.starts_with("env:") || self.0.starts_with("file:") { self.0.clone() } else { "(literal)".into() }
     }
 
+    /// The environment variable an `env:NAME` secret is read from (children do not inherit it).
+    pub fn env_name(&self) -> Option<&str> {
+        self.0.strip_prefix("env:")
+    }
+
+    /// The file a `file:/path` secret is read from (its permissions are worth a look).
+    pub fn file_path(&self) -> Option<&std::path::Path> {
+        self.0.strip_prefix("file:").map(std::path::Path::new)
+    }
+
     /// The value.
     pub fn resolve(&self) -> Result<String> {
         if let Some(name) = self.0.strip_prefix("env:") {

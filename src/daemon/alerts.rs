@@ -3,10 +3,11 @@
 //! come from `env:`/`file:` references and never appear in messages.
 
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use serde::Serialize;
 
+use crate::children::ChildEnv;
 use crate::config::AlertsConfig;
 
 /// One alert.
@@ -48,8 +49,10 @@ impl From<String> for ChannelError {
     }
 }
 
-/// Sends an alert to every configured channel; returns one message per channel that failed.
-pub fn send(config: &AlertsConfig, alert: &Alert) -> Vec<String> {
+/// Sends an alert to every configured channel; returns one message per channel that failed. `child_env` is the
+/// environment of the programs gumvault starts for this config (`Config::child_env`): the alert command gets it,
+/// plus the variables `command_env` names.
+pub fn send(config: &AlertsConfig, child_env: &ChildEnv, alert: &Alert) -> Vec<String> {
     let mut failures = Vec::new();
     let body = serde_json::to_vec(alert).expect("alerts serialize");
     for url in &config.webhooks {
@@ -57,8 +60,9 @@ pub fn send(config: &AlertsConfig, alert: &Alert) -> Vec<String> {
             failures.push(format!("webhook {}: {e}", redact_url(url)));
         }
     }
+    let command_env = child_env.clone().passing(&config.command_env);
     if let Some(cmd) = &config.command
-        && let Err(e) = run_command(cmd, alert, &body)
+        && let Err(e) = run_command(cmd, &command_env, alert, &body)
     {
         failures.push(format!("alert command: {e}"));
     }
@@ -94,9 +98,11 @@ fn post_json(url: &str, body: &[u8]) -> Result<(), ChannelError> {
     crate::runtime::block_on(send).map_err(|e| ChannelError(e.to_string()))?
 }
 
-/// Runs `sh -c CMD` with the alert as JSON on stdin and its fields in GUMVAULT_ALERT_* variables.
-fn run_command(cmd: &str, alert: &Alert, body: &[u8]) -> Result<(), ChannelError> {
-    let mut child = Command::new("sh")
+/// Runs `sh -c CMD` with the alert as JSON on stdin and its fields in GUMVAULT_ALERT_* variables, in `env`: no
+/// repository password, no secret of the config but those `command_env` names.
+fn run_command(cmd: &str, env: &ChildEnv, alert: &Alert, body: &[u8]) -> Result<(), ChannelError> {
+    let mut child = env
+        .command("sh")
         .arg("-c")
         .arg(cmd)
         .env("GUMVAULT_ALERT_KIND", &alert.kind)

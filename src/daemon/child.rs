@@ -23,8 +23,11 @@ pub struct ChildCommand {
 
 /// The outcome of one child run.
 pub struct ChildRun {
-    /// Exit 0, or 6 (degraded: saved, but not in every region).
+    /// Exit 0, 6 (degraded: saved, but not in every region) or 3 (incomplete: saved, but some inputs could not be
+    /// read): the task did its work, so it is neither retried nor alerted as failed.
     pub ok: bool,
+    /// Exit 3: a backup saved its snapshot without some inputs, which its JSON output names (`unreadable`).
+    pub incomplete: bool,
     /// The exit code (-1 when there was none).
     pub code: i32,
     /// Ended by a signal rather than by exiting: with the daemon stopping, the task was interrupted, not failed.
@@ -62,9 +65,10 @@ impl ChildCommand {
         } else {
             Some(error_lines.join(" | "))
         };
-        let ok = code == exit::OK || code == exit::DEGRADED;
+        let ok = code == exit::OK || code == exit::DEGRADED || code == exit::INCOMPLETE;
         ChildRun {
             ok,
+            incomplete: code == exit::INCOMPLETE,
             code,
             signalled,
             stdout,
@@ -81,6 +85,9 @@ impl ChildCommand {
         }
         cmd.env("GUMVAULT_RECORD_RUNS", "0").stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        // The child is gumvault and needs the repository password: only the umask is given back, so the programs
+        // it starts get the one the daemon was started with.
+        crate::children::restore_umask(&mut cmd);
         // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
         unsafe {
             std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {

@@ -83,9 +83,14 @@ impl<'a> Daemon<'a> {
             return false;
         }
         let after = table.completed(i, child.ok, finished);
+        let outcome = match (child.ok, child.incomplete) {
+            (true, false) => "ok",
+            (true, true) => "incomplete",
+            (false, _) => "failed",
+        };
         (self.log)(json!({
             "time": started.to_string(), "event": entry.kind.as_str(), "job": entry.job,
-            "outcome": if child.ok { "ok" } else { "failed" }, "exit_code": child.code,
+            "outcome": outcome, "exit_code": child.code, "unreadable": child.stdout.get("unreadable"),
             "duration": format!("{:.1}s", child.elapsed.as_secs_f64()),
             "snapshot": child.stdout.get("short_id"), "error": child.error,
             "next": match after { AfterRun::WillRetry(t) => format!("retry at {t}"), _ => String::new() },
@@ -175,7 +180,7 @@ impl<'a> Daemon<'a> {
     }
 
     fn alert(&self, a: Alert) {
-        let failures = alerts::send(&self.config.alerts, &a);
+        let failures = alerts::send(&self.config.alerts, &self.config.child_env(), &a);
         (self.log)(json!({ "time": a.time.to_string(), "event": "alert", "job": a.job, "outcome": a.kind,
                            "message": a.message, "error": if failures.is_empty() { None } else { Some(failures.join("; ")) } }));
     }
@@ -192,7 +197,7 @@ impl<'a> Daemon<'a> {
         let snapshot =
             child.stdout.get("snapshot_id").and_then(|v| v.as_str()).and_then(crate::format::id::Id::from_hex);
         let bytes = child.stdout.pointer("/summary/bytes_added").and_then(|v| v.as_u64()).unwrap_or(0);
-        let record = RunRecord {
+        let mut record = RunRecord {
             job: job.into(),
             kind: kind.into(),
             started,
@@ -203,8 +208,17 @@ impl<'a> Daemon<'a> {
             error: child.error.clone(),
             detail: json!({ "exit_code": child.code, "interrupted": interrupted }),
         };
+        if child.incomplete {
+            record.mark_incomplete(&unreadable_of(&child.stdout));
+        }
         if let Err(e) = self.catalog.record_run(&record) {
             eprintln!("gumvault: warning: could not record the run: {e}");
         }
     }
+}
+
+/// The inputs an incomplete backup could not read, from its JSON output.
+fn unreadable_of(stdout: &serde_json::Value) -> Vec<String> {
+    let listed = stdout.get("unreadable").and_then(|v| v.as_array());
+    listed.map(|a| a.iter().filter_map(|p| p.as_str().map(str::to_string)).collect()).unwrap_or_default()
 }

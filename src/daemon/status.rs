@@ -68,17 +68,34 @@ pub struct RunInfo {
     pub duration_seconds: f64,
     /// Why it failed, if it did.
     pub error: Option<String>,
+    /// A backup that saved its snapshot without some inputs it could not read (exit 3): it succeeded, and its
+    /// snapshot lacks `unreadable`.
+    pub incomplete: bool,
+    /// The inputs an incomplete backup could not read (paths, or S3 objects; the first hundred).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unreadable: Vec<String>,
+    /// How many inputs it could not read in all.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub unreadable_count: u64,
     /// Kind-specific details (e.g. a test restore's query results).
     pub detail: serde_json::Value,
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 impl From<&RunRecord> for RunInfo {
     fn from(r: &RunRecord) -> RunInfo {
+        let (unreadable, unreadable_count) = r.unreadable();
         RunInfo {
             time: r.started,
             ok: r.ok,
             duration_seconds: r.finished.duration_since(r.started).as_secs_f64().max(0.0),
             error: r.error.clone(),
+            incomplete: r.incomplete(),
+            unreadable,
+            unreadable_count,
             detail: r.detail.clone(),
         }
     }
@@ -261,6 +278,9 @@ fn judge(
     if let Some(r) = last_run.filter(|r| !r.ok) {
         worse(Health::Critical, format!("the last backup run failed: {}", r.error.as_deref().unwrap_or("see the log")));
     }
+    if let Some(r) = last_run.filter(|r| r.ok && r.incomplete()) {
+        worse(Health::Warning, incomplete_reason(r));
+    }
     if let Some(r) = last_check.filter(|r| !r.ok) {
         worse(Health::Warning, format!("the last check failed: {}", r.error.as_deref().unwrap_or("see the log")));
     }
@@ -271,6 +291,17 @@ fn judge(
         );
     }
     (health, reasons)
+}
+
+/// What an incomplete backup run lacks, in one line: how many inputs, and the first few of them.
+fn incomplete_reason(r: &RunRecord) -> String {
+    const SHOWN: usize = 3;
+    let (paths, count) = r.unreadable();
+    let mut shown: Vec<String> = paths.iter().take(SHOWN).map(|p| format!("{p:?}")).collect();
+    if count > shown.len() as u64 {
+        shown.push(format!("and {} more", count - shown.len() as u64));
+    }
+    format!("the last backup run could not read {count} input(s), its snapshot lacks them: {}", shown.join(", "))
 }
 
 fn human(d: jiff::SignedDuration) -> String {

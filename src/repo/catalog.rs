@@ -63,6 +63,44 @@ pub struct RunRecord {
     pub detail: serde_json::Value,
 }
 
+/// At most this many unreadable paths are kept with a run (their number is always kept): a tree with a
+/// hundred thousand unreadable files must not make every `status` megabytes long.
+pub const UNREADABLE_KEPT: usize = 100;
+
+impl RunRecord {
+    /// Marks a backup run incomplete: it saved a snapshot, but could not read these inputs (paths or objects; the
+    /// first [`UNREADABLE_KEPT`] are kept). Such a run succeeded — it is no failure and no retry is due — and
+    /// `status` names what its snapshot lacks.
+    pub fn mark_incomplete(&mut self, unreadable: &[String]) {
+        if !self.detail.is_object() {
+            self.detail = serde_json::json!({});
+        }
+        if let Some(d) = self.detail.as_object_mut() {
+            d.insert("incomplete".into(), true.into());
+            d.insert("unreadable".into(), unreadable.iter().take(UNREADABLE_KEPT).cloned().collect());
+            d.insert("unreadable_count".into(), unreadable.len().into());
+        }
+    }
+
+    /// True when the run saved a snapshot that lacks some inputs ([`RunRecord::mark_incomplete`]).
+    pub fn incomplete(&self) -> bool {
+        self.detail.get("incomplete").and_then(|v| v.as_bool()).unwrap_or(false)
+    }
+
+    /// The inputs an incomplete run could not read, as recorded (at most [`UNREADABLE_KEPT`]), and how many there
+    /// were in all.
+    pub fn unreadable(&self) -> (Vec<String>, u64) {
+        let listed: Vec<String> = self
+            .detail
+            .get("unreadable")
+            .and_then(|v| v.as_array())
+            .map(|a| a.iter().filter_map(|p| p.as_str().map(str::to_string)).collect())
+            .unwrap_or_default();
+        let count = self.detail.get("unreadable_count").and_then(|v| v.as_u64()).unwrap_or(listed.len() as u64);
+        (listed, count)
+    }
+}
+
 /// Where a blob is stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BlobLocation {
@@ -103,10 +141,12 @@ impl Catalog {
     /// Opens (creating or recreating as needed) the catalog of `repo` under `cache_dir`, then syncs it.
     pub fn open(cache_dir: &Path, repo: &Repository) -> Result<Catalog> {
         let dir = cache_dir.join(repo.id());
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io("create the cache directory", &dir, e))?;
+        let shared = super::private::private_dir(&dir)?;
         let path = dir.join("catalog.sqlite");
+        super::private::private_files(&path)?;
         let mut cat = Catalog::open_file(&path)?;
         cat.sync(repo)?;
+        cat.warnings.extend(shared);
         Ok(cat)
     }
 

@@ -11,6 +11,7 @@ mod objects;
 pub mod obsolete;
 mod open;
 mod packs;
+mod private;
 pub mod reader;
 pub mod regions;
 pub mod session;

@@ -1,5 +1,6 @@
 //! A job of the config file as backup sees it: its sources as [`JobSource`]s, and the options of its snapshot.
 
+use crate::children::ChildEnv;
 use crate::config::{Job, SourceSpec};
 use crate::ops::backup::source::{BackupOptions, JobSource, Source};
 
@@ -18,7 +19,8 @@ fn boxed(spec: &SourceSpec) -> Box<dyn JobSource> {
     }
 }
 
-/// What `gumvault run NAME` backs up, and how: one snapshot tagged with the job's name and its own tags.
+/// What `gumvault run NAME` backs up, and how: one snapshot tagged with the job's name and its own tags. The
+/// caller sets `child_env` from the whole config (a job knows only its own sources' secrets).
 pub fn backup_of(name: &str, job: &Job, force: bool) -> (Source, BackupOptions) {
     let mut tags = vec![name.to_string()];
     tags.extend(job.tags.iter().cloned());
@@ -29,6 +31,7 @@ pub fn backup_of(name: &str, job: &Job, force: bool) -> (Source, BackupOptions) 
         chunker: None,
         force,
         time: None,
+        child_env: ChildEnv::default(),
     };
     (Source::Job { name: name.to_string(), sources: sources_of(job) }, opts)
 }

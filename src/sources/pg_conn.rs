@@ -1,11 +1,13 @@
 //! Talking to PostgreSQL through its client programs: a connection (URL and password apart), the `pg_dump`
 //! command of a source, queries with `psql`, and loading a dump with `psql` or `pg_restore`. Passwords are
-//! taken out of the URL and handed to the child in `PGPASSWORD`, never on its command line.
+//! taken out of the URL and handed to the child in `PGPASSWORD`, never on its command line; the child inherits no
+//! other secret of gumvault's (the repository password, AWS keys, the config's `env:` values: see `ChildEnv`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use crate::children::ChildEnv;
 use crate::config::{DumpFormat, PostgresSource};
 use crate::error::{Error, Result};
 
@@ -17,6 +19,8 @@ pub struct PgConn {
     password: Option<String>,
     /// Directory of the PostgreSQL client programs, when not on PATH.
     bin_dir: Option<PathBuf>,
+    /// The environment of the client programs, less the secrets gumvault holds.
+    child_env: ChildEnv,
 }
 
 impl std::fmt::Debug for PgConn {
@@ -52,12 +56,18 @@ impl PgConn {
             let q = q.finish();
             url.set_query(if q.is_empty() { None } else { Some(&q) });
         }
-        Ok(PgConn { url, password, bin_dir: None })
+        Ok(PgConn { url, password, bin_dir: None, child_env: ChildEnv::default() })
     }
 
     /// Uses client programs from this directory (the one holding a configured pg_dump).
     pub fn with_bin_dir(mut self, dir: Option<PathBuf>) -> PgConn {
         self.bin_dir = dir;
+        self
+    }
+
+    /// Starts the client programs with this environment: the one the config says (every `env:` value withheld).
+    pub fn with_child_env(mut self, env: ChildEnv) -> PgConn {
+        self.child_env = env;
         self
     }
 
@@ -100,7 +110,7 @@ impl PgConn {
 
     /// Like [`PgConn::command`] for a program given by path.
     pub fn command_at(&self, path: &Path) -> Command {
-        let mut cmd = Command::new(path);
+        let mut cmd = self.child_env.command(path);
         cmd.arg("--no-password").arg(format!("--dbname={}", self.url));
         cmd.env_remove("PGPASSWORD");
         if let Some(p) = &self.password {

@@ -28,7 +28,7 @@ impl JobSource for PostgresSource {
     }
 
     fn save(&self, ctx: &BackupContext<'_, '_>, _parent: Option<&Tree>) -> Result<Id> {
-        let conn = PgConn::from_source(self).map_err(Error::into_source_failure)?;
+        let conn = PgConn::from_source(self).map_err(Error::into_source_failure)?.with_child_env(ctx.child_env.clone());
         let what = format!("pg_dump of {}", conn.display());
         let file = self.format.file_name();
         let node = if self.order == RowOrder::PrimaryKey {

@@ -1,9 +1,9 @@
 //! Redis: a consistent RDB snapshot of a running server, streamed from `redis-cli --rdb -` (the replication
-//! protocol: the server forks and sends a point-in-time dump). The password goes in `REDISCLI_AUTH`, never argv.
+//! protocol: the server forks and sends a point-in-time dump). The password goes in `REDISCLI_AUTH`, never argv;
+//! redis-cli gets no other secret of gumvault's (`ChildEnv`).
 
 use std::io::Read;
 use std::path::PathBuf;
-use std::process::Command;
 
 use super::process;
 use crate::config::RedisSource;
@@ -45,7 +45,7 @@ fn save(ctx: &BackupContext<'_, '_>, src: &RedisSource) -> Result<Id> {
     };
     let (url, password) = split_url(&raw)?;
     let program = src.redis_cli.clone().unwrap_or_else(|| PathBuf::from("redis-cli"));
-    let mut cmd = Command::new(&program);
+    let mut cmd = ctx.child_env.command(&program);
     cmd.arg("-u").arg(url.as_str()).args(["--no-auth-warning", "--rdb", "-"]);
     if url.scheme() == "rediss" {
         cmd.arg("--tls");

@@ -16,5 +16,6 @@ mod regions;
 mod restore_safety;
 mod roundtrip;
 mod s3;
+mod secrets;
 mod stack;
 mod vanished_region;

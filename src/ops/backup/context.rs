@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 use super::progress::Progress;
 use super::saver::BlobSaver;
 use super::stream::{self, StreamContent};
+use crate::children::ChildEnv;
 use crate::error::Result;
 use crate::format::blob::BlobKind;
 use crate::format::chunker::ChunkerParams;
@@ -54,14 +55,19 @@ pub struct BackupContext<'a, 'c> {
     pub progress: &'a Progress,
     pub(super) gear: &'a crate::format::chunker::Gear,
     pub(super) warnings: &'a Mutex<Vec<String>>,
+    pub(super) unreadable: &'a Mutex<Vec<String>>,
     pub(super) notices: &'a Mutex<Vec<String>>,
+    /// The environment of programs a source starts (pg_dump, redis-cli): without the secrets gumvault holds.
+    pub child_env: &'a ChildEnv,
 }
 
 impl<'a, 'c> BackupContext<'a, 'c> {
-    /// Records an input that could not be read (the snapshot becomes incomplete).
-    pub fn warn(&self, msg: String) {
+    /// Records an input that could not be read — its path (or object) `what`, and the message saying why — so
+    /// the snapshot is marked incomplete and the run's record names what is missing from it.
+    pub fn warn(&self, what: impl Into<String>, msg: String) {
         self.progress.errors.fetch_add(1, Ordering::Relaxed);
         self.warnings.lock().expect("warnings lock").push(msg);
+        self.unreadable.lock().expect("unreadable lock").push(what.into());
     }
 
     /// Records something worth telling that is not an error.

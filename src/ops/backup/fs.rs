@@ -102,7 +102,7 @@ fn save_virtual(ctx: &BackupContext<'_, '_>, dir: &VirtualDir, parent: Option<&T
                     let meta = match std::fs::metadata(path) {
                         Ok(m) => m,
                         Err(e) => {
-                            ctx.warn(format!("cannot read {}: {e}", path.display()));
+                            ctx.warn(path.display().to_string(), format!("cannot read {}: {e}", path.display()));
                             return Ok(None);
                         }
                     };
@@ -128,7 +128,7 @@ fn save_entry(ctx: &BackupContext<'_, '_>, path: &Path, name: RawName, parent: O
     let meta = match std::fs::symlink_metadata(path) {
         Ok(m) => m,
         Err(e) => {
-            ctx.warn(format!("cannot read {}: {e}", path.display()));
+            ctx.warn(path.display().to_string(), format!("cannot read {}: {e}", path.display()));
             return Ok(None);
         }
     };
@@ -145,7 +145,7 @@ fn save_entry(ctx: &BackupContext<'_, '_>, path: &Path, name: RawName, parent: O
         match std::fs::read_link(path) {
             Ok(target) => node.target = Some(RawName(target.as_os_str().as_bytes().to_vec())),
             Err(e) => {
-                ctx.warn(format!("cannot read symlink {}: {e}", path.display()));
+                ctx.warn(path.display().to_string(), format!("cannot read symlink {}: {e}", path.display()));
                 return Ok(None);
             }
         }
@@ -172,7 +172,7 @@ fn save_dir(
     let entries = match read {
         Ok(e) => e,
         Err(e) => {
-            ctx.warn(format!("cannot read directory {}: {e}", path.display()));
+            ctx.warn(path.display().to_string(), format!("cannot read directory {}: {e}", path.display()));
             return Ok(None);
         }
     };
@@ -210,12 +210,12 @@ fn save_file(
     }
     let (meta, content) = match read_stable(ctx, path)? {
         FileRead::Unreadable(why) => {
-            ctx.warn(format!("cannot read {}: {why}", path.display()));
+            ctx.warn(path.display().to_string(), format!("cannot read {}: {why}", path.display()));
             return Ok(None);
         }
         FileRead::Read { meta, content, torn } => {
             if torn {
-                ctx.warn(format!(
+                ctx.warn(path.display().to_string(), format!(
                     "{} changed while it was read, and again when it was read once more; the snapshot holds the second read",
                     path.display()
                 ));

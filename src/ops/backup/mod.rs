@@ -18,7 +18,7 @@ pub mod stream;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -29,6 +29,7 @@ pub use progress::Progress;
 pub use saver::{BlobSaver, SaverStats, UploadState};
 pub use source::{BackupOptions, BackupOutcome, JobSource, Profile, Source};
 
+use crate::children::ChildEnv;
 use crate::error::{Error, Result};
 use crate::format::chunker::ChunkerParams;
 use crate::format::id::Id;
@@ -89,6 +90,7 @@ impl Setup {
 #[derive(Default)]
 struct Reports {
     warnings: Mutex<Vec<String>>,
+    unreadable: Mutex<Vec<String>>,
     notices: Mutex<Vec<String>>,
     skipped: Mutex<Vec<String>>,
 }
@@ -99,6 +101,7 @@ struct Shared<'a> {
     progress: &'a Progress,
     uploads: &'a UploadState,
     reports: &'a Reports,
+    child_env: &'a ChildEnv,
 }
 
 /// What the walk inside the upload scope produced.
@@ -128,12 +131,16 @@ pub fn run(
     let reports = Reports::default();
     let use_parent = parent.as_ref().filter(|_| !opts.force && matches!(source, Source::Paths(_) | Source::Job { .. }));
     let parent_tree = use_parent.map(|p| p.1.tree);
-    let shared = Shared { excludes: &excludes, progress, uploads: &uploads, reports: &reports };
+    let shared =
+        Shared { excludes: &excludes, progress, uploads: &uploads, reports: &reports, child_env: &opts.child_env };
     let walked = walk(repo, catalog, source, &setup, parent_tree, &shared)?;
     // Before the commit: its check that every blob is indexed reads this backup's own index segments from the
     // catalog. Should the commit fail, they are deleted and the next catalog sync notices and rebuilds.
     uploads.record_in(catalog)?;
     let warnings = reports.warnings.into_inner().expect("warnings lock");
+    let mut unreadable = reports.unreadable.into_inner().expect("unreadable lock");
+    unreadable.sort();
+    unreadable.dedup();
     let mut notices = reports.notices.into_inner().expect("notices lock");
     let skipped: Vec<String> = reports.skipped.into_inner().expect("skipped lock");
     notices.extend(skipped.iter().map(|s| format!("optional source left out: {s}")));
@@ -154,7 +161,7 @@ pub fn run(
     repo.record_lag(time)?;
     let missing = repo.missing();
     let lagging = lagging_before.into_iter().filter(|(r, _)| !missing.iter().any(|(m, _)| m == r)).collect();
-    Ok(BackupOutcome { id, snapshot, warnings, notices, missing, lagging })
+    Ok(BackupOutcome { id, snapshot, warnings, unreadable, notices, missing, lagging })
 }
 
 /// What the snapshot manifest says besides its tree and summary.
@@ -220,7 +227,9 @@ fn walk(
             progress: shared.progress,
             gear: repo.gear(),
             warnings: &shared.reports.warnings,
+            unreadable: &shared.reports.unreadable,
             notices: &shared.reports.notices,
+            child_env: shared.child_env,
         };
         let root = parent_tree
             .map(|t| loader.load(&t))
@@ -324,10 +333,13 @@ fn save_stream_root(ctx: &BackupContext<'_, '_>, name: &str, reader: Box<dyn Rea
     ctx.save_tree(vec![node])
 }
 
-/// Runs a command (no shell) and saves its standard output; its standard error goes to ours.
+/// Runs a command (no shell) and saves its standard output; its standard error goes to ours. It gets the
+/// environment of every child (`ChildEnv`): no repository password, no secret of the config.
 fn save_command(ctx: &BackupContext<'_, '_>, argv: &[String], name: &str) -> Result<Id> {
     let (prog, args) = argv.split_first().ok_or_else(|| Error::InvalidInput("--command is empty".into()))?;
-    let mut child = Command::new(prog)
+    let mut child = ctx
+        .child_env
+        .command(prog)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -3,6 +3,7 @@
 use std::io::Read;
 use std::path::PathBuf;
 
+use crate::children::ChildEnv;
 use crate::error::Result;
 use crate::format::id::Id;
 use crate::format::snapshot::Snapshot;
@@ -77,6 +78,9 @@ pub struct BackupOptions {
     pub force: bool,
     /// Snapshot time (defaults to now; tests set it).
     pub time: Option<jiff::Timestamp>,
+    /// The environment of the programs the backup starts (`--command`, pg_dump, redis-cli): the caller knows the
+    /// config and so which variables hold secrets.
+    pub child_env: ChildEnv,
 }
 
 /// The outcome of a committed backup.
@@ -88,6 +92,8 @@ pub struct BackupOutcome {
     pub snapshot: Snapshot,
     /// Inputs that could not be read (each also counted in `snapshot.summary.errors`).
     pub warnings: Vec<String>,
+    /// The paths (or objects) of those inputs, sorted: what a run record and `status` name.
+    pub unreadable: Vec<String>,
     /// Things worth telling that are not errors (a file changed while read).
     pub notices: Vec<String>,
     /// Objects of this backup that some region did not get (region, path): the backup is *degraded* — it met

@@ -121,7 +121,10 @@ fn list(ctx: &BackupContext<'_, '_>, op: &opendal::blocking::Operator, src: &S3S
         ctx.progress.estimate_bytes.fetch_add(obj.size, Ordering::Relaxed);
         let key = obj.key.clone();
         if !root.insert(obj) {
-            ctx.warn(format!("object {key:?} in {} has a key that cannot be a path; skipped", src.url));
+            ctx.warn(
+                format!("{} object {key}", src.url),
+                format!("object {key:?} in {} has a key that cannot be a path; skipped", src.url),
+            );
         }
     }
     Ok(root)
@@ -208,20 +211,23 @@ fn download(
     let reader = match reader {
         Ok(r) => r,
         Err(e) => {
-            ctx.warn(format!("cannot read {what}: {e}"));
+            ctx.warn(what.as_str(), format!("cannot read {what}: {e}"));
             return Ok(None);
         }
     };
     let content = match ctx.save_stream(reader, &what, Some(size)) {
         Ok(c) => c,
         Err(Error::Io { source, .. }) => {
-            ctx.warn(format!("cannot read {what}: {source}"));
+            ctx.warn(what.as_str(), format!("cannot read {what}: {source}"));
             return Ok(None);
         }
         Err(e) => return Err(e),
     };
     if content.size != size {
-        ctx.warn(format!("{what} changed while it was read ({} of {size} bytes); skipped", content.size));
+        ctx.warn(
+            what.as_str(),
+            format!("{what} changed while it was read ({} of {size} bytes); skipped", content.size),
+        );
         return Ok(None);
     }
     node.content = content.blobs;
@@ -250,7 +256,7 @@ fn pin_version(
             return None;
         }
         Err(e) => {
-            ctx.warn(format!("cannot read {what}: {e}"));
+            ctx.warn(what, format!("cannot read {what}: {e}"));
             return None;
         }
     };
