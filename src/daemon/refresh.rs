@@ -1,10 +1,11 @@
 //! The endpoint's state, kept by one background thread so that no request ever reaches storage: every
 //! `[http] refresh` (default [`DEFAULT_REFRESH`]) it reads the config again, brings the catalog up to date when
 //! asked to (`serve`: two listings, `index/` and `snapshots/`; the daemon's own tasks keep its catalog current,
-//! so it does not), computes the status (with several regions: each region's health, a listing of each), and
-//! publishes it on a [`Board`]. However many requests arrive, the repository is listed at most once per
-//! interval.
+//! so it does not, and asks for a refresh after each run instead, [`state_changed`]), computes the status (with
+//! several regions: each region's health, a listing of each), and publishes it on a [`Board`]. However many
+//! requests arrive, they cause no listing at all.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,6 +19,16 @@ use crate::repo::session::Session;
 
 /// How often the endpoint's state is refreshed when `[http] refresh` does not say.
 pub const DEFAULT_REFRESH: Duration = Duration::from_secs(60);
+
+/// Set when the daemon has recorded a run: its state changed, so the next refresh should not wait.
+static CHANGED: AtomicBool = AtomicBool::new(false);
+
+/// Asks the refresher to recompute now rather than at the end of its interval. The daemon calls it after each
+/// run it records, so the endpoint shows a run as soon as it ended; it costs the catalog queries of a status
+/// (and, with several regions, a listing of each).
+pub fn state_changed() {
+    CHANGED.store(true, Ordering::Relaxed);
+}
 
 /// What the endpoint needs from the command that runs it.
 pub trait Source: Sync {
@@ -85,7 +96,7 @@ impl Refresher<'_> {
         let mut interval = first;
         loop {
             let due = Instant::now() + interval;
-            while Instant::now() < due {
+            while Instant::now() < due && !CHANGED.swap(false, Ordering::Relaxed) {
                 if stop() {
                     return;
                 }
