@@ -200,7 +200,7 @@ impl Context {
     }
 }
 
-impl crate::daemon::http::Host for Context {
+impl crate::daemon::refresh::Source for Context {
     fn open(&self) -> crate::Result<Session> {
         Context::open(self).map_err(into_library_error)
     }

@@ -11,7 +11,7 @@ use crate::daemon::child::ChildCommand;
 use crate::daemon::clock::{self, Clock, STOP};
 use crate::daemon::runner::Daemon;
 use crate::daemon::schedule::Timetable;
-use crate::daemon::{export, http};
+use crate::daemon::{endpoint, export, http};
 use crate::exit;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -61,6 +61,11 @@ pub(crate) fn run(g: &Context, a: &DaemonArgs) -> anyhow::Result<i32> {
         Some(addr) => Some((http::bind(&addr)?, addr)),
         None => None,
     };
+    if let Some(warning) =
+        listener.as_ref().and_then(|(l, _)| endpoint::exposure_warning(l.local_addr(), config.http.token.is_some()))
+    {
+        eprintln!("gumvault: warning: {warning}");
+    }
     let log = |line: serde_json::Value| print_log(a.log_format, &line);
     let now = clock.now();
     // The last run that counts for catch-up: one interrupted by a shutdown did not do the slot's work.
@@ -76,11 +81,12 @@ pub(crate) fn run(g: &Context, a: &DaemonArgs) -> anyhow::Result<i32> {
     };
     let mut daemon = Daemon::new(config, child, clock, session.catalog, &log);
     std::thread::scope(|scope| {
-        if let Some((server, addr)) = &listener {
+        if let Some((server, addr)) = listener {
             log(json!({ "time": now.to_string(), "event": "listen", "job": "-", "outcome": "ok",
                         "message": format!("http://{addr}/") }));
             scope.spawn(move || {
-                if let Err(e) = http::serve_loop(g, server, &STOP, &clock::daemon_now) {
+                // The daemon's tasks record their runs in the catalog the endpoint reads: no sync needed.
+                if let Err(e) = http::serve(g, server, false, &STOP, &clock::daemon_now) {
                     eprintln!("gumvault: error: status endpoint: {e}");
                 }
             });

@@ -3,8 +3,8 @@
 use clap::Args;
 
 use super::context::Context;
-use crate::daemon::http;
 use crate::daemon::status::{self, Health};
+use crate::daemon::{endpoint, http};
 use crate::exit;
 
 #[derive(Args, Debug)]
@@ -94,7 +94,9 @@ fn health_code(h: Health) -> i32 {
 #[command(after_help = "Endpoints (read-only): GET /status (the JSON of `status --json`), GET /metrics (Prometheus
 text format), GET /healthz (200 when healthy, 503 when not; never needs the token), GET / (a dashboard).
 With `[http] token = \"env:NAME\"` in the config, /status and /metrics need `Authorization: Bearer TOKEN`; open the
-dashboard as http://ADDR/#token=TOKEN (the fragment stays in the browser).")]
+dashboard as http://ADDR/#token=TOKEN (the fragment stays in the browser). Without a token, their Host header must
+be an IP address, localhost, the listen name or one of [http] allowed_hosts. Requests never touch the repository:
+the status is recomputed in the background every [http] refresh (default 60s).")]
 pub(crate) struct ServeArgs {
     /// Address to listen on (default: [http] listen of the config, else 127.0.0.1:8330)
     #[arg(long, value_name = "ADDR")]
@@ -104,9 +106,12 @@ pub(crate) struct ServeArgs {
 pub(crate) fn serve(g: &Context, a: &ServeArgs) -> anyhow::Result<i32> {
     let config = g.require_config()?;
     let addr = a.listen.clone().or(config.http.listen.clone()).unwrap_or_else(|| "127.0.0.1:8330".into());
-    let server = http::bind(&addr)?;
+    let listener = http::bind(&addr)?;
+    if let Some(warning) = endpoint::exposure_warning(listener.local_addr(), config.http.token.is_some()) {
+        eprintln!("gumvault: warning: {warning}");
+    }
     eprintln!("gumvault: serving status on http://{addr}/");
     let stop = std::sync::atomic::AtomicBool::new(false);
-    http::serve_loop(g, &server, &stop, &crate::time::now)?;
+    http::serve(g, listener, true, &stop, &crate::time::now)?;
     Ok(exit::OK)
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::values::Secret;
+use super::values::{Duration, Secret};
 
 /// `[alerts]`.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -78,4 +78,13 @@ pub struct HttpConfig {
     pub listen: Option<String>,
     /// A bearer token that /status and /metrics need (/healthz and the dashboard page do not).
     pub token: Option<Secret>,
+    /// Without a token, the host names (besides IP addresses, `localhost` and the listen address) a request's
+    /// `Host` may carry to see /status and /metrics: the names the endpoint is reached by, e.g. through a
+    /// proxy. Any other name is refused, so a page whose name was re-pointed at this machine (DNS rebinding)
+    /// cannot read the status.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    /// How often what the endpoint serves is recomputed in the background (default 60s): requests never touch
+    /// storage, so the repository is listed at most once per interval.
+    pub refresh: Option<Duration>,
 }

@@ -214,6 +214,7 @@ impl<'a> Daemon<'a> {
         if let Err(e) = self.catalog.record_run(&record) {
             eprintln!("gumvault: warning: could not record the run: {e}");
         }
+        super::refresh::state_changed();
     }
 }
 

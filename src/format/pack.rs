@@ -4,7 +4,7 @@
 //! Layout (see repo-format.md): `blob_0 .. blob_n-1 | sealed header | header length (u32 LE)`.
 
 use crate::error::DecodeError;
-use crate::format::blob::{BlobInfo, BlobKind, Compression};
+use crate::format::blob::{self, BlobInfo, BlobKind, Compression};
 use crate::format::crypto::{MasterKey, OVERHEAD};
 use crate::format::id::Id;
 use crate::format::wire::Cursor;
@@ -177,10 +177,80 @@ pub fn parse_pack(key: &MasterKey, bytes: &[u8]) -> Result<Vec<PackedBlob>, Deco
     decode_header(key, &bytes[header_start..bytes.len() - 4], header_start as u64)
 }
 
+/// Bytes of the sealed header of a pack of `n` blobs: magic, version, count and entries, sealed.
+pub fn sealed_header_len(n: usize) -> usize {
+    9 + n * ENTRY_LEN + OVERHEAD
+}
+
+/// Looks for the header of a pack whose trailer is not where it should be (bytes were appended, or the pack was
+/// cut and garbage follows): a candidate end of the pack is a place whose preceding four bytes are a plausible
+/// header length and whose header then opens and tiles the bytes before it. `expected_end` (what an index segment
+/// implies) is tried first, then the object's end, then every earlier place, from the end back. Candidates that
+/// fail cost a decryption each, so the search stops once it has tried twice the pack's size in headers.
+pub fn find_header(key: &MasterKey, bytes: &[u8], expected_end: Option<u64>) -> Option<(u64, Vec<PackedBlob>)> {
+    let budget = 2 * bytes.len() + (1 << 20);
+    let mut spent = 0usize;
+    let expected = expected_end.and_then(|e| usize::try_from(e).ok());
+    for end in expected.into_iter().chain((0..=bytes.len()).rev()) {
+        if spent > budget {
+            break;
+        }
+        let Some(len) = plausible_header_len(bytes, end) else { continue };
+        spent += len;
+        let start = end - 4 - len;
+        if let Ok(blobs) = decode_header(key, &bytes[start..end - 4], start as u64) {
+            return Some((end as u64, blobs));
+        }
+    }
+    None
+}
+
+/// The header length stored in the four bytes before `end`, if it could be one: the size of a sealed header of at
+/// least one entry that fits before `end`.
+fn plausible_header_len(bytes: &[u8], end: usize) -> Option<usize> {
+    let trailer: [u8; 4] = bytes.get(end.checked_sub(4)?..end)?.try_into().ok()?;
+    let len = u32::from_le_bytes(trailer) as usize;
+    let fixed = sealed_header_len(0);
+    (len >= sealed_header_len(1) && (len - fixed).is_multiple_of(ENTRY_LEN) && len + 4 <= end).then_some(len)
+}
+
+/// Splits `candidates` (blobs as a header or an index segment places them in the pack `bytes`) into those whose
+/// sealed bytes are there and open, decompress and hash to their id, and the rest. Each blob is checked on its
+/// own: a blob authenticates with its id, kind and compression as associated data, whatever else is wrong with
+/// its pack.
+pub fn authentic_blobs(key: &MasterKey, bytes: &[u8], candidates: &[PackedBlob]) -> (Vec<PackedBlob>, Vec<PackedBlob>) {
+    candidates.iter().copied().partition(|b| {
+        let start = usize::try_from(b.offset).unwrap_or(usize::MAX);
+        let end = start.saturating_add(b.info.stored_len as usize);
+        bytes.get(start..end).is_some_and(|sealed| blob::decode(key, &b.info, sealed).is_ok())
+    })
+}
+
+/// What could be read back from a damaged pack (by `Repository::salvage_pack`): its blobs that authenticate,
+/// and those placed in it that do not.
+#[derive(Clone, Debug)]
+pub struct SalvagedPack {
+    /// Bytes of the stored object (with whatever follows the pack's real end).
+    pub size: u64,
+    /// Blobs whose bytes authenticate, in pack order.
+    pub blobs: Vec<PackedBlob>,
+    /// Blobs the header or the index placed in the pack that authenticate in no region's copy.
+    pub lost: Vec<PackedBlob>,
+    /// Whether the pack's own header was found (else its blobs are known only from index segments).
+    pub header_found: bool,
+    /// What is wrong with the pack, in a few words.
+    pub problem: String,
+}
+
+/// Where the pack ends if `described` is every blob in it: after the last blob, its sealed header and trailer.
+pub fn expected_end(described: &[PackedBlob]) -> Option<u64> {
+    let data = described.iter().map(|b| b.offset + b.info.stored_len as u64).max()?;
+    Some(data + sealed_header_len(described.len()) as u64 + 4)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::blob;
 
     #[test]
     fn pack_round_trip() {
@@ -218,5 +288,53 @@ mod tests {
         bad[n - 10] ^= 1;
         assert!(parse_pack(&key, &bad).is_err());
         assert!(parse_pack(&MasterKey::generate(), &pack.bytes).is_err());
+    }
+
+    fn pack_of(key: &MasterKey, n: u8) -> FinishedPack {
+        let mut w = PackWriter::new(BlobKind::Data);
+        for i in 0..n {
+            let data = vec![i; 500 + i as usize];
+            let (info, sealed) = blob::encode(key, BlobKind::Data, key.blob_id(&data), &data, None);
+            w.add(info, &sealed);
+        }
+        w.finish(key)
+    }
+
+    #[test]
+    fn a_header_is_found_before_trailing_bytes() {
+        let key = MasterKey::generate();
+        let pack = pack_of(&key, 5);
+        let end = pack.bytes.len() as u64;
+        assert_eq!(find_header(&key, &pack.bytes, None), Some((end, pack.blobs.clone())));
+        let mut longer = pack.bytes.clone();
+        longer.extend_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
+        assert!(parse_pack(&key, &longer).is_err());
+        assert_eq!(find_header(&key, &longer, None), Some((end, pack.blobs.clone())));
+        longer.extend(std::iter::repeat_n(0x41, 10_000));
+        assert_eq!(find_header(&key, &longer, None), Some((end, pack.blobs.clone())));
+        // A damaged header is not found anywhere, and trying costs a bounded amount.
+        let mut bad = pack.bytes.clone();
+        let at = bad.len() - 20;
+        bad[at] ^= 1;
+        assert_eq!(find_header(&key, &bad, Some(end)), None);
+    }
+
+    #[test]
+    fn blobs_authenticate_one_by_one() {
+        let key = MasterKey::generate();
+        let pack = pack_of(&key, 4);
+        let mut bytes = pack.bytes.clone();
+        let second = pack.blobs[1];
+        bytes[second.offset as usize + 30] ^= 0x10;
+        let mut candidates = pack.blobs.clone();
+        // An entry pointing past the end, and one at a wrong offset, are no blobs either.
+        let mut beyond = pack.blobs[0];
+        beyond.offset = bytes.len() as u64 - 10;
+        let mut shifted = pack.blobs[2];
+        shifted.offset += 1;
+        candidates.extend([beyond, shifted]);
+        let (good, bad) = authentic_blobs(&key, &bytes, &candidates);
+        assert_eq!(good, vec![pack.blobs[0], pack.blobs[2], pack.blobs[3]]);
+        assert_eq!(bad, vec![second, beyond, shifted]);
     }
 }

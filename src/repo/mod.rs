@@ -123,6 +123,12 @@ impl Repository {
         self.storage.regions().len()
     }
 
+    /// True while no region has failed in this run. A region that failed is tried last or skipped, so what only
+    /// it holds may have gone unseen: work that removes what it could not see again (`repair index`) asks this.
+    pub fn all_regions_healthy(&self) -> bool {
+        self.storage.regions().iter().all(|r| r.is_healthy())
+    }
+
     /// How many regions must hold an object for a write to succeed.
     pub fn min_regions(&self) -> usize {
         self.storage.min_regions()

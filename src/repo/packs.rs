@@ -9,7 +9,7 @@ use crate::format::blob::{self, BlobInfo, BlobKind};
 use crate::format::id::Id;
 use crate::format::index::PackEntry;
 use crate::format::objects::ObjectKind;
-use crate::format::pack::{self, FinishedPack, PackWriter, PackedBlob};
+use crate::format::pack::{self, FinishedPack, PackWriter, PackedBlob, SalvagedPack};
 use crate::format::tree::Tree;
 
 impl Repository {
@@ -65,6 +65,46 @@ impl Repository {
         let blobs = self.read_pack_header(id, size)?;
         let kind = blobs.first().map_or(BlobKind::Data, |b| b.info.kind);
         Ok(PackEntry { id: *id, kind, size, blobs })
+    }
+
+    /// Reads a pack whose header could not be read as it is, and keeps every blob whose bytes still authenticate.
+    /// `described` is what index segments said the pack holds. The whole pack is read (a copy that matches its
+    /// name if any region has one, else the first copy that can be read); its header is looked for where the
+    /// index implies it ends, at its end, then further back ([`pack::find_header`]); every blob the header or
+    /// `described` places is then checked on its own, and one that fails in this copy is tried in every other
+    /// region. Storage errors are returned: the caller must then keep what it knew about this pack.
+    pub fn salvage_pack(&self, id: &Id, described: &[PackedBlob]) -> Result<SalvagedPack> {
+        let path = ObjectKind::Pack.path_of(id);
+        let (bytes, name_ok) = match self.read_pack(id) {
+            Ok(bytes) => (bytes, true),
+            Err(Error::Corrupt { .. }) => (self.storage.read(&path)?, false),
+            Err(e) => return Err(e),
+        };
+        let header = pack::find_header(&self.key, &bytes, pack::expected_end(described));
+        let mut candidates: Vec<PackedBlob> = described.to_vec();
+        if let Some((_, blobs)) = &header {
+            candidates.extend_from_slice(blobs);
+        }
+        candidates.sort_by_key(|b| (b.offset, b.info.id));
+        candidates.dedup();
+        let (mut blobs, damaged) = pack::authentic_blobs(&self.key, &bytes, &candidates);
+        let (elsewhere, lost): (Vec<PackedBlob>, Vec<PackedBlob>) = if self.region_count() > 1 {
+            damaged.into_iter().partition(|b| self.read_blob(id, b.offset, &b.info).is_ok())
+        } else {
+            (Vec::new(), damaged)
+        };
+        blobs.extend(elsewhere);
+        blobs.sort_by_key(|b| b.offset);
+        let size = bytes.len() as u64;
+        let problem = match header {
+            Some((end, _)) if end < size => format!("{} bytes follow the end of the pack", size - end),
+            Some(_) if !name_ok => "its bytes do not match its name".to_string(),
+            Some(_) => {
+                "a copy is damaged, or the old index disagrees with its header; a whole copy was read".to_string()
+            }
+            None => "its header cannot be read (damaged or cut off)".to_string(),
+        };
+        Ok(SalvagedPack { size, blobs, lost, header_found: header.is_some(), problem })
     }
 
     /// A whole pack, checked against its name (from another region if one copy is bad).

@@ -877,3 +877,150 @@ fn schedules_print_for_cron_and_systemd_and_alerts_reach_a_command() {
     let alert: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&marker).unwrap()).unwrap();
     assert_eq!(alert["kind"], "test");
 }
+
+/// GET `path` with a given `Host` header (and no token); the status code.
+fn get_as_host(port: u16, path: &str, host: &str) -> u16 {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    text.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Resident memory of a process, KiB.
+fn rss_kib(pid: u32) -> u64 {
+    usage(pid).expect("the process is alive").0
+}
+
+#[test]
+fn a_huge_request_header_is_refused_before_it_is_buffered() {
+    let (env, config, _) = setup("");
+    init(&env, &config);
+    let port = free_port();
+    let server = serve(gv(&env, &config), port);
+    assert_eq!(get(port, "/status", None).0, 200);
+    let before = rss_kib(server.id());
+    // Eight clients at once, each sending a 1 MiB header: the endpoint reads at most 32 KiB of each, answers 431
+    // and closes (the client may see the close as a reset while it is still sending).
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+                let big = format!("GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: {}\r\n\r\n", "a".repeat(1 << 20));
+                let sent = s.write_all(big.as_bytes());
+                let mut answer = Vec::new();
+                let read = s.read_to_end(&mut answer);
+                let answer = String::from_utf8_lossy(&answer).into_owned();
+                assert!(answer.starts_with("HTTP/1.1 431") || answer.is_empty(), "neither 431 nor closed: {answer:?}");
+                eprintln!("sent whole: {}, read: {}", sent.is_ok(), read.is_ok());
+                answer.starts_with("HTTP/1.1 431")
+            })
+        })
+        .collect();
+    let refused_with_431 = clients.into_iter().map(|c| c.join().unwrap()).filter(|r| *r).count();
+    let after = rss_kib(server.id());
+    eprintln!("1 MiB headers: {refused_with_431} of 8 answered 431, the others closed; RSS {before} -> {after} KiB");
+    assert!(after <= before + 4 * 1024, "memory grew from {before} KiB to {after} KiB");
+    // A header just over the limit, sent whole, gets its 431; the endpoint keeps answering.
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: {}\r\n\r\n", "b".repeat(40 << 10)).unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer:?}");
+    assert_eq!(get(port, "/status", None).0, 200);
+    drop(server);
+}
+
+#[test]
+fn without_a_token_only_requests_naming_this_endpoint_see_the_status() {
+    let (env, config, _) = setup("[http]\nallowed_hosts = [\"backup.example.com\"]\n");
+    init(&env, &config);
+    let port = free_port();
+    let server = serve(gv(&env, &config), port);
+    assert_eq!(get_as_host(port, "/status", &format!("127.0.0.1:{port}")), 200);
+    assert_eq!(get_as_host(port, "/metrics", &format!("localhost:{port}")), 200);
+    assert_eq!(get_as_host(port, "/status", &format!("backup.example.com:{port}")), 200, "a configured name");
+    // A page on another name re-pointed at 127.0.0.1 (DNS rebinding) sends its own name as Host.
+    assert_eq!(get_as_host(port, "/status", &format!("rebind.attacker.example:{port}")), 403);
+    assert_eq!(get_as_host(port, "/metrics", "rebind.attacker.example"), 403);
+    assert_eq!(get_as_host(port, "/healthz", "rebind.attacker.example"), 503, "health only: no backup yet");
+    drop(server);
+
+    // Listening beyond loopback without a token is said, once, at start.
+    let port = free_port();
+    let log = env.path("serve.err");
+    let child = gv(&env, &config)
+        .args(["serve", "--listen", &format!("0.0.0.0:{port}")])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let child = KillOnDrop(child);
+    wait_listening(port, "serve");
+    assert_eq!(get(port, "/healthz", None).0, 503);
+    let err = std::fs::read_to_string(&log).unwrap();
+    assert!(err.contains("warning") && err.contains("without [http] token"), "{err}");
+    drop(child);
+}
+
+#[test]
+fn healthz_status_and_metrics_make_no_storage_request() {
+    use crate::common::proxy::Proxy;
+    use crate::common::s3::{ACCESS_KEY, S3Server, SECRET_KEY};
+    let (mut env, config, _) = setup("[http]\nrefresh = \"1h\"\n");
+    let server = S3Server::start(&env.path("s3"), &["gumvault-http"]);
+    let proxy = Proxy::start(server.port);
+    env.repo = format!("s3://gumvault-http/repo?endpoint=http://127.0.0.1:{}&region=us-east-1", proxy.port);
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text.lines().map(|l| if l.starts_with("url = ") { format!("url = \"{}\"", env.repo) } else { l.into() });
+    std::fs::write(&config, text.collect::<Vec<_>>().join("\n") + "\n").unwrap();
+    let s3 = |mut c: Command| {
+        c.env("AWS_ACCESS_KEY_ID", ACCESS_KEY).env("AWS_SECRET_ACCESS_KEY", SECRET_KEY);
+        c
+    };
+    init_with(s3(gv(&env, &config)));
+    let out = s3(gv(&env, &config)).args(["run", "app"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let port = free_port();
+    let serving = serve(s3(gv(&env, &config)), port);
+    assert_eq!(get(port, "/healthz", None).0, 200);
+    let at_start = proxy.requests();
+    assert!(at_start > 0, "the repository is reached through the proxy");
+    for _ in 0..20 {
+        assert_eq!(get(port, "/healthz", None).0, 200);
+        assert_eq!(get(port, "/status", None).0, 200);
+        assert_eq!(get(port, "/metrics", None).0, 200);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let lines = proxy.request_lines();
+    assert_eq!(proxy.requests(), at_start, "requests reached storage: {:#?}", &lines[at_start..]);
+    drop(serving);
+
+    // With a short refresh, storage is reached once per interval, however many requests arrive.
+    std::fs::write(&config, std::fs::read_to_string(&config).unwrap().replace("\"1h\"", "\"1s\"")).unwrap();
+    let port = free_port();
+    let serving = serve(s3(gv(&env, &config)), port);
+    assert_eq!(get(port, "/healthz", None).0, 200, "the first status is published before requests are answered");
+    let started = proxy.requests();
+    let t0 = Instant::now();
+    let mut answered = 0;
+    while t0.elapsed() < Duration::from_secs(3) {
+        assert_eq!(get(port, "/healthz", None).0, 200);
+        answered += 1;
+    }
+    let during = proxy.requests() - started;
+    eprintln!("{answered} /healthz answers in 3 s with refresh 1s: {during} storage requests");
+    // Each refresh lists index/ and snapshots/: at most four refreshes fit in three seconds.
+    assert!(
+        (2..=2 * 5).contains(&during),
+        "two listings per refresh, none per request: {during} for {answered} answers"
+    );
+    drop(serving);
+}
+
+fn init_with(mut cmd: Command) {
+    let out = cmd.args(["init", "--kdf-memory", "8", "--kdf-iterations", "1"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+}
