@@ -70,6 +70,36 @@ pub struct Snapshot {
     /// Statistics of the backup run that made it.
     #[serde(default)]
     pub summary: Summary,
+    /// The PostgreSQL base backups it holds (one per `postgres-physical` source), with what recovery needs
+    /// from the WAL archive.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub base_backups: Vec<BaseBackup>,
+}
+
+/// A PostgreSQL base backup in a snapshot: which cluster's WAL archive it belongs to and which WAL makes it
+/// consistent. Its data directory is the tree of the source's top-level directory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaseBackup {
+    /// The job source it was taken by (the top-level directory of the snapshot's tree).
+    pub source: String,
+    /// The cluster's database system identifier (pg_control): the WAL archive the backup belongs to.
+    pub system_id: u64,
+    /// `server_version_num` of the server, e.g. 150013: a restore needs the same major version.
+    pub pg_version: u32,
+    /// Timeline the backup started on.
+    pub timeline: u32,
+    /// WAL location where the backup started (`START WAL LOCATION` of its backup_label), e.g. `0/2000028`.
+    pub start_lsn: String,
+    /// The WAL segment holding `start_lsn` (on `timeline`): recovery begins here, and WAL before it is
+    /// not needed for this backup.
+    pub start_wal: String,
+    /// WAL location where the backup ended: recovery must replay up to here before the data is consistent.
+    pub stop_lsn: String,
+    /// The WAL segment holding `stop_lsn`.
+    pub stop_wal: String,
+    /// When the backup ended: the earliest time a point-in-time restore from it can reach.
+    pub stop_time: jiff::Timestamp,
 }
 
 impl Snapshot {

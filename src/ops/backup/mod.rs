@@ -201,6 +201,7 @@ fn commit(
         job: d.setup.job,
         incomplete: !d.warnings.is_empty(),
         summary,
+        base_backups: Vec::new(),
     };
     let id = repo.save_snapshot(&snapshot)?;
     Ok((id, snapshot))
