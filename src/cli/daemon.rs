@@ -79,7 +79,8 @@ pub(crate) fn run(g: &Context, a: &DaemonArgs) -> anyhow::Result<i32> {
         config: config_path.to_path_buf(),
         cache_dir: g.args.cache_dir.clone(),
     };
-    let mut daemon = Daemon::new(config, child, clock, session.catalog, &log);
+    let archives = || crate::daemon::status::archives_of(&session.repo);
+    let mut daemon = Daemon::new(config, child, clock, session.catalog, &log, &archives);
     std::thread::scope(|scope| {
         if let Some((server, addr)) = listener {
             log(json!({ "time": now.to_string(), "event": "listen", "job": "-", "outcome": "ok",

@@ -11,7 +11,10 @@ use crate::exit;
 #[command(after_help = "Per job: the newest backup (time, age, snapshot, size), health, the next scheduled backup,
 the last check and test restore. Health is `warning` when the newest backup is older than warning_after (7h) or
 the last backup run could not read some inputs (each is listed), `critical` after critical_after (8h) or when the
-last backup run failed. Exit codes: 0 healthy, 8 warning,
+last backup run failed, or the recovery point is older than the job's rpo, or WAL archiving fails; `warning`
+when the last test restore took longer than the job's rto. The recovery point of a source is its newest
+snapshot, or for a postgres-physical source its newest archived WAL; a job's is its oldest source's.
+Exit codes: 0 healthy, 8 warning,
 9 critical — usable from cron or a load balancer check. With several regions, each region's health too.")]
 pub(crate) struct StatusArgs {
     /// Also list every region (reachable, objects, what it lacks); slower with many objects
@@ -68,6 +71,7 @@ fn print_job(j: &status::JobStatus) {
             println!("  {label:<12} {} {outcome}", super::format::local_time(&r.time));
         }
     }
+    print_recovery(&j.recovery);
     for why in &j.reasons {
         println!("  ! {why}");
     }
@@ -78,6 +82,35 @@ fn print_job(j: &status::JobStatus) {
         if r.unreadable_count > r.unreadable.len() as u64 {
             println!("    … and {} more", r.unreadable_count - r.unreadable.len() as u64);
         }
+    }
+}
+
+/// The recovery point (the job's and, with several sources, each source's) against `rpo`, and the measured RTO
+/// against `rto`.
+fn print_recovery(r: &crate::daemon::recovery::Recovery) {
+    use crate::daemon::recovery::human;
+    let target = |t: Option<i64>, word: &str| t.map(|s| format!(" ({word} {})", human(s))).unwrap_or_default();
+    match &r.recovery_point {
+        Some(p) => println!(
+            "  recovery pt  {} ({} ago, {} of {}){}",
+            super::format::local_time(&p.time),
+            human(p.age_seconds),
+            p.kind,
+            p.source,
+            target(r.rpo_seconds, "rpo")
+        ),
+        None => println!("  recovery pt  none{}", target(r.rpo_seconds, "rpo")),
+    }
+    if r.sources.iter().any(|s| s.kind == "postgres-physical") || r.sources.len() > 1 {
+        for s in &r.sources {
+            let at = s.recovery_point.as_ref().map_or("none".to_string(), |p| {
+                format!("{} ({} ago, {})", super::format::local_time(&p.time), human(p.age_seconds), p.kind)
+            });
+            println!("    {:<10} {at}", s.name);
+        }
+    }
+    if let Some(took) = r.measured_rto_seconds {
+        println!("  measured rto {}{}", human(took as i64), target(r.rto_seconds, "rto"));
     }
 }
 

@@ -32,6 +32,12 @@ pub struct Job {
     /// ... and `critical` after this (default 8h), or when the last run failed.
     #[serde(default = "default_critical")]
     pub critical_after: Duration,
+    /// The recovery point objective: how much data the job may lose at most (e.g. "1h"). `status` turns
+    /// critical and the daemon alerts (`rpo_exceeded`) when the job's recovery point is older.
+    pub rpo: Option<Duration>,
+    /// The recovery time objective: how long a restore may take at most (e.g. "4h"). `status` warns and the
+    /// daemon alerts (`rto_exceeded`) when the last test restore took longer.
+    pub rto: Option<Duration>,
     /// `[jobs.NAME.retention]`: applied after every backup (default: keep_within = "30d").
     #[serde(default)]
     pub retention: Retention,

@@ -57,6 +57,11 @@ impl Clock {
         clock
     }
 
+    /// True when time is simulated (jumps from slot to slot).
+    pub fn is_simulated(&self) -> bool {
+        self.simulated.is_some()
+    }
+
     /// Now on this clock.
     pub fn now(&self) -> Timestamp {
         match self.simulated {

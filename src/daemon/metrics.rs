@@ -8,6 +8,9 @@ use crate::ops::sync::RegionHealth;
 /// Samples of one metric: label set and value.
 type Samples = Vec<(String, f64)>;
 
+/// A job's value of a gauge (none when there is nothing to say).
+type PerJob<'a> = &'a dyn Fn(&JobStatus) -> Option<f64>;
+
 /// A per-job gauge: name, help, and its value for a job (none when there is nothing to say).
 type Gauge<'a> = (&'a str, &'a str, &'a dyn Fn(&JobStatus) -> Option<f64>);
 
@@ -76,6 +79,36 @@ fn job_metrics(out: &mut String, jobs: &[JobStatus]) {
     }
     family(out, "gumvault_run_failures_total", "counter", "Failed runs recorded, by job and kind.", failures(jobs));
     for (name, help, f) in checks {
+        family(out, name, "gauge", help, per_job(f));
+    }
+    recovery_metrics(out, jobs, &per_job);
+}
+
+/// The recovery numbers: each source's recovery point and age, the job's targets and its measured RTO.
+fn recovery_metrics(out: &mut String, jobs: &[JobStatus], per_job: &dyn Fn(PerJob<'_>) -> Samples) {
+    let per_source = |f: &dyn Fn(&super::recovery::RecoveryPoint) -> f64| -> Samples {
+        let mut samples = Vec::new();
+        for j in jobs {
+            for s in &j.recovery.sources {
+                if let Some(p) = &s.recovery_point {
+                    samples.push((format!("{{job=\"{}\",source=\"{}\",kind=\"{}\"}}", j.name, s.name, p.kind), f(p)));
+                }
+            }
+        }
+        samples
+    };
+    let help = "Unix time of the newest point the source can be restored to (newest snapshot, or archived WAL).";
+    family(out, "gumvault_recovery_point_timestamp_seconds", "gauge", help, per_source(&|p| p.time.as_second() as f64));
+    let help = "Age of the newest point the source can be restored to: the data lost if it were lost now.";
+    family(out, "gumvault_recovery_point_age_seconds", "gauge", help, per_source(&|p| p.age_seconds as f64));
+    let job_gauges: [Gauge<'_>; 3] = [
+        ("gumvault_rpo_seconds", "The job's recovery point objective.", &|j| j.recovery.rpo_seconds.map(|v| v as f64)),
+        ("gumvault_rto_seconds", "The job's recovery time objective.", &|j| j.recovery.rto_seconds.map(|v| v as f64)),
+        ("gumvault_measured_rto_seconds", "How long the last successful test restore took.", &|j| {
+            j.recovery.measured_rto_seconds
+        }),
+    ];
+    for (name, help, f) in job_gauges {
         family(out, name, "gauge", help, per_job(f));
     }
 }

@@ -9,16 +9,27 @@ use serde_json::json;
 use super::alerts::{self, Alert};
 use super::child::{ChildCommand, ChildRun};
 use super::clock::Clock;
+use super::recovery::{self, Archives};
 use super::schedule::{AfterRun, Entry, TaskKind, Timetable};
 use super::tasks::{forget_args, task_args};
 use crate::config::Config;
-use crate::repo::catalog::{Catalog, RunRecord};
+use crate::repo::catalog::{Catalog, RunRecord, SnapshotEntry};
 
 /// Catalog key of the conditions currently alerted.
 const ALERTS_KEY: &str = "alerts_active";
 
 /// Where the daemon writes one line per event (text or JSON, the caller decides).
 pub type Log<'a> = &'a (dyn Fn(serde_json::Value) + Sync);
+
+/// What the repository's WAL archives say now (a listing of `wal/` and the local push state).
+pub type ArchivesNow<'a> = &'a (dyn Fn() -> Archives + Sync);
+
+/// How often the daemon looks at recovery points and backup ages between tasks (real time only): an RPO of
+/// an hour is watched by the minute, not at the next backup six hours later.
+const WATCH_EVERY: jiff::SignedDuration = jiff::SignedDuration::from_secs(60);
+
+/// The conditions the daemon watches between tasks, each alerted once while it holds and once when it clears.
+const WATCHED: [&str; 4] = ["backup_stale", "rpo_exceeded", "rto_exceeded", "wal_archive_failed"];
 
 /// A running daemon's state.
 pub struct Daemon<'a> {
@@ -32,6 +43,8 @@ pub struct Daemon<'a> {
     pub catalog: Catalog,
     /// Where events go.
     pub log: Log<'a>,
+    /// The WAL archives, for recovery points.
+    archives: ArchivesNow<'a>,
     /// Conditions alerted and not yet cleared: (job, condition).
     alerting: HashSet<(String, String)>,
 }
@@ -39,7 +52,14 @@ pub struct Daemon<'a> {
 impl<'a> Daemon<'a> {
     /// A daemon with the alerts a previous run left active (so a restart neither repeats an alert nor loses a
     /// recovery).
-    pub fn new(config: &'a Config, child: ChildCommand, clock: Clock, catalog: Catalog, log: Log<'a>) -> Daemon<'a> {
+    pub fn new(
+        config: &'a Config,
+        child: ChildCommand,
+        clock: Clock,
+        catalog: Catalog,
+        log: Log<'a>,
+        archives: ArchivesNow<'a>,
+    ) -> Daemon<'a> {
         let alerting = catalog
             .meta(ALERTS_KEY)
             .ok()
@@ -48,13 +68,21 @@ impl<'a> Daemon<'a> {
             .unwrap_or_default()
             .into_iter()
             .collect();
-        Daemon { config, child, clock, catalog, log, alerting }
+        Daemon { config, child, clock, catalog, log, archives, alerting }
     }
 
     /// Runs tasks as they fall due until the daemon is stopped (or the simulation ends).
     pub fn run(&mut self, table: &mut Timetable) {
-        self.check_staleness(self.clock.now());
+        self.watch(self.clock.now());
         while let Some((i, due)) = table.next_due() {
+            let look = self.clock.now() + WATCH_EVERY;
+            if !self.clock.is_simulated() && look < due {
+                if !self.clock.wait_until(look) {
+                    break;
+                }
+                self.watch(self.clock.now());
+                continue;
+            }
             if !self.clock.wait_until(due) {
                 break;
             }
@@ -99,7 +127,7 @@ impl<'a> Daemon<'a> {
             return false;
         }
         self.update_alerts(entry, after, &child, finished);
-        self.check_staleness(finished);
+        self.watch(finished);
         true
     }
 
@@ -143,32 +171,46 @@ impl<'a> Daemon<'a> {
         }
     }
 
-    /// Alerts once when a job's newest backup is older than critical_after; clears when it is fresh again.
-    fn check_staleness(&mut self, now: Timestamp) {
+    /// Alerts once per watched condition while it holds, and once more when it clears: a job's newest backup
+    /// older than critical_after (`backup_stale`) and its recovery numbers (`rpo_exceeded`, `rto_exceeded`,
+    /// `wal_archive_failed`).
+    fn watch(&mut self, now: Timestamp) {
         let Ok(snaps) = self.catalog.snapshots() else { return };
+        let archives = (self.archives)();
         for (name, job) in &self.config.jobs {
-            let newest = snaps
-                .iter()
-                .filter(|s| s.snapshot.job.as_deref() == Some(name.as_str()))
-                .map(|s| s.snapshot.time)
-                .max();
-            let key = (name.clone(), "backup_stale".to_string());
-            let stale = newest.is_some_and(|t| now.duration_since(t) > job.critical_after.0);
-            if stale && !self.alerting.contains(&key) {
-                let age = now.duration_since(newest.expect("stale implies a backup"));
-                let message = format!(
-                    "the newest backup of job {name} is {}h old (threshold {}h)",
-                    age.as_hours(),
-                    job.critical_after.0.as_hours()
-                );
-                self.alert(Alert::new("backup_stale", name, "critical", message, now));
-                self.alerting.insert(key);
-            } else if !stale && newest.is_some() && self.alerting.remove(&key) {
-                let message = format!("job {name} has a fresh backup again");
-                self.alert(Alert::new("recovered", name, "healthy", message, now));
-            }
+            let mine: Vec<&SnapshotEntry> =
+                snaps.iter().filter(|s| s.snapshot.job.as_deref() == Some(name.as_str())).collect();
+            let mut holding: Vec<(&'static str, String)> = stale_condition(name, job, &mine, now).into_iter().collect();
+            let good_test = self.catalog.runs(name, "test-restore", 50).ok().and_then(|r| r.into_iter().find(|r| r.ok));
+            let numbers = recovery::of_job(job, &mine, good_test.as_ref(), &archives, now);
+            holding.extend(recovery::conditions(name, &numbers, &archives));
+            self.settle(name, &holding, now);
         }
         self.save_alerting();
+    }
+
+    /// Alerts the conditions that newly hold, and the recovery of those that no longer do.
+    fn settle(&mut self, job: &str, holding: &[(&'static str, String)], now: Timestamp) {
+        for kind in WATCHED {
+            let key = (job.to_string(), kind.to_string());
+            match holding.iter().find(|(k, _)| *k == kind) {
+                Some((_, message)) if !self.alerting.contains(&key) => {
+                    let severity = if kind == "rto_exceeded" { "warning" } else { "critical" };
+                    self.alert(Alert::new(kind, job, severity, message.clone(), now));
+                    self.alerting.insert(key);
+                }
+                None if self.alerting.remove(&key) => {
+                    let message = match kind {
+                        "backup_stale" => format!("job {job} has a fresh backup again"),
+                        "rpo_exceeded" => format!("job {job}: the recovery point is within its rpo again"),
+                        "rto_exceeded" => format!("job {job}: the last test restore was within its rto"),
+                        _ => format!("job {job}: WAL archiving works again"),
+                    };
+                    self.alert(Alert::new("recovered", job, "healthy", message, now));
+                }
+                _ => {}
+            }
+        }
     }
 
     fn save_alerting(&self) {
@@ -208,6 +250,9 @@ impl<'a> Daemon<'a> {
             error: child.error.clone(),
             detail: json!({ "exit_code": child.code, "interrupted": interrupted }),
         };
+        if let Some(rto) = child.stdout.get("rto_seconds") {
+            record.detail["rto_seconds"] = rto.clone();
+        }
         if child.incomplete {
             record.mark_incomplete(&unreadable_of(&child.stdout));
         }
@@ -216,6 +261,25 @@ impl<'a> Daemon<'a> {
         }
         super::refresh::state_changed();
     }
+}
+
+/// `backup_stale` when the job's newest backup is older than its critical_after.
+fn stale_condition(
+    name: &str,
+    job: &crate::config::Job,
+    mine: &[&SnapshotEntry],
+    now: Timestamp,
+) -> Option<(&'static str, String)> {
+    let newest = mine.iter().map(|s| s.snapshot.time).max()?;
+    let age = now.duration_since(newest);
+    (age > job.critical_after.0).then(|| {
+        let message = format!(
+            "the newest backup of job {name} is {}h old (threshold {}h)",
+            age.as_hours(),
+            job.critical_after.0.as_hours()
+        );
+        ("backup_stale", message)
+    })
 }
 
 /// The inputs an incomplete backup could not read, from its JSON output.

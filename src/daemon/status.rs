@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 
+use super::recovery::{self, Archives, Recovery};
 use crate::config::{Config, Job};
 use crate::error::Result;
 use crate::ops::sync::RegionHealth;
@@ -127,6 +128,9 @@ pub struct JobStatus {
     pub failures: std::collections::BTreeMap<String, u64>,
     /// Snapshots of this job, oldest first: time, size, duration (for the dashboard's charts).
     pub history: Vec<HistoryPoint>,
+    /// The recovery point (per job and per source), its `rpo`, and the measured RTO against `rto`.
+    #[serde(flatten)]
+    pub recovery: Recovery,
 }
 
 /// One snapshot of a job, for charts.
@@ -165,7 +169,12 @@ pub struct Status {
 pub fn of_session(config: &Config, s: &Session, with_regions: bool, now: jiff::Timestamp) -> Result<Status> {
     let regions =
         if with_regions || s.repo.region_count() > 1 { Some(crate::ops::sync::health(&s.repo)?) } else { None };
-    compute(config, &s.catalog, now, regions)
+    compute(config, &s.catalog, now, regions, &archives_of(&s.repo))
+}
+
+/// What the repository's WAL archives say, for the recovery points of physical sources.
+pub fn archives_of(_repo: &crate::repo::Repository) -> Archives {
+    Archives::default()
 }
 
 /// Computes every job's status at `now`.
@@ -174,13 +183,14 @@ pub fn compute(
     catalog: &Catalog,
     now: jiff::Timestamp,
     regions: Option<Vec<RegionHealth>>,
+    archives: &Archives,
 ) -> Result<Status> {
     let snapshots = catalog.snapshots()?;
     let mut jobs = Vec::new();
     for (name, job) in &config.jobs {
         let mine: Vec<&SnapshotEntry> =
             snapshots.iter().filter(|s| s.snapshot.job.as_deref() == Some(name.as_str())).collect();
-        jobs.push(job_status(catalog, name, job, &mine, now)?);
+        jobs.push(job_status(catalog, name, job, &mine, now, archives)?);
     }
     let mut overall = jobs.iter().map(|j| j.status).max().unwrap_or(Health::Healthy);
     if let Some(rs) = &regions
@@ -198,19 +208,9 @@ fn job_status(
     job: &Job,
     mine: &[&SnapshotEntry],
     now: jiff::Timestamp,
+    archives: &Archives,
 ) -> Result<JobStatus> {
-    let cutoff = now - jiff::SignedDuration::from_hours(24 * 30);
-    let history: Vec<HistoryPoint> = mine
-        .iter()
-        .filter(|s| s.snapshot.time >= cutoff)
-        .map(|s| HistoryPoint {
-            time: s.snapshot.time,
-            snapshot: s.id.to_hex(),
-            size: s.snapshot.summary.total_bytes,
-            bytes_added: s.snapshot.summary.bytes_added,
-            duration_seconds: s.snapshot.summary.duration_secs,
-        })
-        .collect();
+    let history = history_of(mine, now);
     let last_backup = mine.last().map(|s| BackupInfo {
         time: s.snapshot.time,
         age_seconds: now.duration_since(s.snapshot.time).as_secs(),
@@ -230,8 +230,14 @@ fn job_status(
             failures.insert(kind.to_string(), n);
         }
     }
-    let (status, reasons) =
+    let last_good_test_restore = catalog.runs(name, "test-restore", 50)?.into_iter().find(|r| r.ok);
+    let recovery = recovery::of_job(job, mine, last_good_test_restore.as_ref(), archives, now);
+    let (mut status, mut reasons) =
         judge(job, last_backup.as_ref(), last_run.as_ref(), last_check.as_ref(), last_test_restore.as_ref());
+    for (kind, message) in recovery::conditions(name, &recovery, archives) {
+        status = status.max(if kind == "rto_exceeded" { Health::Warning } else { Health::Critical });
+        reasons.push(message);
+    }
     Ok(JobStatus {
         name: name.to_string(),
         status,
@@ -244,7 +250,23 @@ fn job_status(
         last_test_restore: last_test_restore.as_ref().map(RunInfo::from),
         failures,
         history,
+        recovery,
     })
+}
+
+/// The job's snapshots of the last 30 days, for charts.
+fn history_of(mine: &[&SnapshotEntry], now: jiff::Timestamp) -> Vec<HistoryPoint> {
+    let cutoff = now - jiff::SignedDuration::from_hours(24 * 30);
+    mine.iter()
+        .filter(|s| s.snapshot.time >= cutoff)
+        .map(|s| HistoryPoint {
+            time: s.snapshot.time,
+            snapshot: s.id.to_hex(),
+            size: s.snapshot.summary.total_bytes,
+            bytes_added: s.snapshot.summary.bytes_added,
+            duration_seconds: s.snapshot.summary.duration_secs,
+        })
+        .collect()
 }
 
 /// The kinds of runs the daemon records.

@@ -199,6 +199,63 @@ fn a_failing_backup_is_retried_then_alerted_once_and_its_recovery_is_announced()
 }
 
 #[test]
+fn a_recovery_point_older_than_the_rpo_turns_the_job_critical_and_alerts_once() {
+    let hook = Webhook::start();
+    // A yearly schedule: the daemon runs no backup while it watches.
+    let extra =
+        format!("rpo = \"1h\"\nrto = \"4h\"\nschedule = \"0 0 1 1 *\"\n[alerts]\nwebhooks = [\"{}\"]\n", hook.url);
+    let (env, config, _data) = setup(&extra);
+    init(&env, &config);
+    let out = gv(&env, &config).args(["run", "app"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let status_at = |offset: &str| {
+        let out =
+            gv(&env, &config).env("GUMVAULT_TEST_CLOCK_OFFSET", offset).args(["status", "--json"]).output().unwrap();
+        (code(&out), serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap())
+    };
+    let (exit, st) = status_at("30m");
+    assert_eq!(exit, 0, "{st}");
+    let job = &st["jobs"][0];
+    assert_eq!(job["rpoSeconds"], 3600);
+    assert_eq!(job["rtoSeconds"], 4 * 3600);
+    assert_eq!(job["recoveryPoint"]["kind"], "snapshot");
+    assert_eq!(job["recoveryPoint"]["source"], "config");
+    let age = job["recoveryPoint"]["ageSeconds"].as_i64().unwrap();
+    assert!((1790..1900).contains(&age), "{job}");
+    assert_eq!(job["sources"][0]["recoveryPoint"]["from"], job["lastBackup"]["snapshot"]);
+
+    let (exit, st) = status_at("90m");
+    assert_eq!(exit, 9, "older than the rpo is critical: {st}");
+    let reasons = st["jobs"][0]["reasons"].to_string();
+    assert!(reasons.contains("rpo of 1h 0m"), "{reasons}");
+    let text = gv(&env, &config).env("GUMVAULT_TEST_CLOCK_OFFSET", "90m").arg("status").output().unwrap();
+    assert!(String::from_utf8_lossy(&text.stdout).contains("recovery pt"), "{}", String::from_utf8_lossy(&text.stdout));
+
+    // The daemon watches between tasks: one alert, not one per look; a fresh backup clears it.
+    let from = (jiff::Timestamp::now() + jiff::SignedDuration::from_mins(90)).to_string();
+    let until = (jiff::Timestamp::now() + jiff::SignedDuration::from_mins(100)).to_string();
+    simulate(&env, &config, &from, &until);
+    simulate(&env, &config, &from, &until);
+    let alerts = hook.bodies.lock().unwrap().clone();
+    let rpo: Vec<_> = alerts.iter().filter(|a| a["kind"] == "rpo_exceeded").collect();
+    assert_eq!(rpo.len(), 1, "{alerts:#?}");
+    assert_eq!(rpo[0]["severity"], "critical");
+    let out = gv(&env, &config).env("GUMVAULT_TEST_CLOCK_OFFSET", "90m").args(["run", "app"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    simulate(&env, &config, &from, &until);
+    let alerts = hook.bodies.lock().unwrap().clone();
+    assert_eq!(alerts.last().unwrap()["kind"], "recovered", "{alerts:#?}");
+
+    let metrics = {
+        let port = free_port();
+        let _server = serve(gv(&env, &config), port);
+        get(port, "/metrics", None).1
+    };
+    assert!(metrics.contains("gumvault_rpo_seconds{job=\"app\"} 3600"), "{metrics}");
+    assert!(metrics.contains("gumvault_recovery_point_age_seconds{job=\"app\",source=\"config\",kind=\"snapshot\"}"));
+}
+
+#[test]
 fn a_check_that_finds_damage_alerts_once_as_check_failed() {
     let hook = Webhook::start();
     let (env, config, data) = setup(&format!(
