@@ -54,10 +54,10 @@ fn print_job(j: &status::JobStatus) {
     match &j.last_backup {
         Some(b) => println!(
             "  last backup  {} ({} ago), snapshot {}, {}",
-            super::format::local_time(&b.time),
+            super::format::local_time(&b.point.time),
             super::format::duration(b.age_seconds as f64),
-            &b.snapshot[..8],
-            super::format::bytes(b.size)
+            &b.point.snapshot[..8],
+            super::format::bytes(b.point.size)
         ),
         None => println!("  last backup  none"),
     }

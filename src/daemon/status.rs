@@ -39,22 +39,15 @@ impl Health {
     }
 }
 
-/// The newest backup of a job.
+/// The newest backup of a job: the snapshot, and how old it is.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BackupInfo {
-    /// When the backup started.
-    pub time: jiff::Timestamp,
-    /// Seconds from then until the status was computed.
+    /// Seconds from the backup's start until the status was computed.
     pub age_seconds: i64,
-    /// The snapshot's id (hex).
-    pub snapshot: String,
-    /// Logical size of the snapshot.
-    pub size: u64,
-    /// Plaintext bytes of the new data the backup added to the repository.
-    pub bytes_added: u64,
-    /// How long the backup took, in seconds.
-    pub duration_seconds: f64,
+    /// The snapshot (its time, id, size, what it added, how long it took).
+    #[serde(flatten)]
+    pub point: HistoryPoint,
 }
 
 /// A recorded run, as shown.
@@ -149,6 +142,19 @@ pub struct HistoryPoint {
     pub duration_seconds: f64,
 }
 
+impl HistoryPoint {
+    /// The point of one snapshot.
+    pub fn of(s: &SnapshotEntry) -> HistoryPoint {
+        HistoryPoint {
+            time: s.snapshot.time,
+            snapshot: s.id.to_hex(),
+            size: s.snapshot.summary.total_bytes,
+            bytes_added: s.snapshot.summary.bytes_added,
+            duration_seconds: s.snapshot.summary.duration_secs,
+        }
+    }
+}
+
 /// Everything `status` reports.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -211,14 +217,9 @@ fn job_status(
     archives: &Archives,
 ) -> Result<JobStatus> {
     let history = history_of(mine, now);
-    let last_backup = mine.last().map(|s| BackupInfo {
-        time: s.snapshot.time,
-        age_seconds: now.duration_since(s.snapshot.time).as_secs(),
-        snapshot: s.id.to_hex(),
-        size: s.snapshot.summary.total_bytes,
-        bytes_added: s.snapshot.summary.bytes_added,
-        duration_seconds: s.snapshot.summary.duration_secs,
-    });
+    let last_backup = mine
+        .last()
+        .map(|s| BackupInfo { age_seconds: now.duration_since(s.snapshot.time).as_secs(), point: HistoryPoint::of(s) });
     // Runs interrupted by a daemon shutdown neither failed nor did their work: the one before them counts.
     let last_run = catalog.last_completed_run(name, "backup")?;
     let last_check = catalog.last_completed_run(name, "check")?;
@@ -242,7 +243,7 @@ fn job_status(
         name: name.to_string(),
         status,
         reasons,
-        size: last_backup.as_ref().map(|b| b.size),
+        size: last_backup.as_ref().map(|b| b.point.size),
         last_backup,
         next_backup: job.schedule.next_after(now, &jiff::tz::TimeZone::system()),
         last_run: last_run.as_ref().map(RunInfo::from),
@@ -257,16 +258,7 @@ fn job_status(
 /// The job's snapshots of the last 30 days, for charts.
 fn history_of(mine: &[&SnapshotEntry], now: jiff::Timestamp) -> Vec<HistoryPoint> {
     let cutoff = now - jiff::SignedDuration::from_hours(24 * 30);
-    mine.iter()
-        .filter(|s| s.snapshot.time >= cutoff)
-        .map(|s| HistoryPoint {
-            time: s.snapshot.time,
-            snapshot: s.id.to_hex(),
-            size: s.snapshot.summary.total_bytes,
-            bytes_added: s.snapshot.summary.bytes_added,
-            duration_seconds: s.snapshot.summary.duration_secs,
-        })
-        .collect()
+    mine.iter().filter(|s| s.snapshot.time >= cutoff).map(|s| HistoryPoint::of(s)).collect()
 }
 
 /// The kinds of runs the daemon records.
