@@ -9,6 +9,7 @@ mod format;
 mod inspect;
 mod maintenance;
 mod password;
+mod pgdata;
 mod progress;
 mod regions;
 mod repair;

@@ -5,4 +5,5 @@
 
 pub mod backup;
 pub mod control;
+pub mod pgdata;
 mod tar_stream;
