@@ -285,7 +285,7 @@ mod tests {
         );
         assert!(text.ends_with("recovery_target_action = 'promote'\nrecovery_target_timeline = 'latest'\n"), "{text}");
         let latest = auto_conf("", &Recovery { timeline: Some(2), ..recovery(None) });
-        assert!(!latest.contains("recovery_target_time"), "{latest}");
+        assert!(!latest.contains("recovery_target_time ="), "{latest}");
         assert!(latest.contains("recovery_target_timeline = '2'"), "{latest}");
     }
 
