@@ -85,6 +85,12 @@ impl RunRecord {
         }
     }
 
+    /// The measured RTO of a test restore of a physical source: seconds from the start of the restore until the
+    /// recovered cluster answered (`measured_rto_secs` in its detail).
+    pub fn measured_rto_secs(&self) -> Option<f64> {
+        self.detail.get("measured_rto_secs").and_then(|v| v.as_f64())
+    }
+
     /// True when the run saved a snapshot that lacks some inputs ([`RunRecord::mark_incomplete`]).
     pub fn incomplete(&self) -> bool {
         self.detail.get("incomplete").and_then(|v| v.as_bool()).unwrap_or(false)

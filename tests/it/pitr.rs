@@ -58,6 +58,11 @@ impl Vault {
 
     /// The config file: the repository, its password file, and (once the server is known) the job.
     fn write_config(&self, pg: Option<(&PgServer, &str)>) {
+        self.write_config_with(pg, "");
+    }
+
+    /// The config file with `extra` (a test restore, say) after the job's source.
+    fn write_config_with(&self, pg: Option<(&PgServer, &str)>, extra: &str) {
         let mut text = format!(
             "[repository]\nurl = \"{}\"\npassword = \"file:{}\"\n",
             self.regions[0].display(),
@@ -71,6 +76,7 @@ impl Vault {
                 pg::bin_dir().join("pg_basebackup").display()
             ));
         }
+        text.push_str(extra);
         std::fs::write(&self.config, text).unwrap();
         give_to_postgres(&self.config);
     }
@@ -274,4 +280,38 @@ fn a_data_directory_is_restored_only_where_it_can_recover() {
     assert_ne!(code(&out), 0);
     assert!(stderr(&out).contains("repository.password = \"file:"), "{}", stderr(&out));
     assert!(!other.exists());
+}
+
+#[test]
+fn a_test_restore_recovers_a_scratch_cluster_runs_the_queries_and_records_the_measured_rto() {
+    let vault = Vault::new(1);
+    let primary = PgServer::start();
+    let queries = "\n[jobs.pg.test_restore]\ndatabase = \"shop\"\nqueries = [\n  \
+                   { sql = \"SELECT count(*) FROM orders\", min = 500 },\n  \
+                   { sql = \"SELECT id FROM orders ORDER BY id DESC LIMIT 10\", min_rows = 10 },\n]\n";
+    vault.write_config_with(Some((&primary, "fetch")), queries);
+    primary.create_db("shop");
+    primary.sql("shop", "CREATE TABLE orders (id int PRIMARY KEY); INSERT INTO orders SELECT generate_series(1, 500)");
+    vault.ok_pg(&["run", "pg"]);
+    let report = vault.json_root(&["test-restore", "pg"]);
+    let r = &report["report"];
+    assert_eq!(r["ok"], true, "{report}");
+    let rto = r["measured_rto_secs"].as_f64().unwrap();
+    assert!(rto > 0.0 && rto >= r["restore_secs"].as_f64().unwrap(), "{report}");
+    assert_eq!(r["queries"][0]["value"], "500", "{report}");
+    let scratch = PathBuf::from(r["scratch_dir"].as_str().unwrap());
+    assert!(!scratch.exists(), "the scratch cluster is deleted");
+    let status = vault.json_root(&["status"]);
+    let last = &status["jobs"][0]["lastTestRestore"];
+    assert_eq!(last["ok"], true, "{status}");
+    assert_eq!(last["detail"]["measured_rto_secs"].as_f64(), Some(rto), "{status}");
+    let text = vault.ok_root(&["status"]);
+    assert!(text.contains("measured RTO"), "{text}");
+
+    // A query that fails fails the test restore (exit 5), and the cluster is still removed.
+    let failing = queries.replace("min = 500", "min = 501");
+    vault.write_config_with(Some((&primary, "fetch")), &failing);
+    let out = vault.root().args(["test-restore", "pg"]).output().unwrap();
+    assert_eq!(code(&out), 5, "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("FAILED") && stdout(&out).contains("at least 501"), "{}", stdout(&out));
 }

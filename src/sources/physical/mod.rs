@@ -6,4 +6,5 @@
 pub mod backup;
 pub mod control;
 pub mod pgdata;
+pub mod scratch;
 mod tar_stream;
