@@ -35,6 +35,7 @@ impl Vault {
         let regions: Vec<PathBuf> = (0..regions).map(|i| base.path().join(format!("region-{i}"))).collect();
         let config = base.path().join("gumvault.toml");
         let v = Vault { base, config, regions };
+        std::fs::create_dir_all(v.path("cache-pg")).unwrap();
         v.write_config(None);
         give_to_postgres(v.base.path());
         let mut init = vec!["init", "--kdf-memory", "8", "--kdf-iterations", "1"];
@@ -93,7 +94,6 @@ impl Vault {
             .set("archive_mode", "on")
             .set("archive_command", &self.archive_command())
             .set("archive_timeout", "1s")
-            .env("GUMVAULT_CACHE_DIR", &self.path("cache-pg").display().to_string())
     }
 
     /// gumvault as root, with the config file and a cache of root's.
@@ -161,15 +161,14 @@ fn fresh_pgdata() -> (TempDir, PathBuf) {
     (dir, data)
 }
 
-/// Starts PostgreSQL on a restored data directory (not archiving) and waits until recovery has ended.
-fn start_restored(dir: TempDir, vault: &Vault, archive: bool) -> PgServer {
-    let opts = if archive {
-        vault.archiving()
-    } else {
-        PgOptions::default()
-            .set("archive_mode", "off")
-            .env("GUMVAULT_CACHE_DIR", &vault.path("cache-pg").display().to_string())
-    };
+/// Starts PostgreSQL on a restored data directory (archiving into the vault, or not at all) and waits until
+/// recovery has ended. Its restore command keeps its cache in `cache` (a directory of the postgres user's).
+fn start_restored(dir: TempDir, vault: &Vault, archive: bool, cache: &str) -> PgServer {
+    let cache_dir = vault.path(cache);
+    std::fs::create_dir_all(&cache_dir).unwrap();
+    give_to_postgres(&cache_dir);
+    let opts = if archive { vault.archiving() } else { PgOptions::default().set("archive_mode", "off") };
+    let opts = opts.env("GUMVAULT_CACHE_DIR", &cache_dir.display().to_string());
     let server = PgServer::start_existing(dir, &opts);
     wait_promoted(&server);
     server
@@ -225,7 +224,7 @@ fn a_base_backup_restores_into_a_new_data_directory_and_the_next_one_dedups() {
     assert!(conf.contains("wal-fetch %f %p") && conf.contains("recovery_target_action = 'promote'"), "{conf}");
     assert!(!conf.contains(PASSWORD), "the password is never in the data directory");
     drop(primary);
-    let restored = start_restored(dir, &vault, false);
+    let restored = start_restored(dir, &vault, false, "cache-pg");
     assert_eq!(restored.dump("bench"), dump, "the restored cluster holds what the primary held");
 }
 
@@ -314,4 +313,110 @@ fn a_test_restore_recovers_a_scratch_cluster_runs_the_queries_and_records_the_me
     let out = vault.root().args(["test-restore", "pg"]).output().unwrap();
     assert_eq!(code(&out), 5, "{}{}", stdout(&out), stderr(&out));
     assert!(stdout(&out).contains("FAILED") && stdout(&out).contains("at least 501"), "{}", stdout(&out));
+}
+
+/// The rows of `t` by phase: `phase|count` lines.
+fn phases(server: &PgServer) -> String {
+    server.sql("shop", "SELECT phase, count(*) FROM t GROUP BY phase ORDER BY phase")
+}
+
+/// Inserts 100 rows of `phase`, then (after the commit) says the time, as RFC 3339 in UTC to the microsecond.
+fn commit_phase(server: &PgServer, phase: u32) -> String {
+    server.sql("shop", &format!("INSERT INTO t SELECT {phase}, g FROM generate_series(1, 100) g"));
+    let t =
+        server.sql("shop", "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')");
+    // Commits of the next phase come clearly after the noted time.
+    std::thread::sleep(Duration::from_millis(1200));
+    t
+}
+
+/// Closes the current WAL segment and waits until the archiver has pushed it.
+fn archive_now(server: &PgServer) {
+    let segment = server.sql("shop", "SELECT pg_walfile_name(pg_switch_wal())");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (last, failed) = {
+            let row = server.sql("shop", "SELECT coalesce(last_archived_wal, ''), failed_count FROM pg_stat_archiver");
+            let (l, f) = row.split_once('|').unwrap();
+            (l.to_string(), f.to_string())
+        };
+        if last.as_str() >= segment.as_str() && last.len() == segment.len() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{segment} not archived in 120 s (last {last}, {failed} failures):\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Restores with `cmd` (its repository, password and cache already set) into a fresh directory, starts
+/// PostgreSQL on it (archiving or not) and returns it once recovered.
+fn recover(vault: &Vault, mut cmd: Command, extra: &[&str], archive: bool, cache: &str) -> PgServer {
+    let (dir, data) = fresh_pgdata();
+    let out = cmd.args(["restore", "latest", "--source", "db", "--to-pgdata"]).arg(&data).args(extra).output().unwrap();
+    assert!(out.status.success(), "restore {extra:?} failed:\n{}{}", stdout(&out), stderr(&out));
+    start_restored(dir, vault, archive, cache)
+}
+
+/// gumvault as root knowing only a repository URL and the password file, with a new, empty cache.
+fn url_and_password_only(vault: &Vault, url: &Path, cache: &str) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_gumvault"));
+    clear_env(&mut c);
+    c.env("GUMVAULT_REPO", url)
+        .env("GUMVAULT_PASSWORD_FILE", vault.password_file())
+        .env("GUMVAULT_CACHE_DIR", vault.path(cache));
+    c
+}
+
+#[test]
+fn point_in_time_recovery_from_the_wal_archive_to_each_moment_on_either_timeline() {
+    let vault = Vault::new(2);
+    let primary = PgServer::start_with(&vault.archiving());
+    vault.write_config(Some((&primary, "archive")));
+    primary.create_db("shop");
+    primary.sql("shop", "CREATE TABLE t (phase int, i int)");
+    vault.ok_pg(&["run", "pg"]);
+    let times: Vec<String> = (1..=3).map(|p| commit_phase(&primary, p)).collect();
+    commit_phase(&primary, 4);
+    archive_now(&primary);
+    primary.kill_and_delete();
+    drop(primary);
+
+    // Each noted moment, exactly: the rows committed by then and none after.
+    let all = "1|100\n2|100\n3|100\n4|100";
+    for (k, t) in times.iter().enumerate() {
+        let server = recover(&vault, vault.root(), &["--at", t], false, "cache-pg");
+        let want: Vec<String> = (1..=k + 1).map(|p| format!("{p}|100")).collect();
+        assert_eq!(phases(&server), want.join("\n"), "restored to {t}");
+    }
+    // The latest point loses nothing that was archived; so from a fresh cache with only the URL and password.
+    assert_eq!(phases(&recover(&vault, vault.root(), &[], false, "cache-pg")), all);
+    let fresh = url_and_password_only(&vault, &vault.regions[1], "cache-fresh-1");
+    assert_eq!(phases(&recover(&vault, fresh, &[], false, "cache-pg-fresh-1")), all);
+
+    // A restore to phase 1 that is promoted and archives: timeline 2, with phases 11 and 12 of its own.
+    let tl2 = recover(&vault, vault.root(), &["--at", &times[0]], true, "cache-pg");
+    assert_eq!(phases(&tl2), "1|100");
+    assert_eq!(tl2.sql("shop", "SELECT timeline_id FROM pg_control_checkpoint()"), "2");
+    let t11 = commit_phase(&tl2, 11);
+    commit_phase(&tl2, 12);
+    archive_now(&tl2);
+    tl2.kill_and_delete();
+    drop(tl2);
+    // A time on the new timeline, and one on the old that came after the fork.
+    assert_eq!(phases(&recover(&vault, vault.root(), &["--at", &t11], false, "cache-pg")), "1|100\n11|100");
+    let old = recover(&vault, vault.root(), &["--at", &times[2], "--timeline", "1"], false, "cache-pg");
+    assert_eq!(phases(&old), "1|100\n2|100\n3|100");
+    drop(old);
+
+    // One region alone, the other gone, from a fresh cache: the latest point follows timeline 2.
+    std::fs::remove_dir_all(&vault.regions[0]).unwrap();
+    let alone = url_and_password_only(&vault, &vault.regions[1], "cache-fresh-2");
+    assert_eq!(phases(&recover(&vault, alone, &[], false, "cache-pg-fresh-2")), "1|100\n11|100\n12|100");
+    let alone = url_and_password_only(&vault, &vault.regions[1], "cache-fresh-2");
+    let server = recover(&vault, alone, &["--at", &times[1], "--timeline", "1"], false, "cache-pg-fresh-2");
+    assert_eq!(phases(&server), "1|100\n2|100");
 }
