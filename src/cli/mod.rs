@@ -70,7 +70,7 @@ pub(crate) enum Commands {
     Backup(backup::BackupArgs),
     /// Back up every source of a job from the config file into one snapshot
     Run(run::RunArgs),
-    /// Restore a job's newest database dump into a scratch database and run verification queries
+    /// Restore a job's newest database dump (or base backup) into a scratch database (or cluster) and run its queries
     TestRestore(test_restore::TestRestoreArgs),
     /// Health of every job: last backup, age, next backup, last check and test restore
     Status(status::StatusArgs),

@@ -20,6 +20,10 @@ use crate::sources::test_restore::Report;
 #[command(after_help = "Restores the job's database dump into a new scratch database on the same server (or on
 test_restore.admin_url), runs the verification queries of [jobs.JOB.test_restore], drops the scratch database
 whatever happens, records the result in the local catalog and exits 0 when every query passed, 5 when not.
+For a postgres-physical source: recovers the newest base backup (every archived WAL, through wal-fetch) in a
+scratch cluster (pg_ctl beside pg_basebackup; a free loopback port, a private socket directory, archiving off),
+runs the queries in test_restore.database as test_restore.user, stops and deletes it; the time until the
+recovered database answered is the job's measured RTO, printed and recorded.
 
 Config:
   [jobs.bubblegum.test_restore]
@@ -32,7 +36,7 @@ Examples:
   gumvault test-restore bubblegum
   gumvault test-restore bubblegum 1a2b3c4d --json")]
 pub(crate) struct TestRestoreArgs {
-    /// The job (its postgres source is restored)
+    /// The job (its postgres or postgres-physical source is restored)
     pub job: String,
     /// Snapshot id (8+ hex characters) or `latest`
     #[arg(default_value = "latest")]
