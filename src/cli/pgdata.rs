@@ -10,9 +10,9 @@ use anyhow::{Context as _, bail};
 use serde_json::json;
 
 use super::context::Context;
+use super::filter::FilterArgs;
 use super::format;
 use super::progress::Ticker;
-use super::restore::RestoreArgs;
 use crate::exit;
 use crate::format::snapshot::BaseBackup;
 use crate::ops::restore::{self, RestoreProgress};
@@ -22,21 +22,41 @@ use crate::repo::reader::BlobReader;
 use crate::repo::session::Session;
 use crate::sources::physical::pgdata::{self, OsUser, Recovery};
 
-/// `restore --to-pgdata DIR`.
-pub(crate) fn to_pgdata(g: &Context, a: &RestoreArgs, s: &mut Session, dir: &Path) -> anyhow::Result<i32> {
-    let source = a.source.as_deref().unwrap_or_default().trim_matches('/').to_string();
-    let mut filter = a.filter.clone();
+/// The flags of `restore --to-pgdata`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct PgdataArgs {
+    /// Lay a postgres-physical source's base backup out as a data directory (new or empty) that recovers on start
+    #[arg(long, value_name = "DIR", requires = "source", conflicts_with_all = ["target", "to_postgres", "to_s3", "includes", "overwrite"])]
+    pub to_pgdata: Option<PathBuf>,
+    /// With --to-pgdata: recover along this timeline (default: the latest); base backups of later ones are skipped
+    #[arg(long, value_name = "N", requires = "to_pgdata")]
+    pub timeline: Option<u32>,
+    /// With --to-pgdata, as root: the OS user PostgreSQL runs as, who gets every file (default: postgres)
+    #[arg(long, value_name = "USER", requires = "to_pgdata")]
+    pub owner_user: Option<String>,
+}
+
+/// `restore SNAPSHOT --source SOURCE [FILTERS] --to-pgdata DIR`.
+pub(crate) fn to_pgdata(
+    g: &Context,
+    (snapshot, source, filter): (&str, &str, &FilterArgs),
+    a: &PgdataArgs,
+    s: &mut Session,
+    dir: &Path,
+) -> anyhow::Result<i32> {
+    let source = source.trim_matches('/').to_string();
+    let mut filter = filter.clone();
     let at = filter.at_time()?;
     filter.at = None;
     let query = BaseBackupQuery { source: source.clone(), at, timeline: a.timeline };
-    let (entry, backup) = select::base_backup(&s.catalog, &a.snapshot, &filter.filter(), &query)?;
+    let (entry, backup) = select::base_backup(&s.catalog, snapshot, &filter.filter(), &query)?;
     let owner = OsUser::for_restore(a.owner_user.as_deref())?;
     // Before anything is written: a data directory that cannot fetch its WAL is no restore.
     let restore_command = wal_fetch_command(g)?;
     pgdata::prepare_dir(dir)?;
     let started = std::time::Instant::now();
     let reader = BlobReader::new(&s.repo, &mut s.catalog);
-    let root = super::restore::source_tree(&reader, &entry, &source)?;
+    let root = restore::source_tree(&reader, &entry, &source)?;
     let entries = restore::walk(&reader, &root, None)?;
     let progress = Arc::new(RestoreProgress::default());
     let shown = progress.clone();

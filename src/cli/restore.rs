@@ -63,15 +63,8 @@ pub(crate) struct RestoreArgs {
     /// Write the source's objects into this bucket and prefix (s3://bucket/prefix?endpoint=URL&region=R)
     #[arg(long, value_name = "URL", requires = "source", conflicts_with = "target")]
     pub to_s3: Option<String>,
-    /// Lay a postgres-physical source's base backup out as a data directory (new or empty) that recovers on start
-    #[arg(long, value_name = "DIR", requires = "source", conflicts_with_all = ["target", "to_postgres", "to_s3", "includes", "overwrite"])]
-    pub to_pgdata: Option<PathBuf>,
-    /// With --to-pgdata: recover along this timeline (default: the latest); base backups of later ones are skipped
-    #[arg(long, value_name = "N", requires = "to_pgdata")]
-    pub timeline: Option<u32>,
-    /// With --to-pgdata, as root: the OS user PostgreSQL runs as, who gets every file (default: postgres)
-    #[arg(long, value_name = "USER", requires = "to_pgdata")]
-    pub owner_user: Option<String>,
+    #[command(flatten)]
+    pub pgdata: super::pgdata::PgdataArgs,
     /// Objects written to S3 at once
     #[arg(long, default_value_t = crate::sources::s3::DEFAULT_CONCURRENCY, value_name = "N")]
     pub concurrency: usize,
@@ -94,8 +87,9 @@ pub(crate) fn restore(g: &Context, a: &RestoreArgs) -> anyhow::Result<i32> {
 }
 
 fn restore_in(g: &Context, a: &RestoreArgs, s: &mut crate::repo::session::Session) -> anyhow::Result<i32> {
-    if let Some(dir) = &a.to_pgdata {
-        return super::pgdata::to_pgdata(g, a, s, dir);
+    if let Some(dir) = &a.pgdata.to_pgdata {
+        let source = a.source.as_deref().unwrap_or_default();
+        return super::pgdata::to_pgdata(g, (&a.snapshot, source, &a.filter), &a.pgdata, s, dir);
     }
     let mut filter = a.filter.clone();
     if let Some(src) = &a.source {
@@ -105,7 +99,7 @@ fn restore_in(g: &Context, a: &RestoreArgs, s: &mut crate::repo::session::Sessio
     let includes = (!a.includes.is_empty()).then(|| PathGlobs::new(&a.includes, "include")).transpose()?;
     let reader = BlobReader::new(&s.repo, &mut s.catalog);
     let root = match &a.source {
-        Some(src) => source_tree(&reader, &entry, src)?,
+        Some(src) => restore::source_tree(&reader, &entry, src)?,
         None => entry.snapshot.tree,
     };
     if let Some(url) = &a.to_postgres {
@@ -169,26 +163,6 @@ fn to_dir(
         return Ok(exit::DATA_ERROR);
     }
     Ok(exit::OK)
-}
-
-/// The tree of a source's top-level directory in a job snapshot.
-pub(super) fn source_tree(
-    reader: &BlobReader<'_>,
-    entry: &SnapshotEntry,
-    source: &str,
-) -> anyhow::Result<crate::format::id::Id> {
-    let name = source.trim_matches('/');
-    let node = restore::find(reader, &entry.snapshot.tree, name).map_err(|_| {
-        anyhow::anyhow!(
-            "snapshot {} has no source {name:?} (its top-level entries: {})",
-            entry.id.short(),
-            entry.snapshot.paths.join(", ")
-        )
-    })?;
-    match (node.kind, node.subtree) {
-        (NodeKind::Dir, Some(id)) => Ok(id),
-        _ => anyhow::bail!("/{name} in snapshot {} is not a source directory", entry.id.short()),
-    }
 }
 
 /// `restore --source NAME --to-postgres URL`: loads the dump into a database, in one transaction.

@@ -112,8 +112,8 @@ fn run_physical(
     let started = crate::time::now();
     let report = {
         let reader = BlobReader::new(&s.repo, &mut s.catalog);
-        super::restore::source_tree(&reader, &entry, &source.name).and_then(|root| {
-            Ok(crate::sources::physical::scratch::run(&reader, (entry.id, root), &backup, &opts, &queries)?)
+        crate::ops::restore::source_tree(&reader, &entry, &source.name).and_then(|root| {
+            crate::sources::physical::scratch::run(&reader, (entry.id, root), &backup, &opts, &queries)
         })
     };
     let record = RunRecord {
@@ -121,7 +121,7 @@ fn run_physical(
         bytes: report.as_ref().map(|r| r.restored_bytes).unwrap_or(0),
         error: match &report {
             Ok(r) => r.error.clone(),
-            Err(e) => Some(format!("{e:#}")),
+            Err(e) => Some(e.to_string()),
         },
         detail: report.as_ref().map(physical_detail).unwrap_or_default(),
         ..record_of(&a.job, started, entry.id)
