@@ -41,13 +41,13 @@ impl JobSource for PhysicalSource {
         Profile::Stream
     }
 
-    fn save(&self, ctx: &BackupContext<'_, '_>, _parent: Option<&Tree>) -> Result<Id> {
+    fn save(&self, ctx: &BackupContext<'_, '_>, parent: Option<&Tree>) -> Result<Id> {
         let conn =
             PgConn::from_physical(self).map_err(Error::into_source_failure)?.with_child_env(ctx.child_env.clone());
         let server = server(&conn)?;
         let what = format!("base backup of {}", conn.display());
         let (running, stdout) = process::spawn(basebackup_command(self, &conn), "pg_basebackup")?;
-        let saved = tar_stream::save_tar(ctx, stdout, &what);
+        let saved = tar_stream::save_tar(ctx, stdout, &what, parent);
         let ((root, kept), stderr) = running.finish_with_stderr(saved).map_err(explain_tablespaces)?;
         let backup = describe(&self.name, &kept, &stderr, &server, crate::time::now())?;
         ctx.record_base_backup(backup);

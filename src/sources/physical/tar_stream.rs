@@ -7,7 +7,7 @@
 //! The `tar` crate decodes each 512-byte header; the reading is done here, on the pipe itself, because a
 //! `tar::Entry` cannot move between the threads that cut and save a stream.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::sync::atomic::Ordering;
 
@@ -15,7 +15,7 @@ use tar::EntryType;
 
 use crate::error::{Error, Result};
 use crate::format::id::Id;
-use crate::format::tree::{Node, NodeKind, RawName};
+use crate::format::tree::{Node, NodeKind, RawName, Tree};
 use crate::ops::backup::context::BackupContext;
 
 /// Bytes kept of a small member recovery reads (backup_label, pg_control, PG_VERSION).
@@ -45,11 +45,55 @@ struct DirBuild {
     children: Vec<Node>,
 }
 
+/// Parent trees cached at once while files are compared with the previous base backup (members come directory
+/// by directory, so a few suffice).
+const PARENT_DIRS_CACHED: usize = 16;
+
+/// The previous base backup's directories, loaded on demand, to tell new, changed and unchanged files apart.
+struct Parent<'t> {
+    root: Option<&'t Tree>,
+    dirs: HashMap<Vec<u8>, Option<Tree>>,
+}
+
+impl Parent<'_> {
+    /// The previous base backup's node at `dir`/`name`, if it had one.
+    fn node(&mut self, ctx: &BackupContext<'_, '_>, dir: &[u8], name: &[u8]) -> Option<Node> {
+        if dir.is_empty() {
+            return self.root?.find(name).cloned();
+        }
+        if !self.dirs.contains_key(dir) {
+            let (up, last) = split(dir);
+            let tree = self.node(ctx, &up, &last).and_then(|n| ctx.parent_subtree(Some(&n)).ok().flatten());
+            if self.dirs.len() >= PARENT_DIRS_CACHED {
+                self.dirs.clear();
+            }
+            self.dirs.insert(dir.to_vec(), tree);
+        }
+        self.dirs.get(dir)?.as_ref()?.find(name).cloned()
+    }
+}
+
+/// A path's directory and last component.
+fn split(path: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    match path.iter().rposition(|&b| b == b'/') {
+        Some(i) => (path[..i].to_vec(), path[i + 1..].to_vec()),
+        None => (Vec::new(), path.to_vec()),
+    }
+}
+
 /// Reads the tar stream to its end marker (and the stream to its end); returns the root tree and what was kept.
-pub fn save_tar(ctx: &BackupContext<'_, '_>, mut input: impl Read + Send, what: &str) -> Result<(Id, Kept)> {
+/// `parent` is the source's directory in the previous snapshot: files are counted new, changed or unchanged
+/// against it (all are read: a base backup has no other way to tell).
+pub fn save_tar(
+    ctx: &BackupContext<'_, '_>,
+    mut input: impl Read + Send,
+    what: &str,
+    parent: Option<&Tree>,
+) -> Result<(Id, Kept)> {
     let mut dirs: BTreeMap<Vec<u8>, DirBuild> = BTreeMap::new();
     dirs.insert(Vec::new(), DirBuild::default());
     let mut kept = Kept::default();
+    let mut parent = Parent { root: parent, dirs: HashMap::new() };
     let mut block = [0u8; 512];
     loop {
         read_block(&mut input, &mut block, what)?;
@@ -60,7 +104,7 @@ pub fn save_tar(ctx: &BackupContext<'_, '_>, mut input: impl Read + Send, what: 
         }
         let header = tar::Header::from_byte_slice(&block).clone();
         check_sum(&header, what)?;
-        member(ctx, &mut input, &header, &mut dirs, &mut kept, what)?;
+        member(ctx, &mut input, &header, (&mut dirs, &mut parent), &mut kept, what)?;
     }
     Ok((save_dirs(ctx, dirs)?, kept))
 }
@@ -70,7 +114,7 @@ fn member(
     ctx: &BackupContext<'_, '_>,
     input: &mut (impl Read + Send),
     header: &tar::Header,
-    dirs: &mut BTreeMap<Vec<u8>, DirBuild>,
+    (dirs, parent): (&mut BTreeMap<Vec<u8>, DirBuild>, &mut Parent<'_>),
     kept: &mut Kept,
     what: &str,
 ) -> Result<()> {
@@ -79,10 +123,7 @@ fn member(
         bad(format!("a member has the unsafe path {:?}", String::from_utf8_lossy(&header.path_bytes())))
     })?;
     let size = header.entry_size().map_err(|e| bad(format!("bad size: {e}")))?;
-    let (parent, name) = match path.iter().rposition(|&b| b == b'/') {
-        Some(i) => (path[..i].to_vec(), path[i + 1..].to_vec()),
-        None => (Vec::new(), path.clone()),
-    };
+    let (dir, name) = split(&path);
     let mut node = Node::new(RawName(name), NodeKind::File, header.mode().unwrap_or(0o600) & 0o7777);
     node.uid = header.uid().unwrap_or(0) as u32;
     node.gid = header.gid().unwrap_or(0) as u32;
@@ -90,6 +131,13 @@ fn member(
     match header.entry_type() {
         EntryType::Regular | EntryType::Continuous => {
             file_content(ctx, input, &mut node, size, &path, kept, what)?;
+            let before = parent.node(ctx, &dir, &node.name.0);
+            let counter = match before {
+                None => &ctx.progress.files_new,
+                Some(b) if b.kind == NodeKind::File && b.content == node.content => &ctx.progress.files_unchanged,
+                Some(_) => &ctx.progress.files_changed,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
         }
         EntryType::Directory if path.is_empty() => return skip(input, size, what),
         EntryType::Directory => {
@@ -105,7 +153,7 @@ fn member(
         }
         other => return Err(bad(format!("member {} is of a kind not supported ({other:?})", lossy(&path)))),
     }
-    dir_of(dirs, &parent).children.push(node);
+    dir_of(dirs, &dir).children.push(node);
     Ok(())
 }
 
@@ -139,7 +187,6 @@ fn file_content(
         _ => {}
     }
     kept.files += 1;
-    ctx.progress.files_new.fetch_add(1, Ordering::Relaxed);
     ctx.progress.bytes_read.fetch_add(size, Ordering::Relaxed);
     ctx.progress.total_bytes.fetch_add(size, Ordering::Relaxed);
     node.size = size;
@@ -163,10 +210,7 @@ fn save_dirs(ctx: &BackupContext<'_, '_>, mut dirs: BTreeMap<Vec<u8>, DirBuild>)
     paths.sort_by_key(|p| std::cmp::Reverse(p.iter().filter(|&&b| b == b'/').count()));
     for path in paths {
         let built = dirs.remove(&path).expect("listed");
-        let (parent, name) = match path.iter().rposition(|&b| b == b'/') {
-            Some(i) => (path[..i].to_vec(), path[i + 1..].to_vec()),
-            None => (Vec::new(), path.clone()),
-        };
+        let (parent, name) = split(&path);
         let mut node = built.node.unwrap_or_else(|| Node::new(RawName(name), NodeKind::Dir, 0o700));
         node.subtree = Some(ctx.save_tree(dedup(built.children))?);
         dir_of(&mut dirs, &parent).children.push(node);
