@@ -32,13 +32,24 @@ Examples:
   gumvault restore latest --source db --to-postgres postgres://app@127.0.0.1/bubble_restored
   gumvault restore latest --source uploads --to-s3 's3://bubblegum-uploads?endpoint=http://127.0.0.1:9000'
   gumvault restore latest --source uploads --include 'avatars/42.png' --target /tmp/one-file
-  gumvault restore latest --source env --target /tmp/env       (files of mode 0600)")]
+  gumvault restore latest --source env --target /tmp/env       (files of mode 0600)
+
+Point-in-time recovery of a postgres-physical source (DIR must be new or empty):
+  gumvault restore latest --source pg --to-pgdata /var/lib/postgresql/15/main
+  gumvault restore latest --source pg --to-pgdata /srv/pg --at '2026-11-20T14:00:00Z'
+  gumvault restore latest --source pg --to-pgdata /srv/pg --at '2026-11-20 14:00' --timeline 1
+--to-pgdata picks the newest base backup that ended at or before --at (an id given must meet that too), lays it
+out (mode 0700; as root every file belongs to the OS user postgres, or to --owner-user USER), writes
+recovery.signal and, in postgresql.auto.conf, restore_command = 'gumvault ... wal-fetch %f %p' (this binary, the
+config file or -r/--password-file given here; never the password), recovery_target_time (with --at),
+recovery_target_action = 'promote' and recovery_target_timeline (latest unless --timeline). Then start PostgreSQL
+of the same major version on DIR: it replays the archived WAL up to the target and promotes.")]
 pub(crate) struct RestoreArgs {
     /// Snapshot id (8+ hex characters) or `latest`
     #[arg(default_value = "latest")]
     pub snapshot: String,
     /// Directory to restore into
-    #[arg(long, short = 't', required_unless_present_any = ["to_postgres", "to_s3"])]
+    #[arg(long, short = 't', required_unless_present_any = ["to_postgres", "to_s3", "to_pgdata"])]
     pub target: Option<PathBuf>,
     /// Restore only this source of a job's snapshot (its top-level directory)
     #[arg(long, value_name = "NAME")]
@@ -52,6 +63,8 @@ pub(crate) struct RestoreArgs {
     /// Write the source's objects into this bucket and prefix (s3://bucket/prefix?endpoint=URL&region=R)
     #[arg(long, value_name = "URL", requires = "source", conflicts_with = "target")]
     pub to_s3: Option<String>,
+    #[command(flatten)]
+    pub pgdata: super::pgdata::PgdataArgs,
     /// Objects written to S3 at once
     #[arg(long, default_value_t = crate::sources::s3::DEFAULT_CONCURRENCY, value_name = "N")]
     pub concurrency: usize,
@@ -74,6 +87,10 @@ pub(crate) fn restore(g: &Context, a: &RestoreArgs) -> anyhow::Result<i32> {
 }
 
 fn restore_in(g: &Context, a: &RestoreArgs, s: &mut crate::repo::session::Session) -> anyhow::Result<i32> {
+    if let Some(dir) = &a.pgdata.to_pgdata {
+        let source = a.source.as_deref().unwrap_or_default();
+        return super::pgdata::to_pgdata(g, (&a.snapshot, source, &a.filter), &a.pgdata, s, dir);
+    }
     let mut filter = a.filter.clone();
     if let Some(src) = &a.source {
         filter.paths.push(format!("/{}", src.trim_matches('/')));
@@ -82,7 +99,7 @@ fn restore_in(g: &Context, a: &RestoreArgs, s: &mut crate::repo::session::Sessio
     let includes = (!a.includes.is_empty()).then(|| PathGlobs::new(&a.includes, "include")).transpose()?;
     let reader = BlobReader::new(&s.repo, &mut s.catalog);
     let root = match &a.source {
-        Some(src) => source_tree(&reader, &entry, src)?,
+        Some(src) => restore::source_tree(&reader, &entry, src)?,
         None => entry.snapshot.tree,
     };
     if let Some(url) = &a.to_postgres {
@@ -146,22 +163,6 @@ fn to_dir(
         return Ok(exit::DATA_ERROR);
     }
     Ok(exit::OK)
-}
-
-/// The tree of a source's top-level directory in a job snapshot.
-fn source_tree(reader: &BlobReader<'_>, entry: &SnapshotEntry, source: &str) -> anyhow::Result<crate::format::id::Id> {
-    let name = source.trim_matches('/');
-    let node = restore::find(reader, &entry.snapshot.tree, name).map_err(|_| {
-        anyhow::anyhow!(
-            "snapshot {} has no source {name:?} (its top-level entries: {})",
-            entry.id.short(),
-            entry.snapshot.paths.join(", ")
-        )
-    })?;
-    match (node.kind, node.subtree) {
-        (NodeKind::Dir, Some(id)) => Ok(id),
-        _ => anyhow::bail!("/{name} in snapshot {} is not a source directory", entry.id.short()),
-    }
 }
 
 /// `restore --source NAME --to-postgres URL`: loads the dump into a database, in one transaction.

@@ -16,9 +16,12 @@ pub mod values;
 
 pub use alerts::{AlertsConfig, EmailConfig, HttpConfig, SmtpTls};
 pub use file::{CONFIG_ENV, Config};
-pub use jobs::{CheckSchedule, Job, PruneSchedule, Retention, TestRestore, VerifyQuery};
+pub use jobs::{CheckSchedule, Job, PruneSchedule, Retention, TestRestore, TestRestoreSource, VerifyQuery};
 pub use repository::{RegionConfig, RepositoryConfig};
-pub use sources::{DumpFormat, EnvSource, FilesSource, PostgresSource, RedisSource, RowOrder, S3Source, SourceSpec};
+pub use sources::{
+    DumpFormat, EnvSource, FilesSource, PhysicalSource, PostgresSource, RedisSource, RowOrder, S3Source, SourceSpec,
+    WalMode,
+};
 pub use values::{Duration, Glob, Schedule, Secret};
 
 #[cfg(test)]

@@ -256,6 +256,9 @@ impl<'a> Daemon<'a> {
         if child.incomplete {
             record.mark_incomplete(&unreadable_of(&child.stdout));
         }
+        if let Some(rto) = child.stdout.pointer("/report/measured_rto_secs").and_then(|v| v.as_f64()) {
+            record.detail["measured_rto_secs"] = rto.into();
+        }
         if let Err(e) = self.catalog.record_run(&record) {
             eprintln!("gumvault: warning: could not record the run: {e}");
         }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::children::ChildEnv;
-use crate::config::{DumpFormat, PostgresSource};
+use crate::config::{DumpFormat, PhysicalSource, PostgresSource, Secret};
 use crate::error::{Error, Result};
 
 /// A PostgreSQL connection: a URL without its password, and the password apart.
@@ -73,14 +73,46 @@ impl PgConn {
 
     /// The connection from a source's config: its `url`, else `DATABASE_URL`.
     pub fn from_source(src: &PostgresSource) -> Result<PgConn> {
-        let raw = match &src.url {
+        PgConn::from_config(src.url.as_ref(), &src.name, src.pg_dump.as_deref())
+    }
+
+    /// The connection of a physical source: its `url`, else `DATABASE_URL`; the client programs from the
+    /// directory of its `pg_basebackup`.
+    pub fn from_physical(src: &PhysicalSource) -> Result<PgConn> {
+        PgConn::from_config(src.url.as_ref(), &src.name, src.pg_basebackup.as_deref())
+    }
+
+    fn from_config(url: Option<&Secret>, name: &str, program: Option<&Path>) -> Result<PgConn> {
+        let raw = match url {
             Some(s) => s.resolve()?,
-            None => std::env::var("DATABASE_URL").map_err(|_| {
-                Error::InvalidInput(format!("source {}: no url given and DATABASE_URL is not set", src.name))
-            })?,
+            None => std::env::var("DATABASE_URL")
+                .map_err(|_| Error::InvalidInput(format!("source {name}: no url given and DATABASE_URL is not set")))?,
         };
-        let bin_dir = src.pg_dump.as_ref().and_then(|p| p.parent()).filter(|d| !d.as_os_str().is_empty());
+        let bin_dir = program.and_then(|p| p.parent()).filter(|d| !d.as_os_str().is_empty());
         Ok(PgConn::parse(&raw)?.with_bin_dir(bin_dir.map(Path::to_path_buf)))
+    }
+
+    /// The same connection in physical replication mode (`replication=true`), where the server takes replication
+    /// commands and `SHOW`.
+    pub fn replication(&self) -> PgConn {
+        let mut c = self.clone();
+        c.url.query_pairs_mut().append_pair("replication", "true");
+        c
+    }
+
+    /// The user the URL names, if it names one.
+    pub fn user(&self) -> Option<String> {
+        Some(percent_decode(self.url.username())).filter(|u| !u.is_empty())
+    }
+
+    /// The directory of the client programs, when one was configured.
+    pub fn bin_dir(&self) -> Option<&Path> {
+        self.bin_dir.as_deref()
+    }
+
+    /// The path of a client program: in the configured directory, else the name (found on PATH).
+    pub fn program(&self, program: &str) -> PathBuf {
+        self.bin_dir.as_ref().map(|d| d.join(program)).unwrap_or_else(|| PathBuf::from(program))
     }
 
     /// The database name.
@@ -104,8 +136,7 @@ impl PgConn {
 
     /// A command for one of the client programs, connected to this database, that never prompts.
     pub fn command(&self, program: &str) -> Command {
-        let path = self.bin_dir.as_ref().map(|d| d.join(program)).unwrap_or_else(|| PathBuf::from(program));
-        self.command_at(&path)
+        self.command_at(&self.program(program))
     }
 
     /// Like [`PgConn::command`] for a program given by path.

@@ -41,6 +41,18 @@ impl Running {
     /// closed the pipe, the program's own failure is the better message; otherwise the program is killed (it may
     /// be blocked on a pipe nobody serves) and `consumed`'s error is returned.
     pub fn finish<T>(mut self, consumed: Result<T>) -> Result<T> {
+        self.settle(consumed)
+    }
+
+    /// Like [`Running::finish`]; on success also returns what the program wrote to standard error (its last few
+    /// KiB), for programs that report results there.
+    pub fn finish_with_stderr<T>(mut self, consumed: Result<T>) -> Result<(T, String)> {
+        let value = self.settle(consumed)?;
+        let stderr = self.stderr.take().and_then(|h| h.join().ok()).unwrap_or_default();
+        Ok((value, String::from_utf8_lossy(&stderr).into_owned()))
+    }
+
+    fn settle<T>(&mut self, consumed: Result<T>) -> Result<T> {
         if let Err(e) = &consumed {
             let exited = if is_broken_pipe(e) { self.wait_a_little() } else { self.child.try_wait().ok().flatten() };
             match exited {

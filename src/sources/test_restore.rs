@@ -100,7 +100,7 @@ pub fn run(
             crate::ops::restore::dump(reader, &node, &dump_path, w, "the database restore")
         })?;
         for q in queries {
-            report.queries.push(check(&target, q));
+            report.queries.push(check_query(&target, q));
         }
         Ok(())
     })();
@@ -121,7 +121,7 @@ pub fn run(
 }
 
 /// Runs one verification query and judges its result.
-fn check(conn: &PgConn, q: &VerifyQuery) -> QueryResult {
+pub fn check_query(conn: &PgConn, q: &VerifyQuery) -> QueryResult {
     let mut r = QueryResult {
         sql: q.sql.clone(),
         rows: 0,

@@ -16,8 +16,15 @@ pub trait Backend: Send + Sync {
     fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Bytes>;
     /// Stores a whole object durably.
     fn write(&self, path: &str, data: Bytes) -> Result<()>;
+    /// Stores a whole object durably unless the name is taken: an object already there is never overwritten
+    /// (`Ok(false)`). Local directories move into place with `RENAME_NOREPLACE`; S3 sends `If-None-Match: *`;
+    /// a service with neither is asked first (which a concurrent writer could race).
+    fn write_new(&self, path: &str, data: Bytes) -> Result<bool>;
     /// Object names (relative to the repository root) and sizes under `prefix` (a directory, ending in `/`).
     fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>>;
+    /// [`Backend::list`] with each object's last-modified time where the service gives one (local directories:
+    /// the file's mtime; S3: `LastModified`).
+    fn list_modified(&self, prefix: &str) -> Result<Vec<Listed>>;
     /// Size of an object, `None` if absent.
     fn stat(&self, path: &str) -> Result<Option<u64>>;
     /// Removes an object; absent objects are not an error.
@@ -28,6 +35,17 @@ pub trait Backend: Send + Sync {
     fn restore_reserve(&self) -> bool {
         true
     }
+}
+
+/// One object of a listing with its last-modified time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listed {
+    /// The object's path.
+    pub path: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// When it was last written, if the service says.
+    pub modified: Option<jiff::Timestamp>,
 }
 
 /// A [`Backend`] over an opendal blocking operator.
@@ -94,7 +112,32 @@ impl Backend for OpendalBackend {
         self.sync_parent(path)
     }
 
+    fn write_new(&self, path: &str, data: Bytes) -> Result<bool> {
+        if let Some(root) = &self.fs_root {
+            return super::local::write_new(root, &self.region, path, &data);
+        }
+        if !self.op.info().capability().write_with_if_not_exists {
+            if self.stat(path)?.is_some() {
+                return Ok(false);
+            }
+            return self.write(path, data).map(|()| true);
+        }
+        match self.op.write_options(
+            path,
+            data,
+            opendal::options::WriteOptions { if_not_exists: true, ..Default::default() },
+        ) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::ConditionNotMatch => Ok(false),
+            Err(e) => Err(self.err("write", path, e)),
+        }
+    }
+
     fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>> {
+        Ok(self.list_modified(prefix)?.into_iter().map(|l| (l.path, l.size)).collect())
+    }
+
+    fn list_modified(&self, prefix: &str) -> Result<Vec<Listed>> {
         let entries =
             match self.op.list_options(prefix, opendal::options::ListOptions { recursive: true, ..Default::default() })
             {
@@ -108,8 +151,12 @@ impl Backend for OpendalBackend {
             if path.ends_with('/') || !entry.metadata().is_file() {
                 continue;
             }
-            let size = entry.metadata().content_length();
-            out.push((path.trim_start_matches('/').to_string(), size));
+            let meta = entry.metadata();
+            out.push(Listed {
+                path: path.trim_start_matches('/').to_string(),
+                size: meta.content_length(),
+                modified: meta.last_modified().map(jiff::Timestamp::from),
+            });
         }
         Ok(out)
     }
@@ -157,7 +204,15 @@ impl Backend for UnavailableBackend {
         self.fail("write", path)
     }
 
+    fn write_new(&self, path: &str, _data: Bytes) -> Result<bool> {
+        self.fail("write", path)
+    }
+
     fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>> {
+        self.fail("list", prefix)
+    }
+
+    fn list_modified(&self, prefix: &str) -> Result<Vec<Listed>> {
         self.fail("list", prefix)
     }
 

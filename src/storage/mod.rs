@@ -15,8 +15,8 @@ mod replicated;
 mod tuning;
 
 pub use crate::format::repo_config::RegionSpec;
-pub use backend::Backend;
+pub use backend::{Backend, Listed};
 pub use location::Location;
 pub use region::Region;
-pub use replicated::Storage;
+pub use replicated::{Storage, WriteOnce};
 pub use tuning::StorageTuning;
