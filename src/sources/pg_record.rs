@@ -158,6 +158,9 @@ pub struct Tablespace {
     pub location: String,
     /// Its options (`seq_page_cost=1.5`).
     pub options: Vec<String>,
+    /// Its ACL item by item; `None` when it has the default privileges.
+    #[serde(default)]
+    pub acl: Option<Vec<AclItem>>,
 }
 
 /// An extension and its owner.
@@ -231,6 +234,8 @@ pub fn capture(conn: &PgConn) -> Result<DatabaseRecord> {
     let probe = conn.query("SELECT has_table_privilege('pg_catalog.pg_authid', 'SELECT')")?;
     let with_passwords = probe.first().and_then(|r| r.first()).is_some_and(|v| v == "t");
     let sql = CAPTURE
+        .replace("{acl:d.datacl}", &acl_json("d.datacl"))
+        .replace("{acl:t.spcacl}", &acl_json("t.spcacl"))
         .replace("{roles}", if with_passwords { "pg_catalog.pg_authid" } else { "pg_catalog.pg_roles" })
         .replace("{password}", if with_passwords { "a.rolpassword" } else { "NULL::text" });
     let rows = conn.query(&sql)?;
@@ -242,6 +247,21 @@ pub fn capture(conn: &PgConn) -> Result<DatabaseRecord> {
         .map_err(|e| Error::SourceFailed(format!("the properties of {} could not be read: {e}", conn.display())))?;
     record.roles_with_passwords = with_passwords;
     Ok(record)
+}
+
+/// An ACL column as JSON: `null` for the default privileges, else its items in order, each grantee's privileges
+/// together (PUBLIC as a `null` grantee).
+fn acl_json(column: &str) -> String {
+    format!(
+        "CASE WHEN {column} IS NOT NULL THEN coalesce((
+        SELECT json_agg(json_build_object(
+                 'grantee', CASE WHEN i.grantee = 0 THEN NULL ELSE pg_catalog.pg_get_userbyid(i.grantee) END,
+                 'privileges', i.privs, 'grantable', coalesce(i.grantable, '{{}}')) ORDER BY i.ord)
+          FROM (SELECT a.ord, (e).grantee, array_agg((e).privilege_type) AS privs,
+                       array_agg((e).privilege_type) FILTER (WHERE (e).is_grantable) AS grantable
+                  FROM unnest({column}) WITH ORDINALITY a(item, ord), pg_catalog.aclexplode(ARRAY[a.item]) e
+                 GROUP BY a.ord, (e).grantee) i), '[]') END"
+    )
 }
 
 /// The query that builds the record as one JSON document. Columns that only some versions have (the locale
@@ -279,14 +299,7 @@ SELECT json_build_object(
      'connection_limit', d.datconnlimit, 'is_template', d.datistemplate,
      'settings', coalesce((SELECT to_json(setconfig) FROM pg_catalog.pg_db_role_setting
                             WHERE setdatabase = d.oid AND setrole = 0), '[]'),
-     'acl', CASE WHEN d.datacl IS NOT NULL THEN coalesce((
-        SELECT json_agg(json_build_object(
-                 'grantee', CASE WHEN i.grantee = 0 THEN NULL ELSE pg_catalog.pg_get_userbyid(i.grantee) END,
-                 'privileges', i.privs, 'grantable', coalesce(i.grantable, '{}')) ORDER BY i.ord)
-          FROM (SELECT a.ord, (e).grantee, array_agg((e).privilege_type) AS privs,
-                       array_agg((e).privilege_type) FILTER (WHERE (e).is_grantable) AS grantable
-                  FROM unnest(d.datacl) WITH ORDINALITY a(item, ord), pg_catalog.aclexplode(ARRAY[a.item]) e
-                 GROUP BY a.ord, (e).grantee) i), '[]') END,
+     'acl', {acl:d.datacl},
      'comment', pg_catalog.shobj_description(d.oid, 'pg_database'),
      'role_settings', coalesce((SELECT json_agg(json_build_object('role', pg_catalog.pg_get_userbyid(setrole),
                                    'settings', setconfig) ORDER BY pg_catalog.pg_get_userbyid(setrole))
@@ -316,7 +329,7 @@ SELECT json_build_object(
     WHERE m.member IN (SELECT r FROM needed) AND m.roleid IN (SELECT r FROM up)), '[]'),
   'tablespaces', coalesce((SELECT json_agg(json_build_object('name', t.spcname,
        'owner', pg_catalog.pg_get_userbyid(t.spcowner), 'location', pg_catalog.pg_tablespace_location(t.oid),
-       'options', coalesce(t.spcoptions, '{}')) ORDER BY t.spcname)
+       'options', coalesce(t.spcoptions, '{}'), 'acl', {acl:t.spcacl}) ORDER BY t.spcname)
      FROM pg_catalog.pg_tablespace t WHERE t.oid IN (SELECT oid FROM spc)), '[]'),
   'extensions', coalesce((SELECT json_agg(json_build_object('name', extname,
        'owner', pg_catalog.pg_get_userbyid(extowner)) ORDER BY extname) FROM pg_catalog.pg_extension), '[]')

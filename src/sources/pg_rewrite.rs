@@ -54,6 +54,8 @@ pub struct RewriteReport {
     pub owners_changed: u64,
     /// Extensions created as another role.
     pub extensions_as_owner: Vec<String>,
+    /// Row-security policies left out (`name ON table`): they named only roles the target lacks.
+    pub policies_dropped: Vec<String>,
 }
 
 /// What to do with one statement.
@@ -486,7 +488,15 @@ impl<W: Write> Rewriter<W> {
     fn policy(&mut self, s: &[u8], t: &[Tok]) -> Action {
         let Some(list) = (2..t.len()).find(|&i| t[i].depth == 0 && t[i].is(s, "to")) else { return Action::Keep };
         match self.role_list(s, t, list + 1) {
-            (_, false, _) => Action::Drop,
+            (_, false, _) => {
+                let on = t.iter().position(|x| x.depth == 0 && x.is(s, "on")).unwrap_or(list);
+                let end = t.get(on + 1).map_or(s.len(), |x| x.start);
+                let table = (on + 1..list).find(|&i| t[i].is(s, "for") || t[i].is(s, "as")).map_or(list, |i| i);
+                let name = String::from_utf8_lossy(&s[t[2].start..t[2].end]);
+                let table = String::from_utf8_lossy(&s[end..t[table].start]);
+                self.report.policies_dropped.push(format!("{name} on {}", table.trim()));
+                Action::Drop
+            }
             (Some(e), true, _) => Action::Edit(vec![e]),
             (None, true, _) => Action::Keep,
         }

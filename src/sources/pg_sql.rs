@@ -178,11 +178,18 @@ pub fn create_database(db: &Database, name: &str, owner: &str, target_version: u
     Ok(sql)
 }
 
-/// The database's access privileges as GRANT statements that rebuild its ACL item by item, in the recorded
-/// order: everything revoked first (from PUBLIC and from the owner), then each item granted again. `grantee`
-/// maps a recorded role to the role it is on the target (`None`: left out, the role is missing there).
-pub fn database_acl(name: &str, owner: &str, acl: &[AclItem], grantee: impl Fn(&str) -> Option<String>) -> Vec<String> {
-    let on = format!("ON DATABASE {}", ident(name));
+/// A database's or tablespace's access privileges (`kind` is `DATABASE` or `TABLESPACE`) as GRANT statements
+/// that rebuild its ACL item by item, in the recorded order: everything revoked first (from PUBLIC and from the
+/// owner), then each item granted again. `grantee` maps a recorded role to the role it is on the target
+/// (`None`: left out, the role is missing there).
+pub fn acl_statements(
+    kind: &str,
+    name: &str,
+    owner: &str,
+    acl: &[AclItem],
+    grantee: impl Fn(&str) -> Option<String>,
+) -> Vec<String> {
+    let on = format!("ON {kind} {}", ident(name));
     let mut out = vec![format!("REVOKE ALL {on} FROM PUBLIC;"), format!("REVOKE ALL {on} FROM {};", ident(owner))];
     for item in acl {
         let to = match &item.grantee {
@@ -248,7 +255,7 @@ mod tests {
                 grantable: vec!["TEMPORARY".into()],
             },
         ];
-        let sql = database_acl("db", "app", &acl, |r| (r != "gone").then(|| r.to_string()));
+        let sql = acl_statements("DATABASE", "db", "app", &acl, |r| (r != "gone").then(|| r.to_string()));
         assert_eq!(
             sql,
             [

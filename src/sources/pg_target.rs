@@ -16,7 +16,7 @@ use std::collections::{BTreeSet, HashSet};
 use serde::{Deserialize, Serialize};
 
 use super::pg_conn::PgConn;
-use super::pg_record::{DatabaseRecord, Membership, RECORD_FILE, Role, Tablespace};
+use super::pg_record::{AclItem, DatabaseRecord, Membership, RECORD_FILE, Role, Tablespace};
 use super::pg_rewrite::{RewriteReport, RoleRules};
 use super::pg_sql::{self, ident, literal};
 use crate::error::{Error, Result};
@@ -141,7 +141,10 @@ struct Plan {
     missing: Vec<String>,
     memberships: Vec<Membership>,
     tablespaces: Vec<(Tablespace, String)>,
-    rules: Option<RoleRules>,
+    /// How roles map onto the target (every role there, the ones created, owners, renames).
+    mapping: RoleRules,
+    /// True when the dump must go through the rewriter (the mapping changes something).
+    rewrite: bool,
     notes: Vec<String>,
 }
 
@@ -176,7 +179,7 @@ pub fn restore(
         if server.database_exists && opts.clean {
             target.clean()?;
         }
-        let (bytes, report) = load(&target, plan.rules.clone())?;
+        let (bytes, report) = load(&target, plan.rewrite.then(|| plan.mapping.clone()))?;
         outcome.bytes = bytes;
         finish(&plan, record, &maint)?;
         Ok(report)
@@ -231,12 +234,13 @@ fn plan(record: Option<&DatabaseRecord>, server: &Server, name: &str, opts: &Tar
         missing,
         memberships: Vec::new(),
         tablespaces: Vec::new(),
-        rules: None,
+        mapping: RoleRules::default(),
+        rewrite: false,
         notes: Vec::new(),
         create,
     };
     plan_globals(&mut plan, rec, server, record.is_some())?;
-    plan.rules = role_rules(&plan, record, server, owner_to);
+    (plan.mapping, plan.rewrite) = role_rules(&plan, record, server, owner_to);
     Ok(plan)
 }
 
@@ -342,13 +346,13 @@ fn plan_globals(plan: &mut Plan, rec: &DatabaseRecord, server: &Server, recorded
     Ok(())
 }
 
-/// How roles map while the dump loads; `None` when nothing changes.
+/// How roles map onto the target, and whether that changes anything in the dump.
 fn role_rules(
     plan: &Plan,
     record: Option<&DatabaseRecord>,
     server: &Server,
     owner: Option<String>,
-) -> Option<RoleRules> {
+) -> (RoleRules, bool) {
     let mut existing: HashSet<String> = server.roles.clone();
     existing.extend(plan.create.iter().map(|r| r.name.clone()));
     let mut rules = RoleRules {
@@ -375,7 +379,8 @@ fn role_rules(
             }
         }
     }
-    (!rules.is_identity(&referenced)).then_some(rules)
+    let rewrite = !rules.is_identity(&referenced);
+    (rules, rewrite)
 }
 
 /// Creates roles, memberships, tablespaces and the database, recording each in `outcome` as it is made.
@@ -396,7 +401,11 @@ fn execute(
         outcome.roles_created = plan.create.iter().map(|r| r.name.clone()).collect();
     }
     for (t, owner) in &plan.tablespaces {
-        for sql in pg_sql::create_tablespace(t, owner) {
+        let mut statements = pg_sql::create_tablespace(t, owner);
+        if let (Some(acl), Some(rec)) = (&t.acl, record) {
+            statements.extend(grants("TABLESPACE", &t.name, owner, acl, plan, rec, &mut outcome.notes));
+        }
+        for sql in statements {
             maint.query(&sql).map_err(|e| {
                 step_failed(
                     &format!("creating tablespace {} at {} (its location on the old server)", t.name, t.location),
@@ -412,29 +421,42 @@ fn execute(
     outcome.database_created = true;
     outcome.owner = Some(plan.owner.clone());
     if let Some(acl) = &rec.database.acl {
-        for role in acl.iter().filter_map(|i| i.grantee.as_deref()).filter(|r| map_role(plan, rec, r).is_none()) {
-            outcome.notes.push(format!(
-                "the privileges of role {role} on database {} were left out: the role does not exist on the target",
-                plan.name
-            ));
-        }
-        let sql = pg_sql::database_acl(&plan.name, &plan.owner, acl, |r| map_role(plan, rec, r));
+        let sql = grants("DATABASE", &plan.name, &plan.owner, acl, plan, rec, &mut outcome.notes);
         maint.execute(&sql.join("\n"), true).map_err(|e| step_failed("granting the database's privileges", e))?;
     }
     Ok(())
 }
 
-/// A recorded role as it is on the target: the new owner for an owner under `--owner`, else itself if there.
-fn map_role(plan: &Plan, rec: &DatabaseRecord, role: &str) -> Option<String> {
-    let rules = plan.rules.as_ref();
-    if let Some(o) = rules.and_then(|r| r.owner.clone())
-        && rec.owners().iter().any(|x| x == role)
-    {
-        return Some(o);
+/// The statements that rebuild a database's or tablespace's ACL on the target, with a note for each grantee the
+/// target lacks.
+fn grants(
+    kind: &str,
+    name: &str,
+    owner: &str,
+    acl: &[AclItem],
+    plan: &Plan,
+    rec: &DatabaseRecord,
+    notes: &mut Vec<String>,
+) -> Vec<String> {
+    for role in acl.iter().filter_map(|i| i.grantee.as_deref()).filter(|r| map_role(plan, rec, r).is_none()) {
+        notes.push(format!(
+            "the privileges of role {role} on {} {name} were left out: the role does not exist on the target",
+            kind.to_lowercase()
+        ));
     }
-    let renamed = rules.and_then(|r| r.renamed.get(role).cloned());
-    let here = plan.existing.iter().any(|r| r == role) || plan.create.iter().any(|r| r.name == role);
-    renamed.or_else(|| here.then(|| role.to_string()))
+    pg_sql::acl_statements(kind, name, owner, acl, |r| map_role(plan, rec, r))
+}
+
+/// A recorded role as it is on the target: the new owner for an owner under `--owner`/`--no-owner`, the new
+/// name of a renamed one, else itself if the target has it (or is given it).
+fn map_role(plan: &Plan, rec: &DatabaseRecord, role: &str) -> Option<String> {
+    let m = &plan.mapping;
+    if let Some(o) = &m.owner
+        && (m.owners.contains(role) || rec.owners().iter().any(|x| x == role))
+    {
+        return Some(o.clone());
+    }
+    m.renamed.get(role).cloned().or_else(|| m.existing.contains(role).then(|| role.to_string()))
 }
 
 /// After the load: the database's settings, its roles' settings in it, its comment, whether it is a template.
@@ -540,6 +562,11 @@ fn describe(plan: Plan, mut outcome: TargetOutcome, report: Option<RewriteReport
         for (role, n) in &report.skipped {
             outcome.notes.push(format!(
                 "{n} statement(s) naming role {role} (privileges, default privileges, policy roles) were left out: the role does not exist on the target"
+            ));
+        }
+        for p in &report.policies_dropped {
+            outcome.notes.push(format!(
+                "row-security policy {p} was left out: it applies only to roles the target lacks, so without it every role that exists is treated the same"
             ));
         }
         if report.owners_changed > 0 {
