@@ -109,11 +109,12 @@ const PROBE: &str = r#"SELECT json_build_object(
                          WHERE (to_jsonb(v)->>'trusted')::bool), '[]')
 )::text FROM pg_catalog.pg_roles r WHERE r.rolname = current_user"#;
 
-/// The maintenance database of `conn`'s server (`postgres`, else `template1`) and what it says about the server.
+/// The maintenance database of `conn`'s server (`postgres`, else `template1`, else — on a managed server that
+/// lets its user into nothing else — the target database itself) and what it says about the server.
 fn probe(conn: &PgConn, database: &str) -> Result<(PgConn, Server)> {
     let sql = PROBE.replace("{db}", &literal(database));
-    let mut last = None;
-    for maintenance in ["postgres", "template1"] {
+    let mut first = None;
+    for maintenance in ["postgres", "template1", database] {
         let maint = conn.with_database(maintenance);
         match maint.query(&sql) {
             Ok(rows) => {
@@ -123,11 +124,14 @@ fn probe(conn: &PgConn, database: &str) -> Result<(PgConn, Server)> {
                 })?;
                 return Ok((maint, server));
             }
-            Err(e) if e.to_string().contains(&format!("database \"{maintenance}\" does not exist")) => last = Some(e),
+            // Another database may let us in; any other failure (password, network) is the same everywhere.
+            Err(e) if e.to_string().contains(&format!("database \"{maintenance}\"")) => {
+                first.get_or_insert(e);
+            }
             Err(e) => return Err(e),
         }
     }
-    Err(last.unwrap_or_else(|| Error::SourceFailed("no maintenance database".into())))
+    Err(first.unwrap_or_else(|| Error::SourceFailed("no database of the server could be reached".into())))
 }
 
 /// What the restore will do, decided before anything is changed.

@@ -305,6 +305,14 @@ fn owner_gives_everything_to_the_one_role_of_a_managed_server() {
     assert_same(&new.dump_with("bubblegum", &plain), &without_policy, "the database without owners and grants");
     assert_eq!(sql_as(&new, "solo", "solo-pw", "bubblegum", "SELECT count(*) FROM app.users"), "100");
 
+    // As the superuser: --owner solo gives solo everything all the same (the extension is created as solo), and
+    // --no-owner gives it all to the superuser.
+    p.ok(&["restore", &id, "--source", "db", "--to-postgres", &new.url("for_solo"), "--owner", "solo"]);
+    assert_eq!(new.sql("for_solo", &NOT_OWNED.replace("{role}", "solo")), "", "objects not owned by solo");
+    p.ok(&["restore", &id, "--source", "db", "--to-postgres", &new.url("mine"), "--no-owner"]);
+    assert_eq!(new.sql("mine", &NOT_OWNED.replace("{role}", "postgres")), "", "objects not owned by postgres");
+    assert_same(&new.dump_with("mine", &plain), &without_policy, "the --no-owner database without owners and grants");
+
     // As the superuser, with the owner made by hand (NOLOGIN) and --roles skip: the owner keeps everything and is
     // not altered; the roles that are missing stay missing and their privileges are left out.
     new.sql("postgres", "CREATE ROLE app NOLOGIN");
@@ -318,6 +326,13 @@ fn owner_gives_everything_to_the_one_role_of_a_managed_server() {
         new.sql("postgres", "SELECT rolcanlogin::text || rolcreatedb::text FROM pg_roles WHERE rolname = 'app'"),
         "falsefalse"
     );
+
+    // A provider that hands out one empty database and lets its role into no other: restored into that one.
+    new.sql("postgres", "CREATE DATABASE given OWNER solo");
+    new.sql("postgres", "REVOKE CONNECT ON DATABASE postgres, template1 FROM PUBLIC");
+    let given = new.url_as("solo", "solo-pw", "given");
+    p.ok(&["restore", &id, "--source", "db", "--to-postgres", &given, "--owner", "solo"]);
+    assert_eq!(new.sql("given", &NOT_OWNED.replace("{role}", "solo")), "", "objects not owned by solo");
 }
 
 #[test]
