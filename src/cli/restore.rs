@@ -20,6 +20,8 @@ use crate::ops::restore::{self, RestoreOptions, RestoreProgress};
 use crate::repo::catalog::SnapshotEntry;
 use crate::repo::reader::BlobReader;
 use crate::sources::pg_conn::PgConn;
+use crate::sources::pg_load;
+use crate::sources::pg_target::{self, OwnerPolicy, RolePolicy, TargetOptions};
 
 #[derive(Args, Debug)]
 #[command(after_help = "Paths are recreated under the target: /srv/app in the snapshot becomes TARGET/srv/app.
@@ -60,6 +62,17 @@ pub(crate) struct RestoreArgs {
     /// With --to-postgres: drop everything in the target database first
     #[arg(long, requires = "to_postgres")]
     pub clean: bool,
+    /// With --to-postgres: create the roles the database needs that the server lacks (`create`, the default
+    /// unless --owner/--no-owner), or none (`skip`: their privileges are left out)
+    #[arg(long, value_enum, value_name = "create|skip", requires = "to_postgres")]
+    pub roles: Option<RolesArg>,
+    /// With --to-postgres: ROLE owns the database and everything in it, and no roles are created (unless
+    /// --roles create); privileges of roles the server lacks are left out
+    #[arg(long, value_name = "ROLE", requires = "to_postgres", conflicts_with = "no_owner")]
+    pub owner: Option<String>,
+    /// With --to-postgres: the connecting role owns the database and everything in it (as pg_restore --no-owner)
+    #[arg(long, requires = "to_postgres")]
+    pub no_owner: bool,
     /// Write the source's objects into this bucket and prefix (s3://bucket/prefix?endpoint=URL&region=R)
     #[arg(long, value_name = "URL", requires = "source", conflicts_with = "target")]
     pub to_s3: Option<String>,
@@ -76,6 +89,15 @@ pub(crate) struct RestoreArgs {
     pub overwrite: bool,
     #[command(flatten)]
     pub filter: FilterArgs,
+}
+
+/// `--roles`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub(crate) enum RolesArg {
+    /// Create every role the database needs that the server lacks
+    Create,
+    /// Create none
+    Skip,
 }
 
 pub(crate) fn restore(g: &Context, a: &RestoreArgs) -> anyhow::Result<i32> {
@@ -103,7 +125,7 @@ fn restore_in(g: &Context, a: &RestoreArgs, s: &mut crate::repo::session::Sessio
         None => entry.snapshot.tree,
     };
     if let Some(url) = &a.to_postgres {
-        return to_postgres(g, &reader, &entry, a.source.as_deref().unwrap_or_default(), url, a.clean);
+        return to_postgres(g, &reader, &entry, a, url);
     }
     let entries = restore::walk(&reader, &root, includes.as_ref())?;
     if let Some(url) = &a.to_s3 {
@@ -165,47 +187,81 @@ fn to_dir(
     Ok(exit::OK)
 }
 
-/// `restore --source NAME --to-postgres URL`: loads the dump into a database, in one transaction.
+/// `restore --source NAME --to-postgres URL`: the database onto a server (created there with its roles when
+/// missing), the dump loaded in one transaction.
 fn to_postgres(
     g: &Context,
     reader: &BlobReader<'_>,
     entry: &SnapshotEntry,
-    source: &str,
+    a: &RestoreArgs,
     url: &str,
-    clean: bool,
 ) -> anyhow::Result<i32> {
     let secret = crate::config::Secret::new(url);
     let child_env = g.child_env().withholding(secret.env_name());
     let conn = PgConn::parse(&secret.resolve()?)?.with_child_env(child_env);
-    let (path, node, format) =
-        crate::sources::test_restore::find_dump(reader, &entry.snapshot.tree, source.trim_matches('/'))?;
-    if clean {
-        conn.clean()?;
-    } else if !conn.is_empty()? {
-        anyhow::bail!(
-            "database {} is not empty; restore into an empty database, or pass --clean to drop everything in it first",
-            conn.display()
-        );
-    }
+    let source = a.source.as_deref().unwrap_or_default().trim_matches('/');
+    let tree = &entry.snapshot.tree;
+    let (path, node, format) = crate::sources::test_restore::find_dump(reader, tree, source)?;
+    let record = pg_target::read_record(crate::sources::test_restore::find_record(reader, tree, source)?)?;
+    let opts = TargetOptions {
+        roles: a.roles.map(|r| match r {
+            RolesArg::Create => RolePolicy::Create,
+            RolesArg::Skip => RolePolicy::Skip,
+        }),
+        owner: match (&a.owner, a.no_owner) {
+            (Some(r), _) => OwnerPolicy::Role(r.clone()),
+            (None, true) => OwnerPolicy::Connecting,
+            (None, false) => OwnerPolicy::Recorded,
+        },
+        clean: a.clean,
+    };
     let started = std::time::Instant::now();
-    let bytes = crate::sources::pg_conn::load_dump(&conn, format, |w| {
-        restore::dump(reader, &node, &path, w, "the database restore")
+    let outcome = pg_target::restore(&conn, record.as_ref(), &opts, |target, rules| {
+        pg_load::load_dump_with(target, format, rules, |w| {
+            restore::dump(reader, &node, &path, w, "the database restore")
+        })
     })?;
+    for n in &outcome.notes {
+        eprintln!("gumvault: note: {n}");
+    }
     if g.json {
-        println!(
-            "{}",
-            json!({ "snapshot_id": entry.id.to_hex(), "dump": path, "database": conn.display(), "bytes": bytes })
-        );
+        let mut v = json!({ "snapshot_id": entry.id.to_hex(), "dump": path });
+        if let (Some(obj), serde_json::Value::Object(more)) = (v.as_object_mut(), serde_json::to_value(&outcome)?) {
+            obj.extend(more);
+        }
+        println!("{v}");
     } else if !g.quiet {
-        println!(
-            "restored {path} of snapshot {} into {} ({} in {})",
-            entry.id.short(),
-            conn.display(),
-            format::bytes(bytes),
-            format::duration(started.elapsed().as_secs_f64())
-        );
+        print_postgres(entry, &path, &outcome, record.is_some(), started.elapsed().as_secs_f64());
     }
     Ok(exit::OK)
+}
+
+/// What `--to-postgres` did, for a person.
+fn print_postgres(entry: &SnapshotEntry, path: &str, o: &pg_target::TargetOutcome, recorded: bool, secs: f64) {
+    let names = |v: &[String]| if v.is_empty() { "none".to_string() } else { v.join(", ") };
+    if recorded {
+        println!(
+            "roles created: {}; already there (left as they were): {}",
+            names(&o.roles_created),
+            names(&o.roles_existing)
+        );
+        if !o.roles_missing.is_empty() {
+            println!("roles missing on the server (not created): {}", names(&o.roles_missing));
+        }
+    }
+    for t in &o.tablespaces_created {
+        println!("created tablespace {t}");
+    }
+    if o.database_created {
+        println!("created database {} (owner {})", o.database, o.owner.as_deref().unwrap_or("?"));
+    }
+    println!(
+        "restored {path} of snapshot {} into {} ({} in {})",
+        entry.id.short(),
+        o.database,
+        format::bytes(o.bytes),
+        format::duration(secs)
+    );
 }
 
 /// `restore --source NAME --to-s3 URL`: writes the source's files back as objects.

@@ -63,7 +63,8 @@ fn run_logical(
     source: &PostgresSource,
 ) -> anyhow::Result<i32> {
     let queries = job.test_restore.as_ref().map(|t| t.queries.clone()).unwrap_or_default();
-    let admin = match job.test_restore.as_ref().and_then(|t| t.admin_url.as_ref()) {
+    let admin_url = job.test_restore.as_ref().and_then(|t| t.admin_url.as_ref());
+    let admin = match admin_url {
         Some(url) => PgConn::parse(&url.resolve()?)?,
         None => PgConn::from_source(source)?,
     }
@@ -78,6 +79,7 @@ fn run_logical(
         let reader = BlobReader::new(&s.repo, &mut s.catalog);
         crate::sources::test_restore::run(&reader, entry.id, &entry.snapshot.tree, &source.name, &admin, &queries)
     };
+    let report = report.map_err(|e| with_admin_hint(e, &a.job, admin_url.is_some()));
     let record = RunRecord {
         ok: report.as_ref().is_ok_and(|r| r.ok),
         bytes: report.as_ref().map(|r| r.restored_bytes).unwrap_or(0),
@@ -89,6 +91,25 @@ fn run_logical(
     let report = report?;
     print_report(g, &a.job, entry.id, &report)?;
     Ok(if report.ok { exit::OK } else { exit::VERIFY_FAILED })
+}
+
+/// A scratch database the source's own role may not create: the fix is a connection that may.
+fn with_admin_hint(e: crate::Error, job: &str, admin_url_set: bool) -> crate::Error {
+    match e {
+        crate::Error::SourceFailed(m) if m.contains("permission denied to create database") => {
+            let fix = if admin_url_set {
+                format!(
+                    "the role of test_restore.admin_url in [jobs.{job}.test_restore] may not create databases: give it CREATEDB, or point admin_url at a superuser's connection"
+                )
+            } else {
+                format!(
+                    "the test restore creates a scratch database, which the application's role may not: set admin_url in [jobs.{job}.test_restore] (test_restore.admin_url) to a connection of a role with CREATEDB on the same server, e.g. \"env:TEST_RESTORE_ADMIN_URL\" holding postgres://postgres:…@host/postgres"
+                )
+            };
+            crate::Error::SourceFailed(format!("{m}; {fix}"))
+        }
+        other => other,
+    }
 }
 
 /// A `postgres-physical` source: its newest base backup recovered in a scratch cluster; the time until it

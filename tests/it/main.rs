@@ -12,6 +12,7 @@ mod full_disk;
 mod history;
 mod house;
 mod lifecycle;
+mod pg_disaster;
 mod pitr;
 mod regions;
 mod restore_safety;

@@ -194,6 +194,11 @@ impl PgServer {
         format!("postgres://{USER}:{PASSWORD}@127.0.0.1:{}/{db}", self.port)
     }
 
+    /// A URL for another role, with its password.
+    pub fn url_as(&self, user: &str, password: &str, db: &str) -> String {
+        format!("postgres://{user}:{password}@127.0.0.1:{}/{db}", self.port)
+    }
+
     /// A client program of this server's version, connected with the password.
     pub fn client(&self, program: &str) -> Command {
         let mut c = Command::new(self.bin.join(program));
@@ -241,12 +246,30 @@ impl PgServer {
 
     /// A plain pg_dump of `db` without the random `\restrict` lines PostgreSQL 15.14+ writes, for comparisons.
     pub fn dump(&self, db: &str) -> String {
-        let out = check(self.client("pg_dump").args(["--format=plain", db]).output().expect("pg_dump"), "pg_dump");
+        self.dump_with(db, &[])
+    }
+
+    /// A plain pg_dump of `db` with extra options (`--no-owner`, `--schema-only`, …), `\restrict` lines left out.
+    pub fn dump_with(&self, db: &str, opts: &[&str]) -> String {
+        let out = check(
+            self.client("pg_dump").args(["--format=plain"]).args(opts).arg(db).output().expect("pg_dump"),
+            "pg_dump",
+        );
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
             .collect::<Vec<_>>()
             .join("\n")
+    }
+
+    /// A directory the server's user owns (for a tablespace), removed with the returned guard.
+    pub fn server_dir(&self) -> TempDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        if is_root() {
+            let ok = Command::new("chown").arg("postgres:").arg(dir.path()).status().expect("chown");
+            assert!(ok.success());
+        }
+        dir
     }
 
     pub fn bin_dir(&self) -> &Path {
