@@ -250,9 +250,6 @@ impl<'a> Daemon<'a> {
             error: child.error.clone(),
             detail: json!({ "exit_code": child.code, "interrupted": interrupted }),
         };
-        if let Some(rto) = child.stdout.get("rto_seconds") {
-            record.detail["rto_seconds"] = rto.clone();
-        }
         if child.incomplete {
             record.mark_incomplete(&unreadable_of(&child.stdout));
         }

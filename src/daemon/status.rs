@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::recovery::{self, Archives, Recovery};
+use super::recovery::{self, ArchiveView, Archives, PushFailure, Recovery};
 use crate::config::{Config, Job};
 use crate::error::Result;
 use crate::ops::sync::RegionHealth;
@@ -175,12 +175,46 @@ pub struct Status {
 pub fn of_session(config: &Config, s: &Session, with_regions: bool, now: jiff::Timestamp) -> Result<Status> {
     let regions =
         if with_regions || s.repo.region_count() > 1 { Some(crate::ops::sync::health(&s.repo)?) } else { None };
-    compute(config, &s.catalog, now, regions, &archives_of(&s.repo))
+    compute(config, &s.catalog, now, regions, &archives_of(&s.repo, &s.cache_dir, &s.url))
 }
 
-/// What the repository's WAL archives say, for the recovery points of physical sources.
-pub fn archives_of(_repo: &crate::repo::Repository) -> Archives {
-    Archives::default()
+/// What the repository's WAL archives say (one listing of `wal/`), for the recovery points of physical sources,
+/// and whether `wal-push` from this machine (with this cache directory) fails. Neither is fatal to a status: an
+/// archive that cannot be listed shows as no archive (the regions' health says why), a state file that cannot be
+/// read as no failure, each with a warning.
+pub fn archives_of(repo: &crate::repo::Repository, cache_dir: &std::path::Path, url: &str) -> Archives {
+    let clusters = match crate::ops::wal::archive_status(repo) {
+        Ok(summaries) => summaries
+            .into_iter()
+            .map(|a| {
+                let newest = a.newest_segment.zip(a.newest_time);
+                (a.system_id, ArchiveView { newest })
+            })
+            .collect(),
+        Err(e) => {
+            eprintln!("gumvault: warning: cannot list the WAL archive: {e}");
+            Default::default()
+        }
+    };
+    let push_failing = match crate::ops::wal::read_push_state(cache_dir, url) {
+        Ok(state) => state.and_then(|s| push_failure(&s)),
+        Err(e) => {
+            eprintln!("gumvault: warning: {e}");
+            None
+        }
+    };
+    Archives { clusters, push_failing }
+}
+
+/// The failure of a push state whose newest push failed.
+fn push_failure(s: &crate::ops::wal::PushState) -> Option<PushFailure> {
+    let last = s.last_failure.as_ref().filter(|_| s.failing())?;
+    Some(PushFailure {
+        time: last.time,
+        failures: s.consecutive_failures,
+        file: last.file.clone(),
+        error: last.error.clone().unwrap_or_default(),
+    })
 }
 
 /// Computes every job's status at `now`.

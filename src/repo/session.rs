@@ -15,6 +15,10 @@ pub struct Session {
     pub repo: Repository,
     /// Its local catalog.
     pub catalog: Catalog,
+    /// The URL it was opened at (local state such as the WAL push outcome is kept by URL).
+    pub url: String,
+    /// The local cache directory (the catalog's, and `wal-push`'s state).
+    pub cache_dir: PathBuf,
 }
 
 /// Where a repository is and which of its regions to use.
@@ -59,6 +63,6 @@ impl Session {
     pub fn open(opts: &OpenOptions, password: &[u8]) -> Result<Session> {
         let repo = Repository::open_with(opts, password)?;
         let catalog = Catalog::open(&opts.cache_dir, &repo)?;
-        Ok(Session { repo, catalog })
+        Ok(Session { repo, catalog, url: opts.url.clone(), cache_dir: opts.cache_dir.clone() })
     }
 }

@@ -21,3 +21,4 @@ mod s3;
 mod secrets;
 mod stack;
 mod vanished_region;
+mod wal;

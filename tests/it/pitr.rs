@@ -304,6 +304,7 @@ fn a_test_restore_recovers_a_scratch_cluster_runs_the_queries_and_records_the_me
     let last = &status["jobs"][0]["lastTestRestore"];
     assert_eq!(last["ok"], true, "{status}");
     assert_eq!(last["detail"]["measured_rto_secs"].as_f64(), Some(rto), "{status}");
+    assert_eq!(status["jobs"][0]["measuredRtoSeconds"].as_f64(), Some(rto), "the job's measured RTO: {status}");
     let text = vault.ok_root(&["status"]);
     assert!(text.contains("measured RTO"), "{text}");
 
@@ -419,4 +420,57 @@ fn point_in_time_recovery_from_the_wal_archive_to_each_moment_on_either_timeline
     let alone = url_and_password_only(&vault, &vault.regions[1], "cache-fresh-2");
     let server = recover(&vault, alone, &["--at", &times[1], "--timeline", "1"], false, "cache-pg-fresh-2");
     assert_eq!(phases(&server), "1|100\n2|100");
+}
+
+/// `status --json` of the vault as the postgres user, whose cache holds what `wal-push` recorded.
+fn status_as_pg(vault: &Vault) -> (i32, serde_json::Value) {
+    let out = vault.as_pg().args(["status", "--json"]).output().unwrap();
+    let json = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("bad status JSON: {e}\n{}{}", stdout(&out), stderr(&out)));
+    (code(&out), json)
+}
+
+#[test]
+fn status_takes_the_recovery_point_from_the_archived_wal_and_turns_critical_while_pushing_fails() {
+    let vault = Vault::new(1);
+    let cache = vault.path("cache-pg").display().to_string();
+    let primary = PgServer::start_with(&vault.archiving().env("GUMVAULT_CACHE_DIR", &cache));
+    vault.write_config_with(Some((&primary, "archive")), "\n[jobs.pg]\nrpo = \"1h\"\n");
+    primary.create_db("shop");
+    primary.sql("shop", "CREATE TABLE t (phase int, i int)");
+    vault.ok_pg(&["run", "pg"]);
+    commit_phase(&primary, 1);
+    archive_now(&primary);
+    let newest = primary.sql("shop", "SELECT last_archived_wal FROM pg_stat_archiver");
+
+    // The recovery point is the newest archived segment, newer than the base backup's snapshot.
+    let (exit, st) = status_as_pg(&vault);
+    let job = &st["jobs"][0];
+    let point = &job["sources"][0]["recoveryPoint"];
+    assert_eq!((exit, &point["kind"], &point["from"]), (0, &"wal".into(), &newest.clone().into()), "{st}");
+    assert!(point["ageSeconds"].as_i64().unwrap() < 60, "{st}");
+    assert_eq!(job["recoveryPoint"]["kind"], "wal", "{st}");
+
+    // Pushing fails (the archive's directory is read-only for the archiver): the job is critical and says why.
+    let wal_dir = vault.regions[0].join("wal");
+    let chmod =
+        |mode: &str| assert!(Command::new("chmod").args(["-R", mode]).arg(&wal_dir).status().unwrap().success());
+    chmod("a-w");
+    primary.sql("shop", "INSERT INTO t VALUES (2, 1)");
+    let failing = primary.sql("shop", "SELECT pg_walfile_name(pg_switch_wal())");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while primary.sql("shop", "SELECT failed_count FROM pg_stat_archiver") == "0" {
+        assert!(Instant::now() < deadline, "the archiver never failed:\n{}", primary.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (exit, st) = status_as_pg(&vault);
+    let reasons = st["jobs"][0]["reasons"].to_string();
+    assert_eq!((exit, &st["status"]), (9, &"critical".into()), "{st}");
+    assert!(reasons.contains("WAL archiving fails") && reasons.contains(&failing), "{reasons}");
+
+    // Once the archive takes files again, PostgreSQL's retry succeeds and the job is healthy.
+    chmod("u+w");
+    archive_now(&primary);
+    let (exit, st) = status_as_pg(&vault);
+    assert_eq!((exit, &st["status"]), (0, &"healthy".into()), "{st}");
 }

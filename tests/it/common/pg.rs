@@ -34,7 +34,7 @@ fn is_root() -> bool {
 }
 
 /// A command run as the unprivileged `postgres` user when we are root (initdb and postgres refuse root).
-fn as_pg_user(program: &Path) -> Command {
+pub fn as_pg_user(program: &Path) -> Command {
     if is_root() {
         let mut c = Command::new("runuser");
         c.args(["-u", "postgres", "--"]).arg(program);
