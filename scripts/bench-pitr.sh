@@ -3,13 +3,17 @@
 # the same pgbench cluster. Full backup time, size and peak memory; a second backup after pgbench activity; a
 # restore to a point in time until the recovered server answers as a primary.
 #
-#   scripts/bench-pitr.sh [SCALE] [PGBENCH_SECONDS]      (as root; defaults 100 and 300)
+#   scripts/bench-pitr.sh [SCALE] [PGBENCH_SECONDS] [LAG_SECONDS]   (as root; defaults 100, 300 and 120)
+#
+# First, with gumvault's wal-push alone as the archive_command, pgbench at full speed for LAG_SECONDS: the WAL
+# rate it makes and the archive lag (segments waiting in archive_status, sampled every second).
 #
 # Needs: a release build (target/release/gumvault or $GUMVAULT), Debian's postgresql-15 and pgbackrest, /usr/bin/time.
 # Everything runs as the postgres OS user in a fresh directory ($BENCH_DIR, default /tmp/gumvault-bench-pitr).
 set -euo pipefail
 SCALE=${1:-100}
 SECONDS_BUSY=${2:-300}
+LAG_SECONDS=${3:-120}
 GV=${GUMVAULT:-$(pwd)/target/release/gumvault}
 BIN=/usr/lib/postgresql/15/bin
 DIR=${BENCH_DIR:-/tmp/gumvault-bench-pitr}
@@ -82,6 +86,27 @@ echo "pgbench -i -s $SCALE" | tee -a "$DIR/results"
 as_pg "$BIN/pgbench" -h "$DIR" -p "$PORT" -i -q -s "$SCALE" postgres > /dev/null 2>&1
 as_pg "$BIN/psql" -h "$DIR" -p "$PORT" -d postgres -Atc "checkpoint; select pg_switch_wal()" > /dev/null
 echo "database size: $(as_pg "$BIN/psql" -h "$DIR" -p "$PORT" -d postgres -Atc "select pg_database_size('postgres')")" | tee -a "$DIR/results"
+
+# WAL rate and archive lag with wal-push alone archiving, pgbench as fast as it goes.
+sql() { as_pg "$BIN/psql" -h "$DIR" -p "$PORT" -d postgres -Atc "$1"; }
+sql "alter system set archive_command = '$GV --config $DIR/gumvault.toml wal-push %p'" > /dev/null
+sql "select pg_reload_conf()" > /dev/null
+start_lsn=$(sql "select pg_current_wal_lsn()")
+as_pg "$BIN/pgbench" -h "$DIR" -p "$PORT" -n -c 2 -j 2 -T "$LAG_SECONDS" postgres > "$DIR/pgbench-lag.out" 2>&1 &
+bench_pid=$!
+max_ready=0; samples=0; sum_ready=0
+while kill -0 "$bench_pid" 2> /dev/null; do
+  ready=$(sql "select count(*) from pg_ls_archive_statusdir() where name like '%.ready'")
+  max_ready=$(( ready > max_ready ? ready : max_ready )); sum_ready=$(( sum_ready + ready )); samples=$(( samples + 1 ))
+  sleep 1
+done
+wait "$bench_pid"
+end_lsn=$(sql "select pg_current_wal_lsn()")
+wal_bytes=$(sql "select pg_wal_lsn_diff('$end_lsn', '$start_lsn')::bigint")
+grep -E "^tps" "$DIR/pgbench-lag.out" | sed 's/^/lag phase /' | tee -a "$DIR/results"
+echo "lag phase wal_bytes=$wal_bytes wal_mib_per_s=$(python3 -c "print(round($wal_bytes / $LAG_SECONDS / 1048576, 2))") archive_lag_segments max=$max_ready mean=$(python3 -c "print(round($sum_ready / max($samples, 1), 2))") samples=$samples" | tee -a "$DIR/results"
+sql "alter system reset archive_command" > /dev/null
+sql "select pg_reload_conf()" > /dev/null
 
 # Full backups.
 timed gv_full "$GV" --config "$DIR/gumvault.toml" run bench

@@ -213,8 +213,12 @@ names = ["DATABASE_URL", "STRIPE_SECRET_KEY"]
         let text = include_str!("../../docs/gumvault.example.toml");
         let c = parse(text).unwrap();
         let job = c.job("bubblegum").unwrap();
-        assert_eq!(job.sources.len(), 5);
+        assert_eq!(job.sources.len(), 4);
         assert_eq!(job.test_restore.as_ref().unwrap().queries.len(), 2);
+        let pitr = c.job("pitr").unwrap();
+        assert_eq!(pitr.sources[0].get_ref().kind(), "postgres-physical");
+        assert_eq!(pitr.rpo.map(|d| d.0.as_secs()), Some(3600));
+        assert_eq!(c.job("uploads").unwrap().sources[0].get_ref().kind(), "s3");
     }
 
     #[test]
