@@ -25,7 +25,7 @@ pub(crate) struct InitArgs {
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub kdf_iterations: u32,
     /// Add or replace a chunker profile: NAME=MIN/AVG/MAX with sizes like 4K, 16K, 1M (repeatable).
-    /// Defaults: files=256K/1M/4M, stream=2K/8K/64K
+    /// Defaults: files=256K/1M/4M, stream=2K/8K/64K, pages=8K/32K/256K (PostgreSQL base backups)
     #[arg(long = "chunker-profile", value_name = "NAME=MIN/AVG/MAX", value_parser = parse_profile)]
     pub chunker_profiles: Vec<(String, ChunkerParams)>,
     /// Target size of data packs in MiB (default 16; smaller packs mean more objects, larger ones bigger reads)

@@ -54,7 +54,11 @@ impl RepoConfig {
 
 /// The built-in chunker profiles (measured in docs/benchmarks.md).
 pub fn default_profiles() -> BTreeMap<String, ChunkerParams> {
-    BTreeMap::from([("files".to_string(), ChunkerParams::FILES), ("stream".to_string(), ChunkerParams::STREAM)])
+    BTreeMap::from([
+        ("files".to_string(), ChunkerParams::FILES),
+        ("stream".to_string(), ChunkerParams::STREAM),
+        ("pages".to_string(), ChunkerParams::PAGES),
+    ])
 }
 
 /// Parses and validates the config's plaintext, refusing unknown versions.

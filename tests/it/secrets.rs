@@ -94,6 +94,17 @@ fn pg_dump_and_redis_cli_get_their_own_password_and_nothing_else() {
     // Stand-ins that put what they were given into the dump itself.
     script(&bin.join("pg_dump"), "env\necho 'SELECT 1;'");
     script(&bin.join("redis-cli"), "printf 'REDIS0011\\n'\nenv");
+    // psql reads the database's properties (roles, settings) for the restore onto a new server: the stand-in
+    // answers the two queries with "no passwords readable" and an empty record, and keeps its environment.
+    let record = serde_json::to_string(&gumvault::sources::pg_record::DatabaseRecord::empty("app")).unwrap();
+    let psql_env = env.path("psql-env.txt");
+    script(
+        &bin.join("psql"),
+        &format!(
+            "env >> '{}'\ncase \"$*\" in *has_table_privilege*) echo f ;; *) cat <<'EOF'\n{record}\nEOF\n;; esac",
+            psql_env.display()
+        ),
+    );
     let config = env.path("gumvault.toml");
     std::fs::write(
         &config,
@@ -118,6 +129,11 @@ fn pg_dump_and_redis_cli_get_their_own_password_and_nothing_else() {
     for other in ["sk_live_withheld_0001", "APP_DATABASE_URL", "STRIPE_SECRET_KEY"] {
         assert!(!dump.contains(other), "pg_dump got {other}:\n{dump}");
     }
+
+    let seen = std::fs::read_to_string(&psql_env).unwrap();
+    assert!(seen.contains("PGPASSWORD=pg-own-password"), "psql gets the source's password:\n{seen}");
+    assert_no_secret(&seen, &env, "psql");
+    assert!(!seen.contains("sk_live_withheld_0001"), "psql got another source's secret:\n{seen}");
 
     let rdb = env.ok(&["dump", "latest", "/cache/dump.rdb"]);
     assert!(rdb.starts_with("REDIS0011"));

@@ -11,12 +11,21 @@ use crate::format::id::Id;
 use crate::format::tree::{Node, Tree};
 use crate::ops::globs::PathGlobs;
 
-/// Saves every source; returns the root tree. `ctx` carries the files profile; `stream_params` is the stream
+/// The chunker parameters of a job's sources that are not file trees.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct JobParams {
+    /// The `stream` profile's.
+    pub stream: ChunkerParams,
+    /// The `pages` profile's.
+    pub pages: ChunkerParams,
+}
+
+/// Saves every source; returns the root tree. `ctx` carries the files profile; `job_params` the stream and pages
 /// profile. Optional sources that failed are added to `skipped` with the reason.
 pub(super) fn save_job(
     ctx: &BackupContext<'_, '_>,
     sources: &[Box<dyn JobSource>],
-    stream_params: ChunkerParams,
+    job_params: JobParams,
     parent_root: Option<&Tree>,
     skipped: &Mutex<Vec<String>>,
 ) -> Result<Id> {
@@ -25,7 +34,8 @@ pub(super) fn save_job(
     for source in sources {
         let params = match source.profile() {
             Profile::Files => ctx.params,
-            Profile::Stream => stream_params,
+            Profile::Stream => job_params.stream,
+            Profile::Pages => job_params.pages,
         };
         let source_ctx = ctx.derive(params, &no_excludes);
         let parent_node = parent_root.and_then(|t| t.find(source.name().as_bytes()));

@@ -51,8 +51,8 @@ struct Setup {
     profile: String,
     /// Parameters of files (and of everything, outside a job).
     params: ChunkerParams,
-    /// Parameters of a job's stream sources.
-    stream_params: ChunkerParams,
+    /// Parameters of a job's stream and pages sources.
+    job_params: job::JobParams,
     /// The job's name, for a job.
     job: Option<String>,
 }
@@ -71,14 +71,18 @@ impl Setup {
             }
         };
         let profile = opts.chunker.clone().unwrap_or_else(|| default_profile.to_string());
-        let (params, stream_params) = match &job {
-            Some(_) => (repo.chunker_profile("files")?, repo.chunker_profile("stream")?),
+        let (params, job_params) = match &job {
+            Some(_) => {
+                let stream = repo.chunker_profile("stream")?;
+                let pages = repo.chunker_profile("pages").unwrap_or(stream);
+                (repo.chunker_profile("files")?, job::JobParams { stream, pages })
+            }
             None => {
                 let p = repo.chunker_profile(&profile)?;
-                (p, p)
+                (p, job::JobParams { stream: p, pages: p })
             }
         };
-        Ok(Setup { paths, profile, params, stream_params, job })
+        Ok(Setup { paths, profile, params, job_params, job })
     }
 
     fn path_strings(&self) -> Vec<String> {
@@ -259,7 +263,7 @@ fn save_source(
         Source::Paths(_) => fs::save_paths(ctx, &setup.paths, parent_root.as_ref()),
         Source::Stream { name, reader } => save_stream_root(ctx, &name, reader, "standard input"),
         Source::Command { argv, name } => save_command(ctx, &argv, &name),
-        Source::Job { sources, .. } => job::save_job(ctx, &sources, setup.stream_params, parent_root.as_ref(), skipped),
+        Source::Job { sources, .. } => job::save_job(ctx, &sources, setup.job_params, parent_root.as_ref(), skipped),
     }
 }
 

@@ -17,6 +17,9 @@ pub enum Profile {
     Files,
     /// The repository's `stream` profile.
     Stream,
+    /// The repository's `pages` profile (database pages); `stream` in a repository made before it existed, so
+    /// that base backups keep deduplicating against the ones already stored.
+    Pages,
 }
 
 /// One source of a job (a database, a bucket, files, …), as backup sees it: something that saves itself as a

@@ -1,5 +1,5 @@
 //! The `postgres-physical` source: `pg_basebackup -Ft -D - -c fast` streamed as tar into the source's directory
-//! (file by file, cut by the `stream` profile), and the [`BaseBackup`] that tells recovery where its WAL starts
+//! (file by file, cut by the `pages` profile), and the [`BaseBackup`] that tells recovery where its WAL starts
 //! and ends.
 
 use std::process::Command;
@@ -38,7 +38,7 @@ impl JobSource for PhysicalSource {
     }
 
     fn profile(&self) -> Profile {
-        Profile::Stream
+        Profile::Pages
     }
 
     fn save(&self, ctx: &BackupContext<'_, '_>, parent: Option<&Tree>) -> Result<Id> {
