@@ -135,6 +135,8 @@ pub enum StorageErrorKind {
     /// The region is not this repository (its directory is missing, or it holds no or another repository): it
     /// is not used.
     Unavailable,
+    /// The repository is open read-only (`--as-of`).
+    ReadOnly,
     /// Anything else (network, timeouts, the service's own errors).
     Other,
 }
