@@ -10,6 +10,7 @@ mod inspect;
 mod maintenance;
 mod password;
 mod progress;
+mod protect;
 mod regions;
 mod repair;
 mod repo_cmds;
@@ -110,6 +111,32 @@ pub(crate) enum Commands {
     /// Manage the local catalog cache
     #[command(subcommand)]
     Catalog(repo_cmds::CatalogCommand),
+    /// S3 Object Lock: extend the locks of what the repository still needs
+    #[command(subcommand)]
+    Lock(protect::LockCommand),
+    /// Print example IAM policies for a backup role (append-only) and a maintenance role
+    #[command(subcommand)]
+    Policy(protect::PolicyCommand),
+}
+
+impl Commands {
+    /// True for the commands that only read the repository: the ones `--as-of` (a read-only view of the past)
+    /// allows.
+    fn only_reads(&self) -> bool {
+        match self {
+            Commands::Snapshots(_)
+            | Commands::Restore(_)
+            | Commands::Dump(_)
+            | Commands::Ls(_)
+            | Commands::Check(_)
+            | Commands::Diff(_)
+            | Commands::Stats(_)
+            | Commands::Regions(_)
+            | Commands::Policy(_) => true,
+            Commands::Sync(a) => a.into.is_some(),
+            _ => false,
+        }
+    }
 }
 
 /// Parses arguments, runs the command, prints errors; returns the exit code.
@@ -129,6 +156,13 @@ pub fn run() -> i32 {
 
 fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
     let g = &Context::new(&cli.global)?;
+    if cli.global.as_of.is_some() && !cli.command.only_reads() {
+        return Err(crate::Error::InvalidInput(format!(
+            "{}; allowed with --as-of: snapshots, ls, restore, dump, check, diff, stats, regions, and sync --into URL",
+            crate::repo::lock::read_only_message()
+        ))
+        .into());
+    }
     match &cli.command {
         Commands::Init(a) => repo_cmds::init(g, a),
         Commands::Backup(a) => backup::run(g, a),
@@ -153,6 +187,8 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Commands::Prune(a) => maintenance::prune_cmd(g, a),
         Commands::Key(k) => repo_cmds::key(g, k),
         Commands::Catalog(c) => repo_cmds::catalog(g, c),
+        Commands::Lock(c) => protect::lock(g, c),
+        Commands::Policy(c) => protect::policy(g, c),
     }
 }
 

@@ -12,13 +12,16 @@ use jiff::Timestamp;
 use super::backend::{Backend, Bucket, ObjectVersion};
 use crate::error::{Result, StorageError, StorageErrorKind};
 
+/// path → (version, size), or why the listing failed.
+type View = std::result::Result<BTreeMap<String, (String, u64)>, String>;
+
 /// A read-only view of a versioned bucket at a point in time.
 pub struct AsOfBackend {
     inner: Box<dyn Backend>,
     at: Timestamp,
     region: String,
     /// path → (version, size) of the newest version at or before `at` that is not a delete marker.
-    view: OnceLock<std::result::Result<BTreeMap<String, (String, u64)>, String>>,
+    view: OnceLock<View>,
 }
 
 impl AsOfBackend {

@@ -8,16 +8,7 @@ use reqwest::Method;
 use super::s3api::{S3Api, content_md5, xml_value};
 use crate::error::{Error, Result};
 
-/// Object Lock mode: governance (a user with `s3:BypassGovernanceRetention` may shorten it) or compliance
-/// (nobody can, not even the account's root user).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LockMode {
-    /// `GOVERNANCE`.
-    Governance,
-    /// `COMPLIANCE`.
-    Compliance,
-}
+pub use crate::format::repo_config::LockMode;
 
 impl LockMode {
     /// The name S3 uses.

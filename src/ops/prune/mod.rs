@@ -13,6 +13,7 @@
 mod execute;
 mod mark;
 pub mod plan;
+pub mod purge;
 mod state;
 
 use jiff::Timestamp;
@@ -66,6 +67,34 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, now: Timestamp) -> Result<P
     let mut report = plan.report(&st, &marked);
     if !opts.dry_run {
         report.index_segments_written = execute::execute(repo, &st, &marked, plan)?;
+    }
+    if let Some(lock) = repo.object_lock() {
+        if !opts.dry_run {
+            report.locks_extended = Some(crate::ops::lock::extend(repo, now)?.extended);
+        }
+        report.purge = Some(purge_versions(repo, lock.period(), now, opts.dry_run)?);
+    }
+    Ok(report)
+}
+
+/// With Object Lock: deletes, in every versioned region, the old versions whose lock has run out (see
+/// [`purge`]); with `dry_run` only counts them.
+fn purge_versions(
+    repo: &Repository,
+    period: jiff::SignedDuration,
+    now: Timestamp,
+    dry_run: bool,
+) -> Result<purge::PurgeReport> {
+    let mut report = purge::PurgeReport::default();
+    for (region, versions) in repo.versions()? {
+        let plan = purge::plan(versions, now, period);
+        if dry_run {
+            report.versions_deleted += plan.delete.len() + plan.markers.len();
+            report.versions_locked += plan.waiting;
+            report.next_unlock = report.next_unlock.or(plan.next);
+        } else {
+            purge::execute(repo, &region, plan, &mut report)?;
+        }
     }
     Ok(report)
 }

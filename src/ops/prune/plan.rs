@@ -55,6 +55,12 @@ pub struct PruneReport {
     pub bytes_repacked: u64,
     /// Index segments of the new index.
     pub index_segments_written: usize,
+    /// With Object Lock: objects whose lock was extended (everything still needed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locks_extended: Option<usize>,
+    /// With Object Lock: old versions deleted for good, or still locked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub purge: Option<super::purge::PurgeReport>,
 }
 
 /// What a prune will do.
@@ -160,6 +166,8 @@ impl<'s> Plan<'s> {
             bytes_waiting: self.obsolete_next.keys().map(size).sum(),
             bytes_repacked: self.repack.iter().map(|p| p.size).sum(),
             index_segments_written: 0,
+            locks_extended: None,
+            purge: None,
         }
     }
 }
