@@ -10,7 +10,8 @@ use super::Repository;
 use crate::error::{Error, Result, StorageError, StorageErrorKind};
 use crate::format::objects::ObjectKind;
 use crate::format::repo_config::{ObjectLock, RepoConfig, check_storage_class};
-use crate::storage::{ObjectVersion, Retention, Storage, WriteOptions};
+pub use crate::storage::ObjectVersion;
+use crate::storage::{Retention, Storage, WriteOptions};
 
 /// The retention a write or an extension at `now` sets: `now + period`, rounded up to a whole second.
 pub fn retention_at(lock: &ObjectLock, now: Timestamp) -> Retention {

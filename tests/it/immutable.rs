@@ -376,3 +376,70 @@ fn policy_print_names_the_bucket_and_prefix_and_denies_deletes_to_the_backup_rol
     let maintenance = print("--maintenance").to_string();
     assert!(maintenance.contains("s3:DeleteObjectVersion") && maintenance.contains("s3:ListBucketVersions"));
 }
+
+/// head-object of every key in `bucket`, without what S3 sets itself (dates, ETag, version); the body's hash.
+fn heads(server: &MotoServer, bucket: &str) -> serde_json::Value {
+    let out = server.py(&format!(
+        r#"
+import hashlib
+out = {{}}
+for o in s3.list_objects_v2(Bucket='{bucket}').get('Contents', []):
+    h = s3.head_object(Bucket='{bucket}', Key=o['Key'])
+    keep = {{k: (v.isoformat() if hasattr(v, 'isoformat') else v) for k, v in h.items()
+            if k in ('ContentLength', 'ContentType', 'Metadata', 'CacheControl', 'ContentDisposition',
+                     'ContentEncoding', 'ContentLanguage', 'Expires')}}
+    keep['sha256'] = hashlib.sha256(s3.get_object(Bucket='{bucket}', Key=o['Key'])['Body'].read()).hexdigest()
+    keep['etag'] = h['ETag']
+    out[o['Key']] = keep
+print(json.dumps(out, sort_keys=True))
+"#
+    ));
+    serde_json::from_str(&out).unwrap()
+}
+
+#[test]
+fn s3_objects_come_back_with_their_metadata_and_large_ones_in_parts() {
+    let server = MotoServer::start();
+    server.bucket("uploads", false);
+    server.bucket("restored", false);
+    server.py(r#"
+import datetime, random
+exp = datetime.datetime(2027, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
+s3.put_object(Bucket='uploads', Key='u42/avatar.png', Body=b'\x89PNG...' * 100, ContentType='image/png',
+    Metadata={'owner': '42', 'uploaded-by': 'web-7'}, CacheControl='public, max-age=86400',
+    ContentDisposition='attachment; filename="avatar.png"', ContentEncoding='identity', ContentLanguage='de-CH',
+    Expires=exp)
+s3.put_object(Bucket='uploads', Key='docs/readme.txt', Body=b'hello\n', ContentType='text/plain; charset=utf-8')
+s3.put_object(Bucket='uploads', Key='video/big.mp4', Body=random.Random(5).randbytes(20 << 20), ContentType='video/mp4',
+    Metadata={'owner': '7'}, ContentLanguage='en')
+"#);
+    let env = moto_env(&server, "repo");
+    server.bucket("repo", false);
+    init(&env, &[]);
+    let config = env.path("gumvault.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[repository]\nurl = \"{}\"\n\n[jobs.app]\nsources = [{{ name = \"uploads\", kind = \"s3\", url = \"{}\" }}]\n",
+            env.repo,
+            server.url("uploads", "")
+        ),
+    )
+    .unwrap();
+    let with_config = [("GUMVAULT_CONFIG", config.to_str().unwrap())];
+    ok_with(&env, &["run", "app"], &with_config);
+    ok_with(&env, &["restore", "latest", "--source", "uploads", "--to-s3", &server.url("restored", "")], &with_config);
+
+    let (mut before, mut after) = (heads(&server, "uploads"), heads(&server, "restored"));
+    assert_eq!(before["u42/avatar.png"]["Metadata"]["owner"], "42", "{before}");
+    assert_eq!(before["u42/avatar.png"]["ContentLanguage"], "de-CH", "{before}");
+    // The big object went up in three parts of 8 MiB (an ETag "…-3"); the small ones in one.
+    let etag = after["video/big.mp4"]["etag"].as_str().unwrap().to_string();
+    assert!(etag.ends_with("-3\""), "{etag}");
+    for v in [&mut before, &mut after] {
+        for (_, o) in v.as_object_mut().unwrap() {
+            o.as_object_mut().unwrap().remove("etag");
+        }
+    }
+    assert_eq!(after, before);
+}

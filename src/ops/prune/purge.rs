@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use jiff::{SignedDuration, Timestamp};
 
 use crate::error::{Result, StorageErrorKind};
-use crate::storage::ObjectVersion;
+use crate::repo::lock::ObjectVersion;
 
 /// Clock skew tolerated between the machine that extended a lock and the bucket (as for leases, §12).
 pub const SKEW: SignedDuration = SignedDuration::from_mins(5);
