@@ -32,7 +32,7 @@ pub struct LockReport {
 }
 
 /// Every object the repository still needs, as (kind, name).
-fn needed(repo: &Repository) -> Result<Vec<(ObjectKind, String)>> {
+pub fn needed(repo: &Repository) -> Result<Vec<(ObjectKind, String)>> {
     let mut out = vec![(ObjectKind::Config, String::new())];
     out.extend(repo.list_keys()?.into_iter().map(|k| (ObjectKind::Key, k.id)));
     let mut packs: BTreeSet<Id> = BTreeSet::new();
@@ -49,12 +49,16 @@ fn needed(repo: &Repository) -> Result<Vec<(ObjectKind, String)>> {
 
 /// Extends the lock of every object still needed to `now + period`.
 pub fn extend(repo: &Repository, now: Timestamp) -> Result<LockReport> {
+    extend_these(repo, &needed(repo)?, now)
+}
+
+/// Extends the lock of `objects` (what [`needed`] returned) to `now + period`.
+pub fn extend_these(repo: &Repository, objects: &[(ObjectKind, String)], now: Timestamp) -> Result<LockReport> {
     let lock = repo.object_lock().ok_or_else(|| {
         Error::InvalidInput(
             "this repository has no Object Lock rule (it is set at init: --object-lock compliance:35d)".into(),
         )
     })?;
-    let objects = needed(repo)?;
     let indexed: BTreeSet<String> =
         objects.iter().filter(|(k, _)| *k == ObjectKind::Pack).map(|(_, n)| n.clone()).collect();
     let obsolete_left = repo.list_packs()?.iter().filter(|(id, _)| !indexed.contains(&id.to_hex())).count();

@@ -443,3 +443,29 @@ s3.put_object(Bucket='uploads', Key='video/big.mp4', Body=random.Random(5).randb
     }
     assert_eq!(after, before);
 }
+
+#[test]
+fn prune_after_an_intrusion_keeps_the_old_versions_of_what_the_repository_needs() {
+    let server = MotoServer::start();
+    server.bucket("prod", true);
+    let env = moto_env(&server, "prod");
+    init(&env, &["--object-lock", "governance:2s"]);
+    let src = source(&env, 3);
+    ok(&env, &["backup", src.to_str().unwrap()]);
+    // The locks run out (no maintenance extended them); then an intruder overwrites the data packs (the big ones:
+    // the tree pack stays, so prune can still read the snapshot).
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let n = server.py(r#"
+keys = [o['Key'] for o in s3.list_objects_v2(Bucket='prod', Prefix='backups/data/')['Contents'] if o['Size'] > 100000]
+for k in keys: s3.put_object(Bucket='prod', Key=k, Body=b'encrypted by ransomware')
+print('\n'.join(keys))
+"#);
+    let attacked: Vec<&str> = n.lines().collect();
+    assert!(!attacked.is_empty());
+    // Maintenance runs later (an injected clock past the skew allowance): the packs are still in the index, so
+    // their old versions, free of any lock by now, are the way back and stay.
+    ok_with(&env, &["prune", "--grace", "0s"], &[("GUMVAULT_TEST_CLOCK_OFFSET", "1h")]);
+    for key in attacked {
+        assert_eq!(versions(&server, "prod", key).len(), 2, "{key}: the version before the attack is kept");
+    }
+}
