@@ -10,7 +10,7 @@ use super::alerts::{self, Alert};
 use super::child::{ChildCommand, ChildRun};
 use super::clock::Clock;
 use super::recovery::{self, Archives};
-use super::schedule::{AfterRun, Entry, TaskKind, Timetable};
+use super::schedule::{AfterRun, Entry, Role, TaskKind, Timetable};
 use super::tasks::{forget_args, task_args};
 use crate::config::Config;
 use crate::repo::catalog::{Catalog, RunRecord, SnapshotEntry};
@@ -47,6 +47,8 @@ pub struct Daemon<'a> {
     archives: ArchivesNow<'a>,
     /// Conditions alerted and not yet cleared: (job, condition).
     alerting: HashSet<(String, String)>,
+    /// Which tasks it runs, and so when the jobs' retention runs (see [`Role`]).
+    pub role: Role,
 }
 
 impl<'a> Daemon<'a> {
@@ -68,7 +70,7 @@ impl<'a> Daemon<'a> {
             .unwrap_or_default()
             .into_iter()
             .collect();
-        Daemon { config, child, clock, catalog, log, archives, alerting }
+        Daemon { config, child, clock, catalog, log, archives, alerting, role: Role::All }
     }
 
     /// Runs tasks as they fall due until the daemon is stopped (or the simulation ends).
@@ -95,6 +97,10 @@ impl<'a> Daemon<'a> {
 
     /// Runs one due task (and the retention after a backup); false when a shutdown interrupted it.
     fn run_slot(&mut self, table: &mut Timetable, i: usize, entry: &Entry) -> bool {
+        // The maintenance side applies retention before its prune, the backup side never (it may not delete).
+        if entry.kind == TaskKind::Prune && self.role == Role::Maintenance && !self.apply_retention(&entry.job) {
+            return false;
+        }
         let started = self.clock.now();
         let child = self.child.run(&self.clock, &task_args(self.config, &entry.job, entry.kind));
         self.clock.advance(child.elapsed);
@@ -123,7 +129,7 @@ impl<'a> Daemon<'a> {
             "snapshot": child.stdout.get("short_id"), "error": child.error,
             "next": match after { AfterRun::WillRetry(t) => format!("retry at {t}"), _ => String::new() },
         }));
-        if entry.kind == TaskKind::Backup && child.ok && !self.apply_retention(&entry.job) {
+        if entry.kind == TaskKind::Backup && child.ok && self.role == Role::All && !self.apply_retention(&entry.job) {
             return false;
         }
         self.update_alerts(entry, after, &child, finished);

@@ -80,6 +80,7 @@ impl Repository {
 
     /// Removes a key slot. The slot this session opened with cannot be removed (use `passwd` to change it).
     pub fn remove_key(&self, id_prefix: &str) -> Result<String> {
+        self.check_can_delete()?;
         let keys = self.list_keys()?;
         let matches: Vec<&KeyInfo> = keys.iter().filter(|k| k.id.starts_with(id_prefix)).collect();
         let key = match matches.as_slice() {
@@ -98,6 +99,8 @@ impl Repository {
 
     /// Replaces the current key slot with one for a new password (the new slot is written first).
     pub fn change_password(&mut self, new_password: &[u8], kdf: KdfParams) -> Result<String> {
+        // The old slot is deleted: with credentials that may not, fail before the new one is written.
+        self.check_can_delete()?;
         let new_id = write_key_file(self, &self.key, new_password, kdf)?;
         self.storage.delete(&ObjectKind::Key.path(&self.key_id))?;
         self.key_id = new_id.clone();

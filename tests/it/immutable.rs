@@ -308,18 +308,23 @@ fn append_only_credentials_back_up_run_and_check_but_maintenance_names_the_missi
     let server = MotoServer::start();
     server.bucket("prod", true);
     let env = moto_env(&server, "prod");
-    init(&env, &["--object-lock", "governance:1d"]);
     let src = source(&env, 1);
     let config = env.path("gumvault.toml");
     std::fs::write(
         &config,
         format!(
-            "[repository]\nurl = \"{}\"\n\n[jobs.app]\nsources = [{{ name = \"files\", kind = \"files\", paths = [\"{}\"] }}]\n",
+            "[repository]\nurl = \"{}\"\nobject_lock = \"governance:1d\"\n\n[jobs.app]\nsources = [{{ name = \"files\", kind = \"files\", paths = [\"{}\"] }}]\n",
             env.repo,
             src.display()
         ),
     )
     .unwrap();
+    // The lock comes from the config file.
+    ok_with(
+        &env,
+        &["init", "--kdf-memory", "8", "--kdf-iterations", "1"],
+        &[("GUMVAULT_CONFIG", config.to_str().unwrap())],
+    );
     let deny = [("GUMVAULT_TEST_APPEND_ONLY", "1")];
     let with_config = [("GUMVAULT_TEST_APPEND_ONLY", "1"), ("GUMVAULT_CONFIG", config.to_str().unwrap())];
     ok_with(&env, &["backup", src.to_str().unwrap()], &deny);
@@ -327,8 +332,9 @@ fn append_only_credentials_back_up_run_and_check_but_maintenance_names_the_missi
     ok_with(&env, &["run", "app"], &with_config);
     ok_with(&env, &["check", "--read-data"], &deny);
     assert_eq!(json(&env, &["snapshots"]).as_array().unwrap().len(), 2);
+    assert!(objects(&server, "prod", "backups/").iter().all(|o| o["mode"] == "GOVERNANCE"));
 
-    for args in [&["prune"][..], &["forget", "--keep-last", "1"], &["sync"]] {
+    for args in [&["prune"][..], &["forget", "--keep-last", "1"], &["sync"], &["key", "remove", "0000"]] {
         let out = run(&env, args, &deny);
         assert_ne!(code(&out), 0, "{args:?} needs to delete");
         assert!(stderr(&out).contains("permission s3:DeleteObject is missing"), "{args:?}: {}", stderr(&out));
@@ -468,4 +474,63 @@ print('\n'.join(keys))
     for key in attacked {
         assert_eq!(versions(&server, "prod", key).len(), 2, "{key}: the version before the attack is kept");
     }
+}
+
+#[test]
+fn a_daemon_in_the_backup_role_never_deletes_and_one_in_the_maintenance_role_does_the_rest() {
+    let env = Env::uninitialised();
+    let data = env.path("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("app.toml"), "port = 8080\n").unwrap();
+    let config = env.path("gumvault.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[repository]\nurl = \"{}\"\n\n[jobs.app]\nschedule = \"0 */6 * * *\"\nsources = [{{ name = \"config\", kind = \"files\", paths = [\"{}\"] }}]\n[jobs.app.retention]\nkeep_last = 2\nkeep_within = \"1h\"\n",
+            env.repo,
+            data.display()
+        ),
+    )
+    .unwrap();
+    let c = config.to_str().unwrap();
+    let init = env
+        .cmd()
+        .env("GUMVAULT_CONFIG", c)
+        .args(["init", "--kdf-memory", "8", "--kdf-iterations", "1"])
+        .output()
+        .unwrap();
+    assert!(init.status.success(), "{}", stderr(&init));
+    let simulate = |role: &str, deny: bool| -> Vec<serde_json::Value> {
+        let mut cmd = env.cmd();
+        cmd.env("GUMVAULT_CONFIG", c).env("TZ", "UTC");
+        if deny {
+            cmd.env("GUMVAULT_TEST_APPEND_ONLY", "1");
+        }
+        let out = cmd
+            .args(["daemon", "--role", role, "--log-format", "json"])
+            .args(["--simulate-from", "2026-11-21T01:00:00Z", "--simulate-until", "2026-11-22T05:00:00Z"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "daemon failed: {}", stderr(&out));
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    };
+    let count = |log: &[serde_json::Value], event: &str, outcome: &str| {
+        log.iter().filter(|l| l["event"] == event && l["outcome"] == outcome).count()
+    };
+    // The application server: credentials that may not delete. Every task it runs succeeds.
+    let log = simulate("backup", true);
+    assert!(count(&log, "backup", "ok") >= 4, "{log:#?}");
+    assert!(count(&log, "check", "ok") >= 1, "{log:#?}");
+    for event in ["forget", "prune"] {
+        assert!(log.iter().all(|l| l["event"] != event), "no {event} in the backup role: {log:#?}");
+    }
+    assert!(log.iter().all(|l| l["outcome"] != "failed"), "{log:#?}");
+    // The maintenance host: retention, then prune, on the prune schedule (Sunday 03:00); no backups.
+    let log = simulate("maintenance", false);
+    assert_eq!(count(&log, "forget", "ok"), 1, "{log:#?}");
+    assert_eq!(count(&log, "prune", "ok"), 1, "{log:#?}");
+    assert!(log.iter().all(|l| l["event"] != "backup" && l["event"] != "check"), "{log:#?}");
+    let out = env.cmd().env("GUMVAULT_CONFIG", c).args(["snapshots", "--json"]).output().unwrap();
+    let snaps: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(snaps.as_array().unwrap().len(), 2, "retention kept two");
 }
