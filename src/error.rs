@@ -40,6 +40,17 @@ pub enum Error {
         source: DecodeError,
     },
 
+    /// An object that is never overwritten (a file of the WAL archive) is already stored with other content.
+    #[error(
+        "{object} is already stored in region {region} with different content; nothing was changed (an archive must never be overwritten: see `gumvault check` and the user guide, \"wal-push\")"
+    )]
+    Conflict {
+        /// The object.
+        object: String,
+        /// The region whose copy differs.
+        region: String,
+    },
+
     /// The repository uses a format this build does not understand.
     #[error("{what} has format version {found}, this gumvault reads version {supported}; upgrade gumvault")]
     UnsupportedVersion {
@@ -137,6 +148,8 @@ pub enum StorageErrorKind {
     Unavailable,
     /// The repository is open read-only (`--as-of`).
     ReadOnly,
+    /// A write only for a free name found the name taken (S3 answered 412 to `If-None-Match: *`).
+    Exists,
     /// Anything else (network, timeouts, the service's own errors).
     Other,
 }
@@ -284,6 +297,7 @@ impl Error {
             Error::UnsupportedVersion { .. } => crate::exit::ERROR,
             Error::SourceFailed(_) => crate::exit::SOURCE_FAILED,
             Error::Locked(_) => crate::exit::LOCKED,
+            Error::Conflict { .. } => crate::exit::CONFLICT,
             Error::Storage(StorageError { kind: StorageErrorKind::Full, .. }) => crate::exit::STORAGE_FULL,
             Error::Storage(StorageError { kind: StorageErrorKind::PermissionDenied, .. }) => {
                 crate::exit::STORAGE_DENIED

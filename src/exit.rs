@@ -31,3 +31,9 @@ pub const LOCKED: i32 = 13;
 pub const STORAGE_FULL: i32 = 14;
 /// The storage refused: permission denied on a path, or credentials that do not allow the operation.
 pub const STORAGE_DENIED: i32 = 15;
+/// `wal-push`: the file is already archived with different content; nothing was changed.
+pub const CONFLICT: i32 = 16;
+/// `wal-fetch`: the file could not be fetched for a reason other than its absence (the repository unreachable
+/// after retries, a wrong password, damaged copies). Above 125, so PostgreSQL aborts recovery instead of taking
+/// the failure for the end of the archive.
+pub const WAL_FETCH_FAILED: i32 = 200;

@@ -11,8 +11,10 @@ use crate::ops::check::{self, CheckOptions, DataSubset};
 
 #[derive(Args, Debug)]
 #[command(after_help = "Without --read-data, check reads the index, every snapshot and every tree, and confirms that
-every referenced blob is indexed in a pack that exists with the right size. With --read-data it also
-downloads every pack and verifies every blob (authentication tag and id). Exit code 12 on any problem.")]
+every referenced blob is indexed in a pack that exists with the right size, and follows the WAL archive from
+every base backup to the newest archived segment of its cluster, naming each missing segment. With --read-data
+it also downloads every pack and verifies every blob (authentication tag and id), and reads and authenticates
+every archived WAL file. Exit code 12 on any problem.")]
 pub(crate) struct CheckArgs {
     /// Download and verify every pack (an interrupted run resumes where it stopped)
     #[arg(long)]
@@ -47,7 +49,7 @@ pub(crate) fn run(g: &Context, a: &CheckArgs) -> anyhow::Result<i32> {
         }
         if !g.quiet {
             println!(
-                "checked {} snapshots, {} trees, {} packs, {} blobs{} in {}: {}",
+                "checked {} snapshots, {} trees, {} packs, {} blobs{}{} in {}: {}",
                 report.snapshots,
                 report.trees,
                 report.packs,
@@ -57,6 +59,7 @@ pub(crate) fn run(g: &Context, a: &CheckArgs) -> anyhow::Result<i32> {
                 } else {
                     String::new()
                 },
+                wal_summary(&report),
                 format::duration(started.elapsed().as_secs_f64()),
                 if report.problems.is_empty() {
                     "no problems".to_string()
@@ -67,4 +70,16 @@ pub(crate) fn run(g: &Context, a: &CheckArgs) -> anyhow::Result<i32> {
         }
     }
     Ok(if report.problems.is_empty() { exit::OK } else { exit::DATA_ERROR })
+}
+
+/// The WAL part of the summary line (empty without an archive).
+fn wal_summary(r: &check::CheckReport) -> String {
+    if r.wal_files == 0 && r.wal_base_backups == 0 {
+        return String::new();
+    }
+    let read = if r.wal_files_read > 0 { format!(", {} read", r.wal_files_read) } else { String::new() };
+    format!(
+        ", {} archived WAL files{read} ({} segments needed by {} base backups)",
+        r.wal_files, r.wal_segments_needed, r.wal_base_backups
+    )
 }

@@ -194,6 +194,11 @@ impl Context {
         Ok(Repository::open_with(&opts, &password)?)
     }
 
+    /// [`Context::open_repo`] with the library's error, for operations that tell errors apart.
+    pub fn open_repo_library(&self) -> crate::Result<Repository> {
+        self.open_repo().map_err(into_library_error)
+    }
+
     /// Opens the repository and brings its catalog up to date.
     pub fn open(&self) -> anyhow::Result<Session> {
         self.open_rebuilding(&[])

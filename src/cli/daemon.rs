@@ -102,7 +102,7 @@ pub(crate) fn run(g: &Context, a: &DaemonArgs) -> anyhow::Result<i32> {
         config: config_path.to_path_buf(),
         cache_dir: g.args.cache_dir.clone(),
     };
-    let archives = || crate::daemon::status::archives_of(&session.repo);
+    let archives = || crate::daemon::status::archives_of(&session.repo, &session.cache_dir, &session.url);
     let mut daemon = Daemon::new(config, child, clock, session.catalog, &log, &archives);
     daemon.role = a.role.role();
     std::thread::scope(|scope| {

@@ -241,6 +241,14 @@ fn print_prune(g: &Context, r: &PruneReport, dry_run: bool) {
         r.packs_restored
     );
     println!("waiting for the grace period: {} packs ({})", r.packs_waiting, format::bytes(r.bytes_waiting));
+    if r.wal.files_deleted + r.wal.files_kept > 0 {
+        println!(
+            "WAL archive: {verb} delete {} files ({}) older than the oldest kept base backup, keep {}",
+            r.wal.files_deleted,
+            format::bytes(r.wal.bytes_freed),
+            r.wal.files_kept
+        );
+    }
     if let Some(n) = r.locks_extended {
         println!("Object Lock: extended the lock of {n} objects still needed");
     }

@@ -9,6 +9,7 @@ mod format;
 mod inspect;
 mod maintenance;
 mod password;
+mod pgdata;
 mod progress;
 mod protect;
 mod regions;
@@ -19,6 +20,7 @@ mod restore;
 mod run;
 mod status;
 mod test_restore;
+mod wal;
 
 use clap::{Parser, Subcommand};
 
@@ -47,7 +49,9 @@ Exit codes: 0 ok, 1 error, 2 bad usage, 3 backup incomplete (some inputs unreada
 (no snapshot written), 5 test restore failed its verification, 6 backup degraded (saved in min_regions but not
 in every region: run `gumvault sync`), 8/9 status warning/critical, 10 wrong password, 11 no repository, 12 corrupt or missing data,
 13 repository busy with maintenance (another prune or forget holds the lease), 14 storage full (disk or quota),
-15 storage refused (permission denied, credentials).";
+15 storage refused (permission denied, credentials), 16 wal-push: the file is already archived with different
+content (nothing changed). wal-fetch: 1 the file is not in the archive, 200 it could not be fetched (PostgreSQL
+aborts recovery).";
 
 /// gumvault — encrypted, deduplicating backups of a web application's stack.
 #[derive(Parser, Debug)]
@@ -67,7 +71,7 @@ pub(crate) enum Commands {
     Backup(backup::BackupArgs),
     /// Back up every source of a job from the config file into one snapshot
     Run(run::RunArgs),
-    /// Restore a job's newest database dump into a scratch database and run verification queries
+    /// Restore a job's newest database dump (or base backup) into a scratch database (or cluster) and run its queries
     TestRestore(test_restore::TestRestoreArgs),
     /// Health of every job: last backup, age, next backup, last check and test restore
     Status(status::StatusArgs),
@@ -111,6 +115,10 @@ pub(crate) enum Commands {
     /// Manage the local catalog cache
     #[command(subcommand)]
     Catalog(repo_cmds::CatalogCommand),
+    /// PostgreSQL's archive_command: archive a WAL file (%p) durably in the repository
+    WalPush(wal::WalPushArgs),
+    /// PostgreSQL's restore_command: fetch an archived WAL file (%f) to %p, verified
+    WalFetch(wal::WalFetchArgs),
     /// S3 Object Lock: extend the locks of what the repository still needs
     #[command(subcommand)]
     Lock(protect::LockCommand),
@@ -132,7 +140,8 @@ impl Commands {
             | Commands::Diff(_)
             | Commands::Stats(_)
             | Commands::Regions(_)
-            | Commands::Policy(_) => true,
+            | Commands::Policy(_)
+            | Commands::WalFetch(_) => true,
             Commands::Sync(a) => a.into.is_some(),
             _ => false,
         }
@@ -140,17 +149,31 @@ impl Commands {
 }
 
 /// Parses arguments, runs the command, prints errors; returns the exit code.
+///
+/// `wal-fetch` never exits 1 or 2 for anything but a file that is not archived: PostgreSQL would take that for
+/// the end of the archive and start up with WAL missing. A bad command line, a config file that does not load,
+/// or a panic exit with [`exit::WAL_FETCH_FAILED`] instead.
 pub fn run() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
+            if e.use_stderr() && std::env::args().skip(1).any(|a| a == "wal-fetch") {
+                return exit::WAL_FETCH_FAILED;
+            }
             return if e.use_stderr() { exit::USAGE } else { exit::OK };
         }
     };
-    match dispatch(&cli) {
-        Ok(code) => code,
-        Err(err) => report(&err),
+    if !matches!(cli.command, Commands::WalFetch(_)) {
+        return dispatch(&cli).unwrap_or_else(|err| report(&err));
+    }
+    match std::panic::catch_unwind(|| dispatch(&cli)) {
+        Ok(Ok(code)) => code,
+        Ok(Err(err)) => {
+            report(&err);
+            exit::WAL_FETCH_FAILED
+        }
+        Err(_) => exit::WAL_FETCH_FAILED,
     }
 }
 
@@ -187,6 +210,8 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Commands::Prune(a) => maintenance::prune_cmd(g, a),
         Commands::Key(k) => repo_cmds::key(g, k),
         Commands::Catalog(c) => repo_cmds::catalog(g, c),
+        Commands::WalPush(a) => wal::push(g, a),
+        Commands::WalFetch(a) => wal::fetch(g, a),
         Commands::Lock(c) => protect::lock(g, c),
         Commands::Policy(c) => protect::policy(g, c),
     }

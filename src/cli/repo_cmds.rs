@@ -150,7 +150,7 @@ pub(crate) fn snapshots(g: &Context, a: &SnapshotsArgs) -> anyhow::Result<i32> {
                     "id": e.id.to_hex(), "short_id": e.id.short(), "time": sn.time.to_string(), "host": sn.host,
                     "tags": sn.tags, "paths": sn.paths, "tree": sn.tree.to_hex(),
                     "parent": sn.parent.map(|p| p.to_hex()), "incomplete": sn.incomplete,
-                    "size": sn.summary.total_bytes, "summary": sn.summary,
+                    "size": sn.summary.total_bytes, "summary": sn.summary, "base_backups": sn.base_backups,
                 })
             })
             .collect();

@@ -20,6 +20,8 @@ use crate::ops::restore::{self, RestoreOptions, RestoreProgress};
 use crate::repo::catalog::SnapshotEntry;
 use crate::repo::reader::BlobReader;
 use crate::sources::pg_conn::PgConn;
+use crate::sources::pg_load;
+use crate::sources::pg_target::{self, OwnerPolicy, RolePolicy, TargetOptions};
 
 #[derive(Args, Debug)]
 #[command(after_help = "Paths are recreated under the target: /srv/app in the snapshot becomes TARGET/srv/app.
@@ -32,13 +34,24 @@ Examples:
   gumvault restore latest --source db --to-postgres postgres://app@127.0.0.1/bubble_restored
   gumvault restore latest --source uploads --to-s3 's3://bubblegum-uploads?endpoint=http://127.0.0.1:9000'
   gumvault restore latest --source uploads --include 'avatars/42.png' --target /tmp/one-file
-  gumvault restore latest --source env --target /tmp/env       (files of mode 0600)")]
+  gumvault restore latest --source env --target /tmp/env       (files of mode 0600)
+
+Point-in-time recovery of a postgres-physical source (DIR must be new or empty):
+  gumvault restore latest --source pg --to-pgdata /var/lib/postgresql/15/main
+  gumvault restore latest --source pg --to-pgdata /srv/pg --at '2026-11-20T14:00:00Z'
+  gumvault restore latest --source pg --to-pgdata /srv/pg --at '2026-11-20 14:00' --timeline 1
+--to-pgdata picks the newest base backup that ended at or before --at (an id given must meet that too), lays it
+out (mode 0700; as root every file belongs to the OS user postgres, or to --owner-user USER), writes
+recovery.signal and, in postgresql.auto.conf, restore_command = 'gumvault ... wal-fetch %f %p' (this binary, the
+config file or -r/--password-file given here; never the password), recovery_target_time (with --at),
+recovery_target_action = 'promote' and recovery_target_timeline (latest unless --timeline). Then start PostgreSQL
+of the same major version on DIR: it replays the archived WAL up to the target and promotes.")]
 pub(crate) struct RestoreArgs {
     /// Snapshot id (8+ hex characters) or `latest`
     #[arg(default_value = "latest")]
     pub snapshot: String,
     /// Directory to restore into
-    #[arg(long, short = 't', required_unless_present_any = ["to_postgres", "to_s3"])]
+    #[arg(long, short = 't', required_unless_present_any = ["to_postgres", "to_s3", "to_pgdata"])]
     pub target: Option<PathBuf>,
     /// Restore only this source of a job's snapshot (its top-level directory)
     #[arg(long, value_name = "NAME")]
@@ -49,9 +62,22 @@ pub(crate) struct RestoreArgs {
     /// With --to-postgres: drop everything in the target database first
     #[arg(long, requires = "to_postgres")]
     pub clean: bool,
+    /// With --to-postgres: create the roles the database needs that the server lacks (`create`, the default
+    /// unless --owner/--no-owner), or none (`skip`: their privileges are left out)
+    #[arg(long, value_enum, value_name = "create|skip", requires = "to_postgres")]
+    pub roles: Option<RolesArg>,
+    /// With --to-postgres: ROLE owns the database and everything in it, and no roles are created (unless
+    /// --roles create); privileges of roles the server lacks are left out
+    #[arg(long, value_name = "ROLE", requires = "to_postgres", conflicts_with = "no_owner")]
+    pub owner: Option<String>,
+    /// With --to-postgres: the connecting role owns the database and everything in it (as pg_restore --no-owner)
+    #[arg(long, requires = "to_postgres")]
+    pub no_owner: bool,
     /// Write the source's objects into this bucket and prefix (s3://bucket/prefix?endpoint=URL&region=R)
     #[arg(long, value_name = "URL", requires = "source", conflicts_with = "target")]
     pub to_s3: Option<String>,
+    #[command(flatten)]
+    pub pgdata: super::pgdata::PgdataArgs,
     /// Objects written to S3 at once
     #[arg(long, default_value_t = crate::sources::s3::DEFAULT_CONCURRENCY, value_name = "N")]
     pub concurrency: usize,
@@ -65,6 +91,15 @@ pub(crate) struct RestoreArgs {
     pub filter: FilterArgs,
 }
 
+/// `--roles`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub(crate) enum RolesArg {
+    /// Create every role the database needs that the server lacks
+    Create,
+    /// Create none
+    Skip,
+}
+
 pub(crate) fn restore(g: &Context, a: &RestoreArgs) -> anyhow::Result<i32> {
     let mut s = g.open()?;
     let outcome = restore_in(g, a, &mut s);
@@ -74,6 +109,10 @@ pub(crate) fn restore(g: &Context, a: &RestoreArgs) -> anyhow::Result<i32> {
 }
 
 fn restore_in(g: &Context, a: &RestoreArgs, s: &mut crate::repo::session::Session) -> anyhow::Result<i32> {
+    if let Some(dir) = &a.pgdata.to_pgdata {
+        let source = a.source.as_deref().unwrap_or_default();
+        return super::pgdata::to_pgdata(g, (&a.snapshot, source, &a.filter), &a.pgdata, s, dir);
+    }
     let mut filter = a.filter.clone();
     if let Some(src) = &a.source {
         filter.paths.push(format!("/{}", src.trim_matches('/')));
@@ -82,11 +121,11 @@ fn restore_in(g: &Context, a: &RestoreArgs, s: &mut crate::repo::session::Sessio
     let includes = (!a.includes.is_empty()).then(|| PathGlobs::new(&a.includes, "include")).transpose()?;
     let reader = BlobReader::new(&s.repo, &mut s.catalog);
     let root = match &a.source {
-        Some(src) => source_tree(&reader, &entry, src)?,
+        Some(src) => restore::source_tree(&reader, &entry, src)?,
         None => entry.snapshot.tree,
     };
     if let Some(url) = &a.to_postgres {
-        return to_postgres(g, &reader, &entry, a.source.as_deref().unwrap_or_default(), url, a.clean);
+        return to_postgres(g, &reader, &entry, a, url);
     }
     let entries = restore::walk(&reader, &root, includes.as_ref())?;
     if let Some(url) = &a.to_s3 {
@@ -148,63 +187,81 @@ fn to_dir(
     Ok(exit::OK)
 }
 
-/// The tree of a source's top-level directory in a job snapshot.
-fn source_tree(reader: &BlobReader<'_>, entry: &SnapshotEntry, source: &str) -> anyhow::Result<crate::format::id::Id> {
-    let name = source.trim_matches('/');
-    let node = restore::find(reader, &entry.snapshot.tree, name).map_err(|_| {
-        anyhow::anyhow!(
-            "snapshot {} has no source {name:?} (its top-level entries: {})",
-            entry.id.short(),
-            entry.snapshot.paths.join(", ")
-        )
-    })?;
-    match (node.kind, node.subtree) {
-        (NodeKind::Dir, Some(id)) => Ok(id),
-        _ => anyhow::bail!("/{name} in snapshot {} is not a source directory", entry.id.short()),
-    }
-}
-
-/// `restore --source NAME --to-postgres URL`: loads the dump into a database, in one transaction.
+/// `restore --source NAME --to-postgres URL`: the database onto a server (created there with its roles when
+/// missing), the dump loaded in one transaction.
 fn to_postgres(
     g: &Context,
     reader: &BlobReader<'_>,
     entry: &SnapshotEntry,
-    source: &str,
+    a: &RestoreArgs,
     url: &str,
-    clean: bool,
 ) -> anyhow::Result<i32> {
     let secret = crate::config::Secret::new(url);
     let child_env = g.child_env().withholding(secret.env_name());
     let conn = PgConn::parse(&secret.resolve()?)?.with_child_env(child_env);
-    let (path, node, format) =
-        crate::sources::test_restore::find_dump(reader, &entry.snapshot.tree, source.trim_matches('/'))?;
-    if clean {
-        conn.clean()?;
-    } else if !conn.is_empty()? {
-        anyhow::bail!(
-            "database {} is not empty; restore into an empty database, or pass --clean to drop everything in it first",
-            conn.display()
-        );
-    }
+    let source = a.source.as_deref().unwrap_or_default().trim_matches('/');
+    let tree = &entry.snapshot.tree;
+    let (path, node, format) = crate::sources::test_restore::find_dump(reader, tree, source)?;
+    let record = pg_target::read_record(crate::sources::test_restore::find_record(reader, tree, source)?)?;
+    let opts = TargetOptions {
+        roles: a.roles.map(|r| match r {
+            RolesArg::Create => RolePolicy::Create,
+            RolesArg::Skip => RolePolicy::Skip,
+        }),
+        owner: match (&a.owner, a.no_owner) {
+            (Some(r), _) => OwnerPolicy::Role(r.clone()),
+            (None, true) => OwnerPolicy::Connecting,
+            (None, false) => OwnerPolicy::Recorded,
+        },
+        clean: a.clean,
+    };
     let started = std::time::Instant::now();
-    let bytes = crate::sources::pg_conn::load_dump(&conn, format, |w| {
-        restore::dump(reader, &node, &path, w, "the database restore")
+    let outcome = pg_target::restore(&conn, record.as_ref(), &opts, |target, rules| {
+        pg_load::load_dump_with(target, format, rules, |w| {
+            restore::dump(reader, &node, &path, w, "the database restore")
+        })
     })?;
+    for n in &outcome.notes {
+        eprintln!("gumvault: note: {n}");
+    }
     if g.json {
-        println!(
-            "{}",
-            json!({ "snapshot_id": entry.id.to_hex(), "dump": path, "database": conn.display(), "bytes": bytes })
-        );
+        let mut v = json!({ "snapshot_id": entry.id.to_hex(), "dump": path });
+        if let (Some(obj), serde_json::Value::Object(more)) = (v.as_object_mut(), serde_json::to_value(&outcome)?) {
+            obj.extend(more);
+        }
+        println!("{v}");
     } else if !g.quiet {
-        println!(
-            "restored {path} of snapshot {} into {} ({} in {})",
-            entry.id.short(),
-            conn.display(),
-            format::bytes(bytes),
-            format::duration(started.elapsed().as_secs_f64())
-        );
+        print_postgres(entry, &path, &outcome, record.is_some(), started.elapsed().as_secs_f64());
     }
     Ok(exit::OK)
+}
+
+/// What `--to-postgres` did, for a person.
+fn print_postgres(entry: &SnapshotEntry, path: &str, o: &pg_target::TargetOutcome, recorded: bool, secs: f64) {
+    let names = |v: &[String]| if v.is_empty() { "none".to_string() } else { v.join(", ") };
+    if recorded {
+        println!(
+            "roles created: {}; already there (left as they were): {}",
+            names(&o.roles_created),
+            names(&o.roles_existing)
+        );
+        if !o.roles_missing.is_empty() {
+            println!("roles missing on the server (not created): {}", names(&o.roles_missing));
+        }
+    }
+    for t in &o.tablespaces_created {
+        println!("created tablespace {t}");
+    }
+    if o.database_created {
+        println!("created database {} (owner {})", o.database, o.owner.as_deref().unwrap_or("?"));
+    }
+    println!(
+        "restored {path} of snapshot {} into {} ({} in {})",
+        entry.id.short(),
+        o.database,
+        format::bytes(o.bytes),
+        format::duration(secs)
+    );
 }
 
 /// `restore --source NAME --to-s3 URL`: writes the source's files back as objects.

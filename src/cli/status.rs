@@ -54,10 +54,10 @@ fn print_job(j: &status::JobStatus) {
     match &j.last_backup {
         Some(b) => println!(
             "  last backup  {} ({} ago), snapshot {}, {}",
-            super::format::local_time(&b.time),
+            super::format::local_time(&b.point.time),
             super::format::duration(b.age_seconds as f64),
-            &b.snapshot[..8],
-            super::format::bytes(b.size)
+            &b.point.snapshot[..8],
+            super::format::bytes(b.point.size)
         ),
         None => println!("  last backup  none"),
     }
@@ -68,7 +68,9 @@ fn print_job(j: &status::JobStatus) {
         if let Some(r) = run {
             let outcome =
                 if r.ok { "passed".to_string() } else { format!("FAILED: {}", r.error.as_deref().unwrap_or("")) };
-            println!("  {label:<12} {} {outcome}", super::format::local_time(&r.time));
+            let rto = r.detail.get("measured_rto_secs").and_then(|v| v.as_f64());
+            let rto = rto.map(|s| format!(" (measured RTO {})", super::format::duration(s))).unwrap_or_default();
+            println!("  {label:<12} {} {outcome}{rto}", super::format::local_time(&r.time));
         }
     }
     print_recovery(&j.recovery);

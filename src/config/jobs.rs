@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::sources::{PostgresSource, SourceSpec};
+use super::sources::{PhysicalSource, PostgresSource, SourceSpec};
 use super::values::{Duration, Schedule, Secret};
 use crate::error::{Error, Result};
 
@@ -181,13 +181,46 @@ pub struct TestRestore {
     /// When the daemon runs it (default: monthly, the 1st at 05:00).
     #[serde(default = "default_test_restore_schedule")]
     pub schedule: Schedule,
-    /// Which postgres source (default: the job's only one).
+    /// Which postgres or postgres-physical source (default: the job's only one).
     pub source: Option<String>,
     /// A connection allowed to create and drop databases (default: the source's URL).
     pub admin_url: Option<Secret>,
     /// Queries run against the restored database; each must pass for the test restore to succeed.
     #[serde(default)]
     pub queries: Vec<VerifyQuery>,
+    /// Physical sources: the database the queries run in (default: the source URL's, else `postgres`).
+    pub database: Option<String>,
+    /// Physical sources: the role the queries run as (default: the source URL's user).
+    pub user: Option<String>,
+    /// Physical sources: the OS user the scratch server runs as when gumvault runs as root (default `postgres`).
+    pub os_user: Option<String>,
+    /// Physical sources: how long recovery may take before the test restore fails (default `"1h"`).
+    #[serde(default = "default_recovery_timeout")]
+    pub recovery_timeout: Duration,
+}
+
+fn default_recovery_timeout() -> Duration {
+    Duration(jiff::SignedDuration::from_hours(1))
+}
+
+/// The source a test restore works on: a dump loaded into a scratch database, or a base backup recovered into a
+/// scratch cluster.
+#[derive(Clone, Copy, Debug)]
+pub enum TestRestoreSource<'a> {
+    /// A `postgres` source.
+    Logical(&'a PostgresSource),
+    /// A `postgres-physical` source.
+    Physical(&'a PhysicalSource),
+}
+
+impl TestRestoreSource<'_> {
+    /// The source's name.
+    pub fn name(&self) -> &str {
+        match self {
+            TestRestoreSource::Logical(p) => &p.name,
+            TestRestoreSource::Physical(p) => &p.name,
+        }
+    }
 }
 
 /// A verification query run against the restored database.
@@ -212,19 +245,32 @@ impl Job {
         self.sources.iter().map(|s| s.get_ref()).find(|s| s.name() == name)
     }
 
-    /// The postgres source `test-restore` uses.
+    /// The postgres source `test-restore` uses, when it is a `postgres` (dump) source.
     pub fn test_restore_source(&self) -> Result<&PostgresSource> {
+        match self.test_restore_target()? {
+            TestRestoreSource::Logical(p) => Ok(p),
+            TestRestoreSource::Physical(p) => Err(Error::InvalidInput(format!(
+                "source {:?} is a postgres-physical source: its test restore recovers a scratch cluster",
+                p.name
+            ))),
+        }
+    }
+
+    /// The `postgres` or `postgres-physical` source `test-restore` uses: `test_restore.source`, else the only one.
+    pub fn test_restore_target(&self) -> Result<TestRestoreSource<'_>> {
         let wanted = self.test_restore.as_ref().and_then(|t| t.source.as_deref());
-        let pg: Vec<&PostgresSource> = self
+        let found: Vec<TestRestoreSource<'_>> = self
             .sources
             .iter()
             .filter_map(|s| match s.get_ref() {
-                SourceSpec::Postgres(p) if wanted.is_none_or(|w| w == p.name) => Some(p),
+                SourceSpec::Postgres(p) => Some(TestRestoreSource::Logical(p)),
+                SourceSpec::PostgresPhysical(p) => Some(TestRestoreSource::Physical(p)),
                 _ => None,
             })
+            .filter(|s| wanted.is_none_or(|w| w == s.name()))
             .collect();
-        match (pg.as_slice(), wanted) {
-            ([one], _) => Ok(one),
+        match (found.as_slice(), wanted) {
+            ([one], _) => Ok(*one),
             ([], Some(w)) => Err(Error::InvalidInput(format!("the job has no postgres source named {w:?}"))),
             ([], None) => Err(Error::InvalidInput("the job has no postgres source to test".into())),
             _ => Err(Error::InvalidInput(

@@ -16,9 +16,12 @@ pub mod values;
 
 pub use alerts::{AlertsConfig, EmailConfig, HttpConfig, SmtpTls};
 pub use file::{CONFIG_ENV, Config};
-pub use jobs::{CheckSchedule, Job, PruneSchedule, Retention, TestRestore, VerifyQuery};
+pub use jobs::{CheckSchedule, Job, PruneSchedule, Retention, TestRestore, TestRestoreSource, VerifyQuery};
 pub use repository::{RegionConfig, RepositoryConfig};
-pub use sources::{DumpFormat, EnvSource, FilesSource, PostgresSource, RedisSource, RowOrder, S3Source, SourceSpec};
+pub use sources::{
+    DumpFormat, EnvSource, FilesSource, PhysicalSource, PostgresSource, RedisSource, RowOrder, S3Source, SourceSpec,
+    WalMode,
+};
 pub use values::{Duration, Glob, Schedule, Secret};
 
 #[cfg(test)]
@@ -210,8 +213,12 @@ names = ["DATABASE_URL", "STRIPE_SECRET_KEY"]
         let text = include_str!("../../docs/gumvault.example.toml");
         let c = parse(text).unwrap();
         let job = c.job("bubblegum").unwrap();
-        assert_eq!(job.sources.len(), 5);
+        assert_eq!(job.sources.len(), 4);
         assert_eq!(job.test_restore.as_ref().unwrap().queries.len(), 2);
+        let pitr = c.job("pitr").unwrap();
+        assert_eq!(pitr.sources[0].get_ref().kind(), "postgres-physical");
+        assert_eq!(pitr.rpo.map(|d| d.0.as_secs()), Some(3600));
+        assert_eq!(c.job("uploads").unwrap().sources[0].get_ref().kind(), "s3");
     }
 
     #[test]

@@ -37,6 +37,12 @@ impl Config {
                             names.insert("DATABASE_URL".to_string());
                         }
                     },
+                    SourceSpec::PostgresPhysical(p) => match &p.url {
+                        Some(url) => secrets.push(url),
+                        None => {
+                            names.insert("DATABASE_URL".to_string());
+                        }
+                    },
                     SourceSpec::Redis(r) => secrets.extend(&r.url),
                     SourceSpec::S3(s) => secrets.extend(s.access_key_id.iter().chain(&s.secret_access_key)),
                     SourceSpec::Env(e) => names.extend(e.names.iter().cloned()),

@@ -1,4 +1,5 @@
-//! The sources of a job: `[[jobs.NAME.sources]]` with `kind = "postgres" | "s3" | "redis" | "files" | "env"`.
+//! The sources of a job: `[[jobs.NAME.sources]]` with `kind = "postgres" | "postgres-physical" | "s3" | "redis" |
+//! "files" | "env"`.
 
 use std::path::PathBuf;
 
@@ -12,6 +13,9 @@ use super::values::{Glob, Secret};
 pub enum SourceSpec {
     /// `kind = "postgres"`: a pg_dump of one database.
     Postgres(PostgresSource),
+    /// `kind = "postgres-physical"`: a base backup of a whole PostgreSQL cluster, for point-in-time recovery.
+    #[serde(rename = "postgres-physical")]
+    PostgresPhysical(PhysicalSource),
     /// `kind = "s3"`: the objects of an S3 bucket (and prefix).
     S3(S3Source),
     /// `kind = "redis"`: an RDB snapshot of a Redis server.
@@ -80,6 +84,39 @@ pub enum RowOrder {
     Physical,
     /// `primary-key`: each table's rows sorted by its primary key, so unchanged rows keep their place.
     PrimaryKey,
+}
+
+/// `kind = "postgres-physical"`: a base backup of a PostgreSQL cluster taken with `pg_basebackup` (tar format,
+/// streamed: never staged on disk), saved as the cluster's data directory `/NAME/...`, file by file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhysicalSource {
+    /// The source's name: its top-level directory `/NAME` in the job's snapshot.
+    pub name: String,
+    /// If true, a failing source is reported and left out of the snapshot instead of failing the run (default false).
+    #[serde(default)]
+    pub optional: bool,
+    /// `postgres://user:password@host:port/` of a user with the REPLICATION attribute, or a reference to it;
+    /// default `env:DATABASE_URL`. The password reaches pg_basebackup in `PGPASSWORD`, never on its command line.
+    pub url: Option<Secret>,
+    /// The pg_basebackup program (default: `pg_basebackup` on PATH). `psql` and, for test restores, `pg_ctl` are
+    /// taken from the same directory.
+    pub pg_basebackup: Option<PathBuf>,
+    /// `fetch` (default): the WAL written during the backup is inside it (`-X fetch`), so the backup restores on
+    /// its own; `archive`: no WAL inside (`-X none`), recovery takes it from the WAL archive (`wal-push`).
+    #[serde(default)]
+    pub wal: WalMode,
+}
+
+/// Where a base backup's own WAL comes from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WalMode {
+    /// `-X fetch`: the WAL from the backup's start to its end is fetched at its end and stored with it.
+    #[default]
+    Fetch,
+    /// `-X none`: only the data files; the WAL archive must hold the backup's WAL.
+    Archive,
 }
 
 /// `kind = "s3"`: a bucket (and prefix), each object saved as `/NAME/<key>` with its metadata.
@@ -165,6 +202,7 @@ impl SourceSpec {
     pub fn name(&self) -> &str {
         match self {
             SourceSpec::Postgres(s) => &s.name,
+            SourceSpec::PostgresPhysical(s) => &s.name,
             SourceSpec::S3(s) => &s.name,
             SourceSpec::Redis(s) => &s.name,
             SourceSpec::Files(s) => &s.name,
@@ -172,10 +210,11 @@ impl SourceSpec {
         }
     }
 
-    /// The source's `kind` as written in the config: `postgres`, `s3`, `redis`, `files` or `env`.
+    /// The source's `kind` as written in the config: `postgres`, `postgres-physical`, `s3`, `redis`, `files` or `env`.
     pub fn kind(&self) -> &'static str {
         match self {
             SourceSpec::Postgres(_) => "postgres",
+            SourceSpec::PostgresPhysical(_) => "postgres-physical",
             SourceSpec::S3(_) => "s3",
             SourceSpec::Redis(_) => "redis",
             SourceSpec::Files(_) => "files",
@@ -187,6 +226,7 @@ impl SourceSpec {
     pub fn optional(&self) -> bool {
         match self {
             SourceSpec::Postgres(s) => s.optional,
+            SourceSpec::PostgresPhysical(s) => s.optional,
             SourceSpec::S3(s) => s.optional,
             SourceSpec::Redis(s) => s.optional,
             SourceSpec::Files(s) => s.optional,

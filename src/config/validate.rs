@@ -111,6 +111,15 @@ impl Checker<'_> {
                     ));
                 }
             }
+            SourceSpec::PostgresPhysical(p) => {
+                if let Some(path) = p.pg_basebackup.as_ref().filter(|p| !p.is_absolute()) {
+                    return Err(self.fail(
+                        line,
+                        key + ".pg_basebackup",
+                        format!("{} is not an absolute path", path.display()),
+                    ));
+                }
+            }
             SourceSpec::Redis(_) => {}
         }
         Ok(())
@@ -118,7 +127,7 @@ impl Checker<'_> {
 
     fn test_restore(&self, name: &str, job: &Job) -> Result<()> {
         let Some(t) = &job.test_restore else { return Ok(()) };
-        job.test_restore_source().map_err(|e| self.fail(None, format!("jobs.{name}.test_restore"), e.to_string()))?;
+        job.test_restore_target().map_err(|e| self.fail(None, format!("jobs.{name}.test_restore"), e.to_string()))?;
         if let Some(i) = t.queries.iter().position(|q| q.sql.trim().is_empty()) {
             return Err(self.fail(None, format!("jobs.{name}.test_restore.queries[{i}].sql"), "empty query"));
         }

@@ -43,24 +43,24 @@ fn job_metrics(out: &mut String, jobs: &[JobStatus]) {
             Some(j.status.level() as f64)
         }),
         ("gumvault_last_success_timestamp_seconds", "Unix time of the newest backup of the job.", &|j| {
-            j.last_backup.as_ref().map(|b| b.time.as_second() as f64)
+            j.last_backup.as_ref().map(|b| b.point.time.as_second() as f64)
         }),
         ("gumvault_backup_age_seconds", "Age of the newest backup.", &|j| {
             j.last_backup.as_ref().map(|b| b.age_seconds as f64)
         }),
         ("gumvault_backup_duration_seconds", "Duration of the newest backup.", &|j| {
-            j.last_backup.as_ref().map(|b| b.duration_seconds)
+            j.last_backup.as_ref().map(|b| b.point.duration_seconds)
         }),
         ("gumvault_backup_size_bytes", "Logical size of the newest snapshot.", &|j| {
-            j.last_backup.as_ref().map(|b| b.size as f64)
+            j.last_backup.as_ref().map(|b| b.point.size as f64)
         }),
         (
             "gumvault_backup_added_bytes",
             "Bytes the newest backup added to the repository (before compression).",
-            &|j| j.last_backup.as_ref().map(|b| b.bytes_added as f64),
+            &|j| j.last_backup.as_ref().map(|b| b.point.bytes_added as f64),
         ),
         ("gumvault_dedup_ratio", "Logical size of the newest snapshot divided by what it added.", &|j| {
-            j.last_backup.as_ref().map(|b| b.size as f64 / (b.bytes_added.max(1)) as f64)
+            j.last_backup.as_ref().map(|b| b.point.size as f64 / (b.point.bytes_added.max(1)) as f64)
         }),
         ("gumvault_next_backup_timestamp_seconds", "Unix time of the next scheduled backup.", &|j| {
             j.next_backup.map(|t| t.as_second() as f64)

@@ -120,13 +120,10 @@ pub fn of_job(
     }
 }
 
-/// A test restore's duration: the `rto_seconds` it measured itself when it says so (the time from nothing to a
-/// database answering), else the whole run.
+/// A test restore's duration: the RTO it measured itself when it says so (a physical source: the time from
+/// nothing to a database answering, `measured_rto_secs`), else the whole run.
 fn measured_rto(r: &RunRecord) -> f64 {
-    r.detail
-        .get("rto_seconds")
-        .and_then(|v| v.as_f64())
-        .unwrap_or_else(|| r.finished.duration_since(r.started).as_secs_f64().max(0.0))
+    r.measured_rto_secs().unwrap_or_else(|| r.finished.duration_since(r.started).as_secs_f64().max(0.0))
 }
 
 /// One source's newest recovery point: the newest snapshot that holds it, or for a physical PostgreSQL source

@@ -256,11 +256,11 @@ impl<'a> Daemon<'a> {
             error: child.error.clone(),
             detail: json!({ "exit_code": child.code, "interrupted": interrupted }),
         };
-        if let Some(rto) = child.stdout.get("rto_seconds") {
-            record.detail["rto_seconds"] = rto.clone();
-        }
         if child.incomplete {
             record.mark_incomplete(&unreadable_of(&child.stdout));
+        }
+        if let Some(rto) = child.stdout.pointer("/report/measured_rto_secs").and_then(|v| v.as_f64()) {
+            record.detail["measured_rto_secs"] = rto.into();
         }
         if let Err(e) = self.catalog.record_run(&record) {
             eprintln!("gumvault: warning: could not record the run: {e}");

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::recovery::{self, Archives, Recovery};
+use super::recovery::{self, ArchiveView, Archives, PushFailure, Recovery};
 use crate::config::{Config, Job};
 use crate::error::Result;
 use crate::ops::sync::RegionHealth;
@@ -39,22 +39,15 @@ impl Health {
     }
 }
 
-/// The newest backup of a job.
+/// The newest backup of a job: the snapshot, and how old it is.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BackupInfo {
-    /// When the backup started.
-    pub time: jiff::Timestamp,
-    /// Seconds from then until the status was computed.
+    /// Seconds from the backup's start until the status was computed.
     pub age_seconds: i64,
-    /// The snapshot's id (hex).
-    pub snapshot: String,
-    /// Logical size of the snapshot.
-    pub size: u64,
-    /// Plaintext bytes of the new data the backup added to the repository.
-    pub bytes_added: u64,
-    /// How long the backup took, in seconds.
-    pub duration_seconds: f64,
+    /// The snapshot (its time, id, size, what it added, how long it took).
+    #[serde(flatten)]
+    pub point: HistoryPoint,
 }
 
 /// A recorded run, as shown.
@@ -149,6 +142,19 @@ pub struct HistoryPoint {
     pub duration_seconds: f64,
 }
 
+impl HistoryPoint {
+    /// The point of one snapshot.
+    pub fn of(s: &SnapshotEntry) -> HistoryPoint {
+        HistoryPoint {
+            time: s.snapshot.time,
+            snapshot: s.id.to_hex(),
+            size: s.snapshot.summary.total_bytes,
+            bytes_added: s.snapshot.summary.bytes_added,
+            duration_seconds: s.snapshot.summary.duration_secs,
+        }
+    }
+}
+
 /// Everything `status` reports.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -169,12 +175,46 @@ pub struct Status {
 pub fn of_session(config: &Config, s: &Session, with_regions: bool, now: jiff::Timestamp) -> Result<Status> {
     let regions =
         if with_regions || s.repo.region_count() > 1 { Some(crate::ops::sync::health(&s.repo)?) } else { None };
-    compute(config, &s.catalog, now, regions, &archives_of(&s.repo))
+    compute(config, &s.catalog, now, regions, &archives_of(&s.repo, &s.cache_dir, &s.url))
 }
 
-/// What the repository's WAL archives say, for the recovery points of physical sources.
-pub fn archives_of(_repo: &crate::repo::Repository) -> Archives {
-    Archives::default()
+/// What the repository's WAL archives say (one listing of `wal/`), for the recovery points of physical sources,
+/// and whether `wal-push` from this machine (with this cache directory) fails. Neither is fatal to a status: an
+/// archive that cannot be listed shows as no archive (the regions' health says why), a state file that cannot be
+/// read as no failure, each with a warning.
+pub fn archives_of(repo: &crate::repo::Repository, cache_dir: &std::path::Path, url: &str) -> Archives {
+    let clusters = match crate::ops::wal::archive_status(repo) {
+        Ok(summaries) => summaries
+            .into_iter()
+            .map(|a| {
+                let newest = a.newest_segment.zip(a.newest_time);
+                (a.system_id, ArchiveView { newest })
+            })
+            .collect(),
+        Err(e) => {
+            eprintln!("gumvault: warning: cannot list the WAL archive: {e}");
+            Default::default()
+        }
+    };
+    let push_failing = match crate::ops::wal::read_push_state(cache_dir, url) {
+        Ok(state) => state.and_then(|s| push_failure(&s)),
+        Err(e) => {
+            eprintln!("gumvault: warning: {e}");
+            None
+        }
+    };
+    Archives { clusters, push_failing }
+}
+
+/// The failure of a push state whose newest push failed.
+fn push_failure(s: &crate::ops::wal::PushState) -> Option<PushFailure> {
+    let last = s.last_failure.as_ref().filter(|_| s.failing())?;
+    Some(PushFailure {
+        time: last.time,
+        failures: s.consecutive_failures,
+        file: last.file.clone(),
+        error: last.error.clone().unwrap_or_default(),
+    })
 }
 
 /// Computes every job's status at `now`.
@@ -211,14 +251,9 @@ fn job_status(
     archives: &Archives,
 ) -> Result<JobStatus> {
     let history = history_of(mine, now);
-    let last_backup = mine.last().map(|s| BackupInfo {
-        time: s.snapshot.time,
-        age_seconds: now.duration_since(s.snapshot.time).as_secs(),
-        snapshot: s.id.to_hex(),
-        size: s.snapshot.summary.total_bytes,
-        bytes_added: s.snapshot.summary.bytes_added,
-        duration_seconds: s.snapshot.summary.duration_secs,
-    });
+    let last_backup = mine
+        .last()
+        .map(|s| BackupInfo { age_seconds: now.duration_since(s.snapshot.time).as_secs(), point: HistoryPoint::of(s) });
     // Runs interrupted by a daemon shutdown neither failed nor did their work: the one before them counts.
     let last_run = catalog.last_completed_run(name, "backup")?;
     let last_check = catalog.last_completed_run(name, "check")?;
@@ -242,7 +277,7 @@ fn job_status(
         name: name.to_string(),
         status,
         reasons,
-        size: last_backup.as_ref().map(|b| b.size),
+        size: last_backup.as_ref().map(|b| b.point.size),
         last_backup,
         next_backup: job.schedule.next_after(now, &jiff::tz::TimeZone::system()),
         last_run: last_run.as_ref().map(RunInfo::from),
@@ -257,16 +292,7 @@ fn job_status(
 /// The job's snapshots of the last 30 days, for charts.
 fn history_of(mine: &[&SnapshotEntry], now: jiff::Timestamp) -> Vec<HistoryPoint> {
     let cutoff = now - jiff::SignedDuration::from_hours(24 * 30);
-    mine.iter()
-        .filter(|s| s.snapshot.time >= cutoff)
-        .map(|s| HistoryPoint {
-            time: s.snapshot.time,
-            snapshot: s.id.to_hex(),
-            size: s.snapshot.summary.total_bytes,
-            bytes_added: s.snapshot.summary.bytes_added,
-            duration_seconds: s.snapshot.summary.duration_secs,
-        })
-        .collect()
+    mine.iter().filter(|s| s.snapshot.time >= cutoff).map(|s| HistoryPoint::of(s)).collect()
 }
 
 /// The kinds of runs the daemon records.

@@ -1,8 +1,9 @@
 //! Keys and authenticated encryption.
 //!
 //! A repository has one random 32-byte master key. Subkeys are derived from it with BLAKE3's key derivation:
-//! one for XChaCha20-Poly1305, one for blob ids (keyed BLAKE3), one for the chunker's gear table. The master key
-//! is stored in key files, each sealed under a key derived from one password with Argon2id.
+//! one for XChaCha20-Poly1305, one for blob ids (keyed BLAKE3), one for the chunker's gear table, two for sealing
+//! object names deterministically (the WAL archive's). The master key is stored in key files, each sealed under a
+//! key derived from one password with Argon2id.
 
 use chacha20poly1305::aead::{AeadInOut, KeyInit};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
@@ -20,6 +21,11 @@ pub const OVERHEAD: usize = NONCE_LEN + TAG_LEN;
 const CONTEXT_ENCRYPTION: &str = "gumvault 2026-11 encryption key v1";
 const CONTEXT_BLOB_ID: &str = "gumvault 2026-11 blob id key v1";
 const CONTEXT_CHUNKER: &str = "gumvault 2026-11 chunker gear key v1";
+const CONTEXT_NAME_MAC: &str = "gumvault 2026-12 wal name mac key v1";
+const CONTEXT_NAME_STREAM: &str = "gumvault 2026-12 wal name stream key v1";
+
+/// Bytes of the tag that starts a sealed name (see [`MasterKey::seal_name`]).
+pub const NAME_TAG_LEN: usize = 16;
 
 /// The repository's master key and the subkeys derived from it.
 #[derive(Clone)]
@@ -28,6 +34,8 @@ pub struct MasterKey {
     cipher: XChaCha20Poly1305,
     id_key: [u8; 32],
     chunker_key: [u8; 32],
+    name_mac_key: [u8; 32],
+    name_stream_key: [u8; 32],
 }
 
 impl MasterKey {
@@ -46,6 +54,8 @@ impl MasterKey {
             cipher: XChaCha20Poly1305::new(&enc.into()),
             id_key: blake3::derive_key(CONTEXT_BLOB_ID, &master),
             chunker_key: blake3::derive_key(CONTEXT_CHUNKER, &master),
+            name_mac_key: blake3::derive_key(CONTEXT_NAME_MAC, &master),
+            name_stream_key: blake3::derive_key(CONTEXT_NAME_STREAM, &master),
         }
     }
 
@@ -70,6 +80,44 @@ impl MasterKey {
             *word = u64::from_le_bytes(b);
         }
         gear
+    }
+
+    /// Seals a name deterministically (the SIV construction): `tag || ciphertext`, where `tag` is the first 16
+    /// bytes of keyed BLAKE3 (name MAC key) of the plaintext and the ciphertext is the plaintext XORed with the
+    /// keyed BLAKE3 extendable output (name stream key) of the tag. Equal plaintexts give equal names, so an
+    /// object can be found by its name; nothing else about the plaintext shows without the key.
+    pub fn seal_name(&self, plain: &[u8]) -> Vec<u8> {
+        let full = blake3::keyed_hash(&self.name_mac_key, plain);
+        let tag = &full.as_bytes()[..NAME_TAG_LEN];
+        let mut out = Vec::with_capacity(NAME_TAG_LEN + plain.len());
+        out.extend_from_slice(tag);
+        out.extend_from_slice(plain);
+        self.name_keystream(tag, &mut out[NAME_TAG_LEN..]);
+        out
+    }
+
+    /// Opens a name sealed by [`MasterKey::seal_name`]; `None` when its tag does not verify (another key, or
+    /// damaged).
+    pub fn open_name(&self, sealed: &[u8]) -> Option<Vec<u8>> {
+        if sealed.len() < NAME_TAG_LEN {
+            return None;
+        }
+        let (tag, ct) = sealed.split_at(NAME_TAG_LEN);
+        let mut plain = ct.to_vec();
+        self.name_keystream(tag, &mut plain);
+        let full = blake3::keyed_hash(&self.name_mac_key, &plain);
+        // Constant time: a forger learns nothing from how long the comparison took.
+        let diff = full.as_bytes()[..NAME_TAG_LEN].iter().zip(tag).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        (diff == 0).then_some(plain)
+    }
+
+    /// XORs `buf` with the name keystream seeded by `tag`.
+    fn name_keystream(&self, tag: &[u8], buf: &mut [u8]) {
+        let mut stream = vec![0u8; buf.len()];
+        blake3::Hasher::new_keyed(&self.name_stream_key).update(tag).finalize_xof().fill(&mut stream);
+        for (b, k) in buf.iter_mut().zip(stream) {
+            *b ^= k;
+        }
     }
 
     /// Encrypts `plaintext` (consumed, encrypted in place) to `nonce || ciphertext || tag`.
@@ -187,6 +235,26 @@ mod tests {
         assert_ne!(a.blob_id(b"x").0, *blake3::hash(b"x").as_bytes());
         assert_eq!(a.blob_id(b"x"), MasterKey::from_bytes(*a.bytes()).blob_id(b"x"));
         assert_ne!(a.gear_table(), b.gear_table());
+    }
+
+    #[test]
+    fn sealed_names_are_deterministic_authenticated_and_keyed() {
+        let a = MasterKey::generate();
+        let b = MasterKey::generate();
+        let name = a.seal_name(b"system and file name");
+        assert_eq!(name.len(), NAME_TAG_LEN + 20);
+        assert_eq!(a.seal_name(b"system and file name"), name, "deterministic");
+        assert_ne!(b.seal_name(b"system and file name"), name, "keyed");
+        assert_ne!(a.seal_name(b"system and file namf")[..NAME_TAG_LEN], name[..NAME_TAG_LEN]);
+        assert!(!name.windows(6).any(|w| w == b"system"), "the plaintext does not show");
+        assert_eq!(a.open_name(&name).as_deref(), Some(&b"system and file name"[..]));
+        assert_eq!(b.open_name(&name), None, "another key");
+        for i in 0..name.len() {
+            let mut bad = name.clone();
+            bad[i] ^= 0x40;
+            assert_eq!(a.open_name(&bad), None, "a flipped byte at {i}");
+        }
+        assert_eq!(a.open_name(&name[..10]), None);
     }
 
     #[test]

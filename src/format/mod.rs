@@ -1,5 +1,5 @@
 //! The repository's bytes and nothing else: identifiers, sealing, chunking, and the encodings of blobs, packs,
-//! index segments, trees, snapshots, key files, the config and the small sealed lists. No I/O happens here, so
+//! index segments, trees, snapshots, key files, the config, the small sealed lists and the WAL archive's files. No I/O happens here, so
 //! every decoder can be fuzzed and tested alone. [`objects`] says where each kind of object lives.
 
 pub mod blob;
@@ -16,4 +16,5 @@ pub mod pack;
 pub mod repo_config;
 pub mod snapshot;
 pub mod tree;
+pub mod wal;
 mod wire;

@@ -25,11 +25,14 @@ pub enum ObjectKind {
     Tombstone,
     /// `lagging/<id>`: a region missed writes (a degraded backup) and has not been synced since.
     Lag,
+    /// `wal/<sealed name>`: one file of PostgreSQL's continuous WAL archive, named by the deterministic
+    /// encryption of its system id and file name (see [`crate::format::wal::object`]).
+    Wal,
 }
 
 impl ObjectKind {
     /// Every kind, in the order listings and comparisons visit them.
-    pub const ALL: [ObjectKind; 9] = [
+    pub const ALL: [ObjectKind; 10] = [
         ObjectKind::Config,
         ObjectKind::Key,
         ObjectKind::Pack,
@@ -39,6 +42,7 @@ impl ObjectKind {
         ObjectKind::Lock,
         ObjectKind::Tombstone,
         ObjectKind::Lag,
+        ObjectKind::Wal,
     ];
 
     /// The folder of the kind (ending in `/`), or for [`ObjectKind::Config`] its one path.
@@ -53,6 +57,7 @@ impl ObjectKind {
             ObjectKind::Lock => "locks/",
             ObjectKind::Tombstone => "deleted/",
             ObjectKind::Lag => "lagging/",
+            ObjectKind::Wal => "wal/",
         }
     }
 
@@ -69,12 +74,16 @@ impl ObjectKind {
             ObjectKind::Lock => b"gumvault lock v1",
             ObjectKind::Tombstone => b"gumvault tombstone v1",
             ObjectKind::Lag => b"gumvault lag v1",
+            ObjectKind::Wal => b"gumvault wal v1",
         }
     }
 
     /// True for kinds named by the BLAKE3 hash of their stored bytes, so any copy can be verified by its name.
+    /// WAL files are not: their name says which file they are, and a copy is verified by opening it (its
+    /// associated data holds the name); copies in two regions may differ byte for byte (each sealed with its own
+    /// nonce) and are never overwritten.
     pub const fn is_content_addressed(self) -> bool {
-        !matches!(self, ObjectKind::Config | ObjectKind::Key | ObjectKind::Lock)
+        !matches!(self, ObjectKind::Config | ObjectKind::Key | ObjectKind::Lock | ObjectKind::Wal)
     }
 
     /// True for kinds every region must hold (leases are short-lived and each region's own business).
@@ -116,6 +125,21 @@ impl ObjectKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kinds_and_their_properties() {
+        use ObjectKind::*;
+        let addressed: Vec<ObjectKind> = ObjectKind::ALL.into_iter().filter(|k| k.is_content_addressed()).collect();
+        assert_eq!(addressed, vec![Pack, Index, Snapshot, Obsolete, Tombstone, Lag]);
+        let replicated: Vec<ObjectKind> = ObjectKind::ALL.into_iter().filter(|k| !k.is_replicated()).collect();
+        assert_eq!(replicated, vec![Lock]);
+        let prefixes: std::collections::BTreeSet<&str> = ObjectKind::ALL.iter().map(|k| k.prefix()).collect();
+        assert_eq!(prefixes.len(), ObjectKind::ALL.len());
+        let wal_name = "ab".repeat(72);
+        assert_eq!(Wal.path(&wal_name), format!("wal/{wal_name}"));
+        assert_eq!(ObjectKind::parse_path(&format!("wal/{wal_name}")), Some((Wal, wal_name.as_str())));
+        assert_eq!(ObjectKind::id_of_path(&format!("wal/{wal_name}")), None, "WAL names are no ids");
+    }
 
     #[test]
     fn paths_round_trip_and_aad_differ() {

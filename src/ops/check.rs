@@ -2,6 +2,10 @@
 //! walks every tree, and confirms every referenced blob is indexed in a pack that exists with the right size.
 //! With `read_data`, every pack is downloaded, its name (a hash of its bytes) verified, its header decrypted and
 //! every blob decrypted and checked against its id.
+//!
+//! The WAL archive is checked too: from every kept base backup's start up to the newest archived segment of its
+//! cluster, no segment may be missing ([`crate::ops::wal::chain`]); with `read_data` every archived file is
+//! read and authenticated (all of them for a full run, the same share for a subset).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -12,9 +16,11 @@ use crate::error::{Error, Result};
 use crate::format::blob::{self, BlobKind};
 use crate::format::id::Id;
 use crate::format::index::PackEntry;
+use crate::format::snapshot::BaseBackup;
 use crate::format::tree::NodeKind;
 use crate::repo::Repository;
 use crate::repo::catalog::Catalog;
+use crate::repo::wal::WalObject;
 
 /// Which packs `--read-data` downloads and verifies.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -83,6 +89,14 @@ pub struct CheckReport {
     pub problems: Vec<String>,
     /// Things that are not damage (unreferenced packs left by an interrupted backup).
     pub notes: Vec<String>,
+    /// Files in the WAL archive.
+    pub wal_files: usize,
+    /// Base backups whose WAL chain was followed.
+    pub wal_base_backups: usize,
+    /// Segments those chains need.
+    pub wal_segments_needed: u64,
+    /// Archived WAL files read and authenticated (`read_data`).
+    pub wal_files_read: usize,
 }
 
 /// Where the index says a blob lies.
@@ -128,7 +142,8 @@ pub fn check(repo: &Repository, catalog: &Catalog, opts: &CheckOptions) -> Resul
     }
     report.packs = packs.len();
     report.blobs = blobs.len();
-    check_snapshots(repo, &blobs, &mut report)?;
+    let base_backups = check_snapshots(repo, &blobs, &mut report)?;
+    check_wal(repo, &base_backups, opts.read_data, &mut report)?;
     if let Some(subset) = opts.read_data {
         let chosen = choose_packs(catalog, &packs, subset, &mut report)?;
         read_packs(repo, catalog, &chosen, &mut report)?;
@@ -139,9 +154,15 @@ pub fn check(repo: &Repository, catalog: &Catalog, opts: &CheckOptions) -> Resul
     Ok(report)
 }
 
-/// Walks every snapshot's trees; each tree is read once however many snapshots share it.
-fn check_snapshots(repo: &Repository, blobs: &HashMap<Id, Located>, report: &mut CheckReport) -> Result<()> {
+/// Walks every snapshot's trees; each tree is read once however many snapshots share it. Returns the base
+/// backups the snapshots hold.
+fn check_snapshots(
+    repo: &Repository,
+    blobs: &HashMap<Id, Located>,
+    report: &mut CheckReport,
+) -> Result<Vec<(Id, BaseBackup)>> {
     let mut seen: HashSet<Id> = HashSet::new();
+    let mut base_backups = Vec::new();
     for sid in repo.list_snapshots()? {
         let snap = match repo.load_snapshot(&sid) {
             Ok(s) => s,
@@ -151,52 +172,110 @@ fn check_snapshots(repo: &Repository, blobs: &HashMap<Id, Located>, report: &mut
             }
         };
         report.snapshots += 1;
-        let mut stack = vec![(snap.tree, String::from("/"))];
-        while let Some((tree_id, path)) = stack.pop() {
-            if !seen.insert(tree_id) {
+        base_backups.extend(snap.base_backups.iter().map(|b| (sid, b.clone())));
+        walk_trees(repo, blobs, &sid, snap.tree, &mut seen, report);
+    }
+    Ok(base_backups)
+}
+
+/// Walks the trees of one snapshot, skipping those already `seen`.
+fn walk_trees(
+    repo: &Repository,
+    blobs: &HashMap<Id, Located>,
+    sid: &Id,
+    root: Id,
+    seen: &mut HashSet<Id>,
+    report: &mut CheckReport,
+) {
+    let mut stack = vec![(root, String::from("/"))];
+    while let Some((tree_id, path)) = stack.pop() {
+        if !seen.insert(tree_id) {
+            continue;
+        }
+        let Some(loc) = blobs.get(&tree_id) else {
+            report.problems.push(format!(
+                "snapshot {}: tree {} of {path} is not in any index",
+                sid.short(),
+                tree_id.short()
+            ));
+            continue;
+        };
+        let tree = match repo.read_blob(&loc.pack, loc.offset, &loc.info).and_then(|p| repo.parse_tree(&tree_id, &p)) {
+            Ok(t) => t,
+            Err(e) => {
+                report.problems.push(format!("snapshot {}: tree of {path}: {e}", sid.short()));
                 continue;
             }
-            let Some(loc) = blobs.get(&tree_id) else {
-                report.problems.push(format!(
-                    "snapshot {}: tree {} of {path} is not in any index",
-                    sid.short(),
-                    tree_id.short()
-                ));
-                continue;
-            };
-            let tree =
-                match repo.read_blob(&loc.pack, loc.offset, &loc.info).and_then(|p| repo.parse_tree(&tree_id, &p)) {
-                    Ok(t) => t,
-                    Err(e) => {
-                        report.problems.push(format!("snapshot {}: tree of {path}: {e}", sid.short()));
-                        continue;
-                    }
-                };
-            report.trees += 1;
-            for node in &tree.nodes {
-                let child = format!("{}{}", path, node.name.display());
-                if node.kind == NodeKind::Dir {
-                    match node.subtree {
-                        Some(sub) => stack.push((sub, format!("{child}/"))),
-                        None => {
-                            report.problems.push(format!("snapshot {}: directory {child} has no tree", sid.short()))
-                        }
-                    }
+        };
+        report.trees += 1;
+        for node in &tree.nodes {
+            let child = format!("{}{}", path, node.name.display());
+            if node.kind == NodeKind::Dir {
+                match node.subtree {
+                    Some(sub) => stack.push((sub, format!("{child}/"))),
+                    None => report.problems.push(format!("snapshot {}: directory {child} has no tree", sid.short())),
                 }
-                for id in &node.content {
-                    match blobs.get(id) {
-                        Some(l) if l.info.kind == BlobKind::Data => {}
-                        _ => report.problems.push(format!(
-                            "snapshot {}: {child}: data blob {} is not in any index",
-                            sid.short(),
-                            id.short()
-                        )),
-                    }
+            }
+            for id in &node.content {
+                match blobs.get(id) {
+                    Some(l) if l.info.kind == BlobKind::Data => {}
+                    _ => report.problems.push(format!(
+                        "snapshot {}: {child}: data blob {} is not in any index",
+                        sid.short(),
+                        id.short()
+                    )),
                 }
             }
         }
     }
+}
+
+/// The WAL archive: every kept base backup's chain, names that are not this repository's, and with `read_data`
+/// the files themselves.
+fn check_wal(
+    repo: &Repository,
+    base_backups: &[(Id, BaseBackup)],
+    read_data: Option<DataSubset>,
+    report: &mut CheckReport,
+) -> Result<()> {
+    let listing = repo.list_wal()?;
+    report.wal_files = listing.files.len();
+    for path in &listing.foreign {
+        report
+            .problems
+            .push(format!("{path}: not an archived WAL file of this repository (its name does not open with the key)"));
+    }
+    let chains = crate::ops::wal::chain::check_chains(repo, &listing, base_backups);
+    report.wal_base_backups = chains.base_backups;
+    report.wal_segments_needed = chains.segments_needed;
+    report.problems.extend(chains.problems);
+    let Some(subset) = read_data else { return Ok(()) };
+    let chosen: Vec<&WalObject> = listing.files.iter().filter(|o| wal_in_subset(o, subset)).collect();
+    let bad: Vec<String> = chosen
+        .par_iter()
+        .filter_map(|o| {
+            repo.get_wal(o.system_id, &o.file)
+                .err()
+                .map(|e| format!("WAL file {} of database system {}: {e}", o.file, o.system_id))
+        })
+        .collect();
+    report.wal_files_read = chosen.len();
+    report.problems.extend(bad);
     Ok(())
+}
+
+/// Whether `--read-data` of this subset reads an archived file: every one for a full run, a fixed slice by the
+/// object's name for `k/n`, a random share for a percentage, a seventh for `auto`.
+fn wal_in_subset(o: &WalObject, subset: DataSubset) -> bool {
+    match subset {
+        DataSubset::All => true,
+        DataSubset::Slice { k, n } => {
+            let h = blake3::hash(o.path.as_bytes());
+            u64::from_le_bytes(h.as_bytes()[..8].try_into().expect("8 bytes")) % n == k - 1
+        }
+        DataSubset::Fraction(f) => rand::random::<f64>() < f,
+        DataSubset::Auto => rand::random::<f64>() < 1.0 / 7.0,
+    }
 }
 
 /// Catalog key remembering when an unfinished full `--read-data` run began.

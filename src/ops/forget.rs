@@ -31,6 +31,7 @@ pub fn decide(
             host: e.snapshot.host.clone(),
             paths: e.snapshot.paths.clone(),
             tags: e.snapshot.tags.clone(),
+            restorable_from: e.snapshot.base_backups.iter().map(|b| b.stop_time).max(),
         })
         .collect();
     retention::apply(&infos, policy, group_by, now, tz)

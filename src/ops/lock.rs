@@ -1,6 +1,6 @@
 //! Keeping what the repository still needs locked (S3 Object Lock): every object a current snapshot may need —
 //! the config, the key files, every snapshot, every index segment and the packs they list, obsolete lists,
-//! tombstones and lag markers — gets its retention pushed out to `now + period`. Packs that prune has marked
+//! tombstones, lag markers and archived WAL files — gets its retention pushed out to `now + period`. Packs that prune has marked
 //! obsolete (no index lists them) are left to run out, so prune can remove them once their lock has expired.
 //! Run by `gumvault lock extend` and at the end of every prune (the daemon's maintenance).
 
@@ -44,6 +44,9 @@ pub fn needed(repo: &Repository) -> Result<Vec<(ObjectKind, String)>> {
         out.extend(repo.list_ids(kind)?.into_iter().map(|id| (kind, id.to_hex())));
     }
     out.extend(packs.into_iter().map(|p| (ObjectKind::Pack, p.to_hex())));
+    // Archived WAL: what is listed is what WAL retention kept.
+    let wal = repo.list_wal()?.files;
+    out.extend(wal.iter().filter_map(|w| ObjectKind::parse_path(&w.path).map(|(k, n)| (k, n.to_string()))));
     Ok(out)
 }
 

@@ -1,5 +1,5 @@
-//! The operations on an open repository, one module each: what backup, restore, forget, prune, check, repair and
-//! sync do, with no knowledge of flags or printing.
+//! The operations on an open repository, one module each: what backup, restore, forget, prune, check, repair,
+//! sync and the WAL archive's commands do, with no knowledge of flags or printing.
 
 pub mod backup;
 pub mod check;
@@ -13,3 +13,4 @@ pub mod restore;
 pub mod retention;
 pub mod select;
 pub mod sync;
+pub mod wal;

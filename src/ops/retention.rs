@@ -5,7 +5,10 @@
 //! - `keep_last N`: the N newest of the group.
 //! - `keep_hourly/daily/weekly/monthly/yearly N`: walking from newest to oldest, the newest snapshot of each of
 //!   the N most recent hours/days/ISO weeks/months/years that have snapshots.
-//! - `keep_within D`: every snapshot taken after `now - D`.
+//! - `keep_within D`: every snapshot taken after `now - D`, and, so that every moment of that window can be
+//!   restored to, the newest snapshot holding PostgreSQL base backups that are consistent at or before the
+//!   window's start (`within (base backup for the window's start)`): a point-in-time restore to a moment before
+//!   the first base backup inside the window starts from it, and prune keeps the WAL from it on.
 //! - `keep_tags`: every snapshot carrying one of the tags.
 //! - The newest snapshot of each group is always kept unless `allow_remove_newest` is set.
 
@@ -30,6 +33,9 @@ pub struct SnapshotInfo {
     pub paths: Vec<String>,
     /// Its tags (a grouping key, and what `keep_tags` matches).
     pub tags: Vec<String>,
+    /// For a snapshot holding PostgreSQL base backups: the earliest moment a point-in-time restore from it can
+    /// reach (the newest `stop_time` of its base backups). `None` for other snapshots.
+    pub restorable_from: Option<Timestamp>,
 }
 
 /// How snapshots are grouped; each group is judged on its own.
@@ -172,6 +178,10 @@ fn reasons(group: &[&SnapshotInfo], policy: &Policy, now: Timestamp, tz: &TimeZo
                 reasons[i].push("within".to_string());
             }
         }
+        // Newest first: the first base backup consistent by the window's start anchors the window.
+        if let Some(i) = group.iter().position(|s| s.restorable_from.is_some_and(|t| t <= cutoff)) {
+            reasons[i].push("within (base backup for the window's start)".to_string());
+        }
     }
     for (i, s) in group.iter().enumerate() {
         for t in policy.keep_tags.iter().filter(|t| s.tags.contains(t)) {
@@ -230,6 +240,7 @@ mod tests {
                     host: "web".into(),
                     paths: vec!["/srv".into()],
                     tags: vec![],
+                    restorable_from: None,
                 }
             })
             .collect()
@@ -314,6 +325,40 @@ mod tests {
         let one_group = GroupBy::parse("").unwrap();
         let d = apply(&snaps, &Policy { keep_last: 1, ..Default::default() }, one_group, now, &TimeZone::UTC);
         assert_eq!(d.iter().filter(|x| x.keep).count(), 1);
+    }
+
+    #[test]
+    fn keep_within_keeps_the_base_backup_the_window_starts_from() {
+        // Daily base backups at 00:00 that are consistent 30 minutes later; now = day 10, 12:00; window 3 days.
+        let mut snaps = series("2026-01-01T00:00:00Z", 24, 10);
+        for s in &mut snaps {
+            s.restorable_from = Some(s.time + SignedDuration::from_mins(30));
+        }
+        let now: Timestamp = "2026-01-10T12:00:00Z".parse().unwrap();
+        let policy = Policy { keep_within: Some(SignedDuration::from_hours(72)), ..Default::default() };
+        let d = apply(&snaps, &policy, GroupBy::default(), now, &TimeZone::UTC);
+        // The window starts Jan 7 12:00: snapshots of Jan 8, 9, 10 are inside; Jan 7 00:00 covers Jan 7 12:00..
+        let kept = kept_times(&d, &snaps);
+        assert_eq!(
+            kept,
+            ["2026-01-07T00:00:00Z", "2026-01-08T00:00:00Z", "2026-01-09T00:00:00Z", "2026-01-10T00:00:00Z"]
+        );
+        let anchor = d.iter().find(|x| x.id == snaps[6].id).unwrap();
+        assert_eq!(anchor.reasons, vec!["within (base backup for the window's start)"]);
+        // A base backup that started before the window but was consistent only after its start is no anchor: the
+        // one before it is (and WAL from it covers the whole window, so the other goes).
+        snaps[6].restorable_from = Some("2026-01-07T13:00:00Z".parse().unwrap());
+        let d = apply(&snaps, &policy, GroupBy::default(), now, &TimeZone::UTC);
+        assert_eq!(
+            kept_times(&d, &snaps),
+            ["2026-01-06T00:00:00Z", "2026-01-08T00:00:00Z", "2026-01-09T00:00:00Z", "2026-01-10T00:00:00Z"]
+        );
+        // Snapshots without base backups keep the plain rule.
+        for s in &mut snaps {
+            s.restorable_from = None;
+        }
+        let d = apply(&snaps, &policy, GroupBy::default(), now, &TimeZone::UTC);
+        assert_eq!(kept_times(&d, &snaps).len(), 3);
     }
 
     #[test]

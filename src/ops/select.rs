@@ -61,3 +61,76 @@ pub fn at(catalog: &Catalog, at: jiff::Timestamp, filter: &Filter) -> Result<Sna
         Error::SnapshotNotFound(format!("no snapshot matches at or before {at} (the filters or the time exclude all)"))
     })
 }
+
+/// Which base backup a point-in-time restore starts from.
+#[derive(Clone, Debug, Default)]
+pub struct BaseBackupQuery {
+    /// The job source whose base backups count.
+    pub source: String,
+    /// The point in time to recover to: the base backup must have ended at or before it.
+    pub at: Option<jiff::Timestamp>,
+    /// Recovery follows this timeline: base backups of later timelines cannot lead to it.
+    pub timeline: Option<u32>,
+}
+
+/// The snapshot and base backup a point-in-time restore starts from: for `latest`, the base backup of the
+/// source that ended last (at or before `at`, on a timeline not after `timeline`); for an id, that snapshot's,
+/// which must meet the same conditions.
+pub fn base_backup(
+    catalog: &Catalog,
+    selector: &str,
+    filter: &Filter,
+    query: &BaseBackupQuery,
+) -> Result<(SnapshotEntry, crate::format::snapshot::BaseBackup)> {
+    let candidates = catalog.base_backups(&query.source, None)?;
+    if selector != "latest" {
+        let entry = resolve(catalog, selector, filter)?;
+        let Some((_, b)) = candidates.into_iter().find(|(id, _)| *id == entry.id) else {
+            return Err(Error::InvalidInput(format!(
+                "snapshot {} holds no base backup of source {:?} (is it a postgres-physical source?)",
+                entry.id.short(),
+                query.source
+            )));
+        };
+        check_reaches(&entry, &b, query)?;
+        return Ok((entry, b));
+    }
+    let snapshots: std::collections::HashMap<_, _> = filter.apply(catalog)?.into_iter().map(|s| (s.id, s)).collect();
+    let usable = |b: &crate::format::snapshot::BaseBackup| {
+        query.at.is_none_or(|at| b.stop_time <= at) && query.timeline.is_none_or(|t| b.timeline <= t)
+    };
+    let found = candidates.into_iter().find(|(id, b)| snapshots.contains_key(id) && usable(b));
+    match found {
+        Some((id, b)) => Ok((snapshots[&id].clone(), b)),
+        None => Err(Error::SnapshotNotFound(format!(
+            "no base backup of source {:?}{}{} (the filters, the time or the timeline exclude all)",
+            query.source,
+            query.at.map(|t| format!(" ended at or before {t}")).unwrap_or_default(),
+            query.timeline.map(|t| format!(" on timeline {t} or before")).unwrap_or_default(),
+        ))),
+    }
+}
+
+/// An explicitly chosen base backup must be able to reach the point in time and the timeline asked for.
+fn check_reaches(
+    entry: &SnapshotEntry,
+    b: &crate::format::snapshot::BaseBackup,
+    query: &BaseBackupQuery,
+) -> Result<()> {
+    if let Some(at) = query.at.filter(|at| b.stop_time > *at) {
+        return Err(Error::InvalidInput(format!(
+            "the base backup in snapshot {} ended at {}, after {at}: recovery cannot stop before the backup is \
+             consistent; pick an older snapshot, or `latest` to pick one by time",
+            entry.id.short(),
+            b.stop_time
+        )));
+    }
+    if let Some(t) = query.timeline.filter(|t| b.timeline > *t) {
+        return Err(Error::InvalidInput(format!(
+            "the base backup in snapshot {} is on timeline {}, after timeline {t}; pick an older snapshot",
+            entry.id.short(),
+            b.timeline
+        )));
+    }
+    Ok(())
+}

@@ -13,11 +13,11 @@ use crate::error::{Error, Result};
 use crate::format::blob::{BlobInfo, BlobKind, Compression};
 use crate::format::id::Id;
 use crate::format::index::PackEntry;
-use crate::format::snapshot::Snapshot;
+use crate::format::snapshot::{BaseBackup, Snapshot};
 use crate::repo::Repository;
 
 /// Bump whenever the schema changes: older catalogs are dropped and rebuilt, never migrated.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -28,6 +28,9 @@ CREATE TABLE blobs (id BLOB PRIMARY KEY, pid INTEGER NOT NULL, offset INTEGER NO
 CREATE TABLE snapshots (id BLOB PRIMARY KEY, time TEXT NOT NULL, host TEXT NOT NULL, paths TEXT NOT NULL,
                         tags TEXT NOT NULL, manifest TEXT NOT NULL);
 CREATE INDEX snapshots_time ON snapshots(time);
+CREATE TABLE base_backups (snapshot BLOB NOT NULL, source TEXT NOT NULL, stop_ns INTEGER NOT NULL,
+                           backup TEXT NOT NULL, PRIMARY KEY (snapshot, source));
+CREATE INDEX base_backups_stop ON base_backups(source, stop_ns);
 CREATE TABLE pack_checks (id BLOB PRIMARY KEY, checked_at TEXT NOT NULL, ok INTEGER NOT NULL);
 ";
 
@@ -80,6 +83,12 @@ impl RunRecord {
             d.insert("unreadable".into(), unreadable.iter().take(UNREADABLE_KEPT).cloned().collect());
             d.insert("unreadable_count".into(), unreadable.len().into());
         }
+    }
+
+    /// The measured RTO of a test restore of a physical source: seconds from the start of the restore until the
+    /// recovered cluster answered (`measured_rto_secs` in its detail).
+    pub fn measured_rto_secs(&self) -> Option<f64> {
+        self.detail.get("measured_rto_secs").and_then(|v| v.as_f64())
     }
 
     /// True when the run saved a snapshot that lacks some inputs ([`RunRecord::mark_incomplete`]).
@@ -225,6 +234,9 @@ impl Catalog {
         let local_snaps = self.id_set("SELECT id FROM snapshots")?;
         for gone in local_snaps.iter().filter(|id| !remote_snaps.contains(id)) {
             self.conn.execute("DELETE FROM snapshots WHERE id = ?1", [&gone.0[..]]).map_err(|e| self.err(e))?;
+            self.conn
+                .execute("DELETE FROM base_backups WHERE snapshot = ?1", [&gone.0[..]])
+                .map_err(|e| self.err(e))?;
         }
         let new_snaps: Vec<Id> = remote_snaps.into_iter().filter(|id| !local_snaps.contains(id)).collect();
         let loaded: Vec<(Id, Result<Snapshot>)> =
@@ -287,8 +299,18 @@ impl Catalog {
         tx.commit().map_err(err)
     }
 
-    /// Records a snapshot.
+    /// Records a snapshot (and the base backups it holds, so they are found by time with one query).
     pub fn add_snapshot(&mut self, id: &Id, snap: &Snapshot) -> Result<()> {
+        for b in &snap.base_backups {
+            let stop_ns = i64::try_from(b.stop_time.as_nanosecond()).unwrap_or(i64::MAX);
+            let json = serde_json::to_string(b).expect("base backups serialize");
+            self.conn
+                .execute(
+                    "INSERT OR REPLACE INTO base_backups VALUES (?1, ?2, ?3, ?4)",
+                    params![&id.0[..], b.source, stop_ns, json],
+                )
+                .map_err(|e| self.err(e))?;
+        }
         self.conn
             .execute(
                 "INSERT OR REPLACE INTO snapshots VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -371,6 +393,30 @@ impl Catalog {
                 .map_err(|_| Error::corrupt("catalog", "bad snapshot id; run `gumvault catalog rebuild`"))?);
             let snapshot = Snapshot::from_bytes(json.as_bytes()).map_err(|e| Error::corrupt("catalog", e))?;
             out.push(SnapshotEntry { id, snapshot });
+        }
+        Ok(out)
+    }
+
+    /// The base backups of source `source` that ended at or before `at` (every one without it), the newest end
+    /// first, each with its snapshot.
+    pub fn base_backups(&self, source: &str, at: Option<jiff::Timestamp>) -> Result<Vec<(Id, BaseBackup)>> {
+        let at_ns = at.map(|t| i64::try_from(t.as_nanosecond()).unwrap_or(i64::MAX)).unwrap_or(i64::MAX);
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT snapshot, backup FROM base_backups WHERE source = ?1 AND stop_ns <= ?2
+                 ORDER BY stop_ns DESC, snapshot",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map(params![source, at_ns], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?)))
+            .map_err(|e| self.err(e))?;
+        let bad = || Error::corrupt("catalog", "undecodable base backup; run `gumvault catalog rebuild`");
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, json) = row.map_err(|e| self.err(e))?;
+            let id = Id(<[u8; 32]>::try_from(id.as_slice()).map_err(|_| bad())?);
+            out.push((id, serde_json::from_str(&json).map_err(|_| bad())?));
         }
         Ok(out)
     }

@@ -1,6 +1,6 @@
 //! A repository: its storage, its master key and its config, behind one type whose fields nobody else sees.
 //! Opening needs a password that unlocks one of the key files; everything else (config, index, snapshots,
-//! packs) is sealed under the master key. The rest of gumvault asks a [`Repository`] for objects by kind
+//! packs, the WAL archive) is sealed under the master key. The rest of gumvault asks a [`Repository`] for objects by kind
 //! ([`ObjectKind`](crate::format::objects::ObjectKind)) and for blobs by location, and never learns how they are named, sealed or fetched.
 
 pub mod catalog;
@@ -17,6 +17,7 @@ pub mod reader;
 pub mod regions;
 pub mod session;
 mod tombstones;
+pub mod wal;
 
 use std::collections::BTreeMap;
 

@@ -105,7 +105,8 @@ impl Repository {
     }
 
     /// Checks one stored copy of the object at `path` without trusting anything else: content-addressed objects
-    /// by their name, the config by its tag, key files by parsing them.
+    /// by their name, the config by its tag, key files by parsing them, WAL files by opening them under their
+    /// name.
     pub fn verify_copy(&self, path: &str, bytes: &[u8]) -> Result<()> {
         match ObjectKind::parse_path(path) {
             Some((ObjectKind::Config, _)) => self
@@ -114,6 +115,7 @@ impl Repository {
                 .map(drop)
                 .ok_or_else(|| Error::corrupt(path, "authentication failed")),
             Some((ObjectKind::Key, _)) => KeyFile::parse(path, bytes).map(drop),
+            Some((ObjectKind::Wal, _)) => self.verify_wal_copy(path, bytes).map(drop),
             Some((kind, name)) if kind.is_content_addressed() => {
                 let id = Id::from_hex(name).ok_or_else(|| Error::corrupt(path, "the name is not an object id"))?;
                 verify_name(path, &id, bytes)

@@ -60,6 +60,25 @@ impl RegionView<'_> {
         Ok(bytes)
     }
 
+    /// This region's copy of an object, checked on its own; for a WAL file also BLAKE3 of the file it holds, so
+    /// copies sealed apart (byte for byte different) can be compared.
+    pub fn read_verified_content(&self, path: &str) -> Result<(Bytes, Option<[u8; 32]>)> {
+        let bytes = self.region.backend.read(path)?;
+        if matches!(ObjectKind::parse_path(path), Some((ObjectKind::Wal, _))) {
+            let hash = self.repo.verify_wal_copy(path, &bytes)?;
+            return Ok((bytes, Some(hash)));
+        }
+        self.repo.verify_copy(path, &bytes)?;
+        Ok((bytes, None))
+    }
+
+    /// Stores a copy (already verified elsewhere) in this region unless the name is taken there: for objects that
+    /// are never overwritten (WAL files), locked as the repository writes them. False when a copy was already
+    /// there.
+    pub fn write_new(&self, path: &str, bytes: Bytes) -> Result<bool> {
+        self.region.backend.write_new_with(path, bytes.clone(), &self.repo.copy_options(path, &bytes))
+    }
+
     /// Stores a copy (already verified elsewhere) in this region, locked and in the storage class the
     /// repository writes such an object with.
     pub fn write(&self, path: &str, bytes: Bytes) -> Result<()> {

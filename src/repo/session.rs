@@ -15,6 +15,10 @@ pub struct Session {
     pub repo: Repository,
     /// Its local catalog.
     pub catalog: Catalog,
+    /// The URL it was opened at (local state such as the WAL push outcome is kept by URL).
+    pub url: String,
+    /// The local cache directory (the catalog's, and `wal-push`'s state).
+    pub cache_dir: PathBuf,
 }
 
 /// Where a repository is and which of its regions to use.
@@ -65,11 +69,11 @@ impl Session {
     pub fn open(opts: &OpenOptions, password: &[u8]) -> Result<Session> {
         let repo = Repository::open_with(opts, password)?;
         // A view of the past has a catalog of its own, so the everyday one is not rebuilt back and forth.
-        let cache_dir = match opts.as_of {
+        let catalog_dir = match opts.as_of {
             Some(at) => opts.cache_dir.join("as-of").join(at.as_second().to_string()),
             None => opts.cache_dir.clone(),
         };
-        let catalog = Catalog::open(&cache_dir, &repo)?;
-        Ok(Session { repo, catalog })
+        let catalog = Catalog::open(&catalog_dir, &repo)?;
+        Ok(Session { repo, catalog, url: opts.url.clone(), cache_dir: opts.cache_dir.clone() })
     }
 }

@@ -12,6 +12,7 @@ pub fn sources_of(job: &Job) -> Vec<Box<dyn JobSource>> {
 fn boxed(spec: &SourceSpec) -> Box<dyn JobSource> {
     match spec {
         SourceSpec::Postgres(s) => Box::new(s.clone()),
+        SourceSpec::PostgresPhysical(s) => Box::new(s.clone()),
         SourceSpec::S3(s) => Box::new(s.clone()),
         SourceSpec::Redis(s) => Box::new(s.clone()),
         SourceSpec::Files(s) => Box::new(s.clone()),

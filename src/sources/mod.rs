@@ -1,4 +1,4 @@
-//! The stack's sources: each kind (PostgreSQL, S3, Redis, files, environment variables) implements the
+//! The stack's sources: each kind (PostgreSQL dumps and base backups, S3, Redis, files, environment variables) implements the
 //! [`JobSource`](crate::ops::backup::source::JobSource) trait that backup defines, and produces one top-level
 //! directory of a job's snapshot; [`job`] turns a job of the config file into them. A source's own failure (a
 //! program that fails, a bucket that cannot be listed) is [`Error::SourceFailed`](crate::Error::SourceFailed),
@@ -10,6 +10,13 @@ pub mod files;
 pub mod job;
 mod ordered_dump;
 pub mod pg_conn;
+pub mod pg_load;
+pub mod pg_record;
+pub mod pg_rewrite;
+mod pg_script;
+mod pg_sql;
+pub mod pg_target;
+pub mod physical;
 pub mod postgres;
 mod process;
 pub mod redis;

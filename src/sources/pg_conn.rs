@@ -1,14 +1,14 @@
 //! Talking to PostgreSQL through its client programs: a connection (URL and password apart), the `pg_dump`
-//! command of a source, queries with `psql`, and loading a dump with `psql` or `pg_restore`. Passwords are
+//! command of a source, queries and scripts with `psql` (loading a dump is [`super::pg_load`]). Passwords are
 //! taken out of the URL and handed to the child in `PGPASSWORD`, never on its command line; the child inherits no
 //! other secret of gumvault's (the repository password, AWS keys, the config's `env:` values: see `ChildEnv`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use crate::children::ChildEnv;
-use crate::config::{DumpFormat, PostgresSource};
+use crate::config::{DumpFormat, PhysicalSource, PostgresSource, Secret};
 use crate::error::{Error, Result};
 
 /// A PostgreSQL connection: a URL without its password, and the password apart.
@@ -73,14 +73,46 @@ impl PgConn {
 
     /// The connection from a source's config: its `url`, else `DATABASE_URL`.
     pub fn from_source(src: &PostgresSource) -> Result<PgConn> {
-        let raw = match &src.url {
+        PgConn::from_config(src.url.as_ref(), &src.name, src.pg_dump.as_deref())
+    }
+
+    /// The connection of a physical source: its `url`, else `DATABASE_URL`; the client programs from the
+    /// directory of its `pg_basebackup`.
+    pub fn from_physical(src: &PhysicalSource) -> Result<PgConn> {
+        PgConn::from_config(src.url.as_ref(), &src.name, src.pg_basebackup.as_deref())
+    }
+
+    fn from_config(url: Option<&Secret>, name: &str, program: Option<&Path>) -> Result<PgConn> {
+        let raw = match url {
             Some(s) => s.resolve()?,
-            None => std::env::var("DATABASE_URL").map_err(|_| {
-                Error::InvalidInput(format!("source {}: no url given and DATABASE_URL is not set", src.name))
-            })?,
+            None => std::env::var("DATABASE_URL")
+                .map_err(|_| Error::InvalidInput(format!("source {name}: no url given and DATABASE_URL is not set")))?,
         };
-        let bin_dir = src.pg_dump.as_ref().and_then(|p| p.parent()).filter(|d| !d.as_os_str().is_empty());
+        let bin_dir = program.and_then(|p| p.parent()).filter(|d| !d.as_os_str().is_empty());
         Ok(PgConn::parse(&raw)?.with_bin_dir(bin_dir.map(Path::to_path_buf)))
+    }
+
+    /// The same connection in physical replication mode (`replication=true`), where the server takes replication
+    /// commands and `SHOW`.
+    pub fn replication(&self) -> PgConn {
+        let mut c = self.clone();
+        c.url.query_pairs_mut().append_pair("replication", "true");
+        c
+    }
+
+    /// The user the URL names, if it names one.
+    pub fn user(&self) -> Option<String> {
+        Some(percent_decode(self.url.username())).filter(|u| !u.is_empty())
+    }
+
+    /// The directory of the client programs, when one was configured.
+    pub fn bin_dir(&self) -> Option<&Path> {
+        self.bin_dir.as_deref()
+    }
+
+    /// The path of a client program: in the configured directory, else the name (found on PATH).
+    pub fn program_path(&self, program: &str) -> PathBuf {
+        self.bin_dir.as_ref().map(|d| d.join(program)).unwrap_or_else(|| PathBuf::from(program))
     }
 
     /// The database name.
@@ -104,8 +136,14 @@ impl PgConn {
 
     /// A command for one of the client programs, connected to this database, that never prompts.
     pub fn command(&self, program: &str) -> Command {
-        let path = self.bin_dir.as_ref().map(|d| d.join(program)).unwrap_or_else(|| PathBuf::from(program));
-        self.command_at(&path)
+        self.command_at(&self.program_path(program))
+    }
+
+    /// One of the client programs with no connection (`pg_restore --file=-` converting an archive to SQL).
+    pub fn program(&self, program: &str) -> Command {
+        let mut cmd = self.child_env.command(self.program_path(program));
+        cmd.env_remove("PGPASSWORD");
+        cmd
     }
 
     /// Like [`PgConn::command`] for a program given by path.
@@ -151,19 +189,35 @@ impl PgConn {
             .collect())
     }
 
-    /// True when the database holds no tables, views, sequences or schemas of its own.
+    /// Runs a script given on psql's standard input (never on its command line: it may hold password hashes), in
+    /// one transaction unless `single` is false; errors are terse, so no message quotes a statement back.
+    pub fn execute(&self, script: &str, single: bool) -> Result<()> {
+        let mut cmd = self.command("psql");
+        cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", "VERBOSITY=terse", "-o", "/dev/null", "-f", "-"]);
+        if single {
+            cmd.arg("--single-transaction");
+        }
+        let (running, mut stdin) = super::process::spawn_writer(cmd, "psql")?;
+        let written = stdin.write_all(script.as_bytes()).map_err(|e| Error::io("write to", "psql", e));
+        drop(stdin);
+        running.finish(written).map_err(|e| self.context(e))
+    }
+
+    /// True when the database holds no tables, views, sequences, schemas or large objects of its own.
     pub fn is_empty(&self) -> Result<bool> {
         let rows = self.query(
             "SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                      WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%')
                   + (SELECT count(*) FROM pg_namespace
-                     WHERE nspname NOT IN ('public', 'information_schema') AND nspname NOT LIKE 'pg\\_%')",
+                     WHERE nspname NOT IN ('public', 'information_schema') AND nspname NOT LIKE 'pg\\_%')
+                  + (SELECT count(*) FROM pg_catalog.pg_largeobject_metadata)",
         )?;
         Ok(rows.first().and_then(|r| r.first()).is_some_and(|v| v == "0"))
     }
 
-    /// Drops every schema of the database's own (and what is in them), leaving an empty `public` made as initdb
-    /// makes it, so a restored database dumps the same as the original.
+    /// Drops every schema of the database's own (and what is in them), its large objects, publications and event
+    /// triggers (which live outside schemas), leaving an empty `public` made as initdb makes it, so a restored
+    /// database dumps the same as the original.
     pub fn clean(&self) -> Result<()> {
         let version: u32 = self
             .query("SHOW server_version_num")?
@@ -171,13 +225,17 @@ impl PgConn {
             .and_then(|r| r.first())
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
-        let schemas = self.query(
-            "SELECT quote_ident(nspname) FROM pg_namespace WHERE nspname <> 'information_schema' AND nspname NOT LIKE 'pg\\_%'",
+        let drops = self.query(
+            "SELECT 'DROP SCHEMA ' || quote_ident(nspname) || ' CASCADE;' FROM pg_catalog.pg_namespace
+              WHERE nspname <> 'information_schema' AND nspname NOT LIKE 'pg\\_%'
+             UNION ALL SELECT 'DROP PUBLICATION ' || quote_ident(pubname) || ';' FROM pg_catalog.pg_publication
+             UNION ALL SELECT 'DROP EVENT TRIGGER ' || quote_ident(evtname) || ';' FROM pg_catalog.pg_event_trigger",
         )?;
         let mut sql = String::from("BEGIN;");
-        for s in schemas.iter().filter_map(|r| r.first()) {
-            sql.push_str(&format!("DROP SCHEMA {s} CASCADE;"));
+        for d in drops.iter().filter_map(|r| r.first()) {
+            sql.push_str(d);
         }
+        sql.push_str("SELECT count(pg_catalog.lo_unlink(oid)) FROM pg_catalog.pg_largeobject_metadata;");
         sql.push_str(if version >= 150000 {
             "CREATE SCHEMA public AUTHORIZATION pg_database_owner; GRANT USAGE ON SCHEMA public TO PUBLIC;"
         } else {
@@ -187,7 +245,8 @@ impl PgConn {
         self.query(&sql).map(|_| ())
     }
 
-    fn context(&self, e: Error) -> Error {
+    /// Adds which database to a client program's failure.
+    pub fn context(&self, e: Error) -> Error {
         match e {
             Error::SourceFailed(m) => Error::SourceFailed(format!("{m} (database {})", self.display())),
             other => other,
@@ -212,36 +271,6 @@ pub fn dump_command(src: &PostgresSource, conn: &PgConn) -> Command {
         cmd.arg(format!("--exclude-table={t}"));
     }
     cmd
-}
-
-/// Loads a dump (read from `dump`) into `conn`'s database in one transaction: psql for plain SQL, pg_restore for
-/// custom archives. Nothing is left behind when it fails.
-pub fn load_dump(
-    conn: &PgConn,
-    format: DumpFormat,
-    write_dump: impl FnOnce(&mut dyn Write) -> Result<u64>,
-) -> Result<u64> {
-    let (program, mut cmd) = match format {
-        DumpFormat::Plain => {
-            let mut c = conn.command("psql");
-            c.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-o", "/dev/null"]);
-            ("psql", c)
-        }
-        DumpFormat::Custom => {
-            let mut c = conn.command("pg_restore");
-            c.args(["--single-transaction", "--exit-on-error"]);
-            ("pg_restore", c)
-        }
-    };
-    cmd.stdin(Stdio::piped());
-    let (running, stdin) = super::process::spawn_writer(cmd, program)?;
-    let mut stdin = std::io::BufWriter::with_capacity(1 << 20, stdin);
-    let written = write_dump(&mut stdin).and_then(|n| {
-        stdin.flush().map_err(|e| Error::io("write to", program, e))?;
-        Ok(n)
-    });
-    drop(stdin);
-    running.finish(written).map_err(|e| conn.context(e))
 }
 
 /// Percent-decodes a URL component.

@@ -1,7 +1,10 @@
 //! The PostgreSQL source: `pg_dump` (or the primary-key ordered dump) streamed into one file of the source's
-//! directory, `dump.sql` or `dump.pgdump`, never staged on disk.
+//! directory, `dump.sql` or `dump.pgdump`, never staged on disk; beside it `database.json`, what the dump does not
+//! hold and a restore onto a new server needs (the database's properties, the roles and tablespaces it uses:
+//! [`super::pg_record`]).
 
 use super::pg_conn::{PgConn, dump_command};
+use super::pg_record::{self, RECORD_FILE};
 use super::{ordered_dump, process};
 use crate::config::{PostgresSource, RowOrder};
 use crate::error::{Error, Result};
@@ -29,6 +32,10 @@ impl JobSource for PostgresSource {
 
     fn save(&self, ctx: &BackupContext<'_, '_>, _parent: Option<&Tree>) -> Result<Id> {
         let conn = PgConn::from_source(self).map_err(Error::into_source_failure)?.with_child_env(ctx.child_env.clone());
+        let record = pg_record::capture(&conn)?;
+        let json = serde_json::to_vec_pretty(&record).map_err(|e| Error::SourceFailed(e.to_string()))?;
+        let properties = format!("the properties of {}", conn.display());
+        let record = ctx.save_stream_file(RECORD_FILE, 0o600, json.as_slice(), &properties)?;
         let what = format!("pg_dump of {}", conn.display());
         let file = self.format.file_name();
         let node = if self.order == RowOrder::PrimaryKey {
@@ -42,6 +49,6 @@ impl JobSource for PostgresSource {
             let node = ctx.save_stream_file(file, 0o600, stdout, &what);
             running.finish(node)?
         };
-        ctx.save_tree(vec![node])
+        ctx.save_tree(vec![record, node])
     }
 }

@@ -15,6 +15,8 @@ pub struct Running {
     child: Child,
     stderr: Option<JoinHandle<Vec<u8>>>,
     program: String,
+    /// Killed by [`Running::abort`]: its own failure says nothing, the caller's error does.
+    aborted: bool,
 }
 
 /// Starts `cmd` with stdin closed, stdout piped and stderr collected.
@@ -33,7 +35,7 @@ fn start(mut cmd: Command, program: &str) -> Result<Running> {
         .map_err(|e| Error::SourceFailed(format!("cannot start {program}: {e} (is it installed and on PATH?)")))?;
     let stderr = child.stderr.take().expect("stderr was piped");
     let handle = std::thread::spawn(move || collect_tail(stderr));
-    Ok(Running { child, stderr: Some(handle), program: program.to_string() })
+    Ok(Running { child, stderr: Some(handle), program: program.to_string(), aborted: false })
 }
 
 impl Running {
@@ -41,6 +43,21 @@ impl Running {
     /// closed the pipe, the program's own failure is the better message; otherwise the program is killed (it may
     /// be blocked on a pipe nobody serves) and `consumed`'s error is returned.
     pub fn finish<T>(mut self, consumed: Result<T>) -> Result<T> {
+        self.settle(consumed)
+    }
+
+    /// Like [`Running::finish`]; on success also returns what the program wrote to standard error (its last few
+    /// KiB), for programs that report results there.
+    pub fn finish_with_stderr<T>(mut self, consumed: Result<T>) -> Result<(T, String)> {
+        let value = self.settle(consumed)?;
+        let stderr = self.stderr.take().and_then(|h| h.join().ok()).unwrap_or_default();
+        Ok((value, String::from_utf8_lossy(&stderr).into_owned()))
+    }
+
+    fn settle<T>(&mut self, consumed: Result<T>) -> Result<T> {
+        if self.aborted {
+            return consumed.and_then(|_| Err(Error::SourceFailed(format!("{} was stopped", self.program))));
+        }
         if let Err(e) = &consumed {
             let exited = if is_broken_pipe(e) { self.wait_a_little() } else { self.child.try_wait().ok().flatten() };
             match exited {
@@ -55,6 +72,16 @@ impl Running {
         let status =
             self.child.wait().map_err(|e| Error::SourceFailed(format!("waiting for {} failed: {e}", self.program)))?;
         if status.success() { consumed } else { Err(self.failure(status)) }
+    }
+
+    /// Kills the program unless it has ended by itself. A loader fed a dump that could not be read to its end
+    /// must die before its input is closed: psql given a script cut short commits what it got.
+    pub fn abort(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            self.aborted = true;
+        }
     }
 
     fn wait_a_little(&mut self) -> Option<std::process::ExitStatus> {
@@ -80,7 +107,8 @@ impl Running {
     }
 }
 
-fn is_broken_pipe(e: &Error) -> bool {
+/// True when `e` is a write to a program that had closed its input (it ended, and says why itself).
+pub fn is_broken_pipe(e: &Error) -> bool {
     matches!(e, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
 }
 

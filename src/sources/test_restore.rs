@@ -10,7 +10,9 @@ use crate::error::{Error, Result};
 use crate::format::id::Id;
 use crate::format::tree::Node;
 use crate::repo::reader::BlobReader;
-use crate::sources::pg_conn::{PgConn, load_dump};
+use crate::sources::pg_conn::PgConn;
+use crate::sources::pg_load::load_dump;
+use crate::sources::pg_record::RECORD_FILE;
 
 /// The outcome of one query.
 #[derive(Clone, Debug, Serialize)]
@@ -69,6 +71,19 @@ pub fn find_dump(reader: &BlobReader<'_>, root: &Id, source: &str) -> Result<(St
     )))
 }
 
+/// The database record (`database.json`) in a postgres source's directory, if the snapshot has one.
+pub fn find_record(reader: &BlobReader<'_>, root: &Id, source: &str) -> Result<Option<Vec<u8>>> {
+    let path = format!("/{source}/{RECORD_FILE}");
+    let node = match crate::ops::restore::find(reader, root, &path) {
+        Ok(node) => node,
+        Err(Error::PathNotFound(_)) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut bytes = Vec::new();
+    crate::ops::restore::dump(reader, &node, &path, &mut bytes, "memory")?;
+    Ok(Some(bytes))
+}
+
 /// Restores the dump at `source` of the snapshot into a new scratch database on `admin`'s server, runs
 /// `queries`, and drops the scratch database.
 pub fn run(
@@ -100,7 +115,7 @@ pub fn run(
             crate::ops::restore::dump(reader, &node, &dump_path, w, "the database restore")
         })?;
         for q in queries {
-            report.queries.push(check(&target, q));
+            report.queries.push(check_query(&target, q));
         }
         Ok(())
     })();
@@ -121,7 +136,7 @@ pub fn run(
 }
 
 /// Runs one verification query and judges its result.
-fn check(conn: &PgConn, q: &VerifyQuery) -> QueryResult {
+pub fn check_query(conn: &PgConn, q: &VerifyQuery) -> QueryResult {
     let mut r = QueryResult {
         sql: q.sql.clone(),
         rows: 0,

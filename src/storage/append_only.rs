@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 
-use super::backend::{Backend, Bucket, ObjectVersion, WriteOptions, delete_denied};
+use super::backend::{Backend, Bucket, Listed, ObjectVersion, WriteOptions, delete_denied};
 use super::s3ops::{BucketLock, Retention};
 use crate::error::{Result, StorageError, StorageErrorKind};
 
@@ -36,12 +36,24 @@ impl Backend for AppendOnly {
         self.inner.write_with(path, data, opts)
     }
 
+    fn write_new(&self, path: &str, data: Bytes) -> Result<bool> {
+        self.inner.write_new(path, data)
+    }
+
+    fn write_new_with(&self, path: &str, data: Bytes, opts: &WriteOptions) -> Result<bool> {
+        self.inner.write_new_with(path, data, opts)
+    }
+
     fn bucket(&self) -> Option<&dyn Bucket> {
         self.inner.bucket().map(|_| self as &dyn Bucket)
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>> {
         self.inner.list(prefix)
+    }
+
+    fn list_modified(&self, prefix: &str) -> Result<Vec<Listed>> {
+        self.inner.list_modified(prefix)
     }
 
     fn stat(&self, path: &str) -> Result<Option<u64>> {

@@ -9,18 +9,26 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 use jiff::Timestamp;
 
-use super::backend::{Backend, Bucket, ObjectVersion};
+use super::backend::{Backend, Bucket, Listed, ObjectVersion};
 use crate::error::{Result, StorageError, StorageErrorKind};
 
-/// path → (version, size), or why the listing failed.
-type View = std::result::Result<BTreeMap<String, (String, u64)>, String>;
+/// A path's version in the view: its id, size and last-modified time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Picked {
+    version: String,
+    size: u64,
+    modified: Timestamp,
+}
+
+/// path → its version, or why the listing failed.
+type View = std::result::Result<BTreeMap<String, Picked>, String>;
 
 /// A read-only view of a versioned bucket at a point in time.
 pub struct AsOfBackend {
     inner: Box<dyn Backend>,
     at: Timestamp,
     region: String,
-    /// path → (version, size) of the newest version at or before `at` that is not a delete marker.
+    /// path → the newest version at or before `at`, unless that is a delete marker.
     view: OnceLock<View>,
 }
 
@@ -37,7 +45,7 @@ impl AsOfBackend {
         })
     }
 
-    fn view(&self, op: &'static str, path: &str) -> Result<&BTreeMap<String, (String, u64)>> {
+    fn view(&self, op: &'static str, path: &str) -> Result<&BTreeMap<String, Picked>> {
         let built = self.view.get_or_init(|| {
             let bucket = self.bucket(op, path).map_err(|e| e.to_string())?;
             bucket.list_versions("").map(|v| pick(v, self.at)).map_err(|e| e.to_string())
@@ -47,7 +55,7 @@ impl AsOfBackend {
             .map_err(|why| StorageError::new(op, path, &self.region, StorageErrorKind::Other, why.clone()).into())
     }
 
-    fn version_of(&self, op: &'static str, path: &str) -> Result<&(String, u64)> {
+    fn version_of(&self, op: &'static str, path: &str) -> Result<&Picked> {
         self.view(op, path)?.get(path).ok_or_else(|| {
             let message = format!("no version at or before {} (--as-of)", self.at);
             StorageError::new(op, path, &self.region, StorageErrorKind::NotFound, message).into()
@@ -64,7 +72,7 @@ impl AsOfBackend {
 }
 
 /// For every path, the newest version modified at or before `at`, unless that is a delete marker.
-fn pick(versions: Vec<ObjectVersion>, at: Timestamp) -> BTreeMap<String, (String, u64)> {
+fn pick(versions: Vec<ObjectVersion>, at: Timestamp) -> BTreeMap<String, Picked> {
     let mut newest: BTreeMap<String, ObjectVersion> = BTreeMap::new();
     for v in versions.into_iter().filter(|v| v.modified <= at) {
         // Within one second (S3's resolution) the version S3 marks as the latest wins, else the first listed.
@@ -76,17 +84,21 @@ fn pick(versions: Vec<ObjectVersion>, at: Timestamp) -> BTreeMap<String, (String
             newest.insert(v.path.clone(), v);
         }
     }
-    newest.into_iter().filter(|(_, v)| !v.deleted).map(|(p, v)| (p, (v.version, v.size))).collect()
+    newest
+        .into_iter()
+        .filter(|(_, v)| !v.deleted)
+        .map(|(p, v)| (p, Picked { version: v.version, size: v.size, modified: v.modified }))
+        .collect()
 }
 
 impl Backend for AsOfBackend {
     fn read(&self, path: &str) -> Result<Bytes> {
-        let (version, _) = self.version_of("read", path)?;
+        let version = &self.version_of("read", path)?.version;
         self.bucket("read", path)?.read_version(path, version, None)
     }
 
     fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Bytes> {
-        let (version, _) = self.version_of("read", path)?;
+        let version = &self.version_of("read", path)?.version;
         self.bucket("read", path)?.read_version(path, version, Some((offset, len)))
     }
 
@@ -94,17 +106,25 @@ impl Backend for AsOfBackend {
         self.refuse("write", path)
     }
 
+    fn write_new(&self, path: &str, _data: Bytes) -> Result<bool> {
+        self.refuse("write", path)
+    }
+
     fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>> {
+        Ok(self.list_modified(prefix)?.into_iter().map(|l| (l.path, l.size)).collect())
+    }
+
+    fn list_modified(&self, prefix: &str) -> Result<Vec<Listed>> {
         let view = self.view("list", prefix)?;
         Ok(view
             .range(prefix.to_string()..)
             .take_while(|(p, _)| p.starts_with(prefix))
-            .map(|(p, (_, s))| (p.clone(), *s))
+            .map(|(p, v)| Listed { path: p.clone(), size: v.size, modified: Some(v.modified) })
             .collect())
     }
 
     fn stat(&self, path: &str) -> Result<Option<u64>> {
-        Ok(self.view("stat", path)?.get(path).map(|(_, size)| *size))
+        Ok(self.view("stat", path)?.get(path).map(|v| v.size))
     }
 
     fn delete(&self, path: &str) -> Result<()> {
@@ -139,7 +159,7 @@ mod tests {
             v("d", "d1", 400, false),
         ];
         let view = pick(versions, Timestamp::from_second(200).unwrap());
-        let got: Vec<(&str, &str)> = view.iter().map(|(p, (v, _))| (p.as_str(), v.as_str())).collect();
+        let got: Vec<(&str, &str)> = view.iter().map(|(p, v)| (p.as_str(), v.version.as_str())).collect();
         assert_eq!(got, vec![("a", "a1"), ("b", "b1")]);
     }
 }

@@ -91,8 +91,23 @@ pub trait Backend: Send + Sync {
     fn bucket(&self) -> Option<&dyn Bucket> {
         None
     }
+    /// Stores a whole object durably unless the name is taken: an object already there is never overwritten
+    /// (`Ok(false)`). Local directories move into place with `RENAME_NOREPLACE`; S3 sends `If-None-Match: *`;
+    /// a service with neither is asked first (which a concurrent writer could race).
+    fn write_new(&self, path: &str, data: Bytes) -> Result<bool>;
+    /// [`Backend::write_new`] with a retention or storage class (S3 only; elsewhere only plain options).
+    fn write_new_with(&self, path: &str, data: Bytes, opts: &WriteOptions) -> Result<bool> {
+        if opts.is_plain() {
+            return self.write_new(path, data);
+        }
+        let message = "Object Lock and storage classes need an S3 region";
+        Err(StorageError::new("write", path, "", StorageErrorKind::Config, message).into())
+    }
     /// Object names (relative to the repository root) and sizes under `prefix` (a directory, ending in `/`).
     fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>>;
+    /// [`Backend::list`] with each object's last-modified time where the service gives one (local directories:
+    /// the file's mtime; S3: `LastModified`).
+    fn list_modified(&self, prefix: &str) -> Result<Vec<Listed>>;
     /// Size of an object, `None` if absent.
     fn stat(&self, path: &str) -> Result<Option<u64>>;
     /// Removes an object; absent objects are not an error.
@@ -103,6 +118,17 @@ pub trait Backend: Send + Sync {
     fn restore_reserve(&self) -> bool {
         true
     }
+}
+
+/// One object of a listing with its last-modified time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listed {
+    /// The object's path.
+    pub path: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// When it was last written, if the service says.
+    pub modified: Option<jiff::Timestamp>,
 }
 
 /// A [`Backend`] over an opendal blocking operator.
@@ -176,6 +202,17 @@ impl Backend for OpendalBackend {
         }
     }
 
+    fn write_new_with(&self, path: &str, data: Bytes, opts: &WriteOptions) -> Result<bool> {
+        match &self.s3 {
+            Some(s3) if !opts.is_plain() => s3.put_object_new(path, data, &opts.headers()),
+            _ if opts.is_plain() => self.write_new(path, data),
+            _ => {
+                let message = "Object Lock and storage classes need an S3 region";
+                Err(StorageError::new("write", path, &self.region, StorageErrorKind::Config, message).into())
+            }
+        }
+    }
+
     fn bucket(&self) -> Option<&dyn Bucket> {
         self.s3.as_ref().map(|_| self as &dyn Bucket)
     }
@@ -188,7 +225,32 @@ impl Backend for OpendalBackend {
         self.sync_parent(path)
     }
 
+    fn write_new(&self, path: &str, data: Bytes) -> Result<bool> {
+        if let Some(root) = &self.fs_root {
+            return super::local::write_new(root, &self.region, path, &data);
+        }
+        if !self.op.info().capability().write_with_if_not_exists {
+            if self.stat(path)?.is_some() {
+                return Ok(false);
+            }
+            return self.write(path, data).map(|()| true);
+        }
+        match self.op.write_options(
+            path,
+            data,
+            opendal::options::WriteOptions { if_not_exists: true, ..Default::default() },
+        ) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::ConditionNotMatch => Ok(false),
+            Err(e) => Err(self.err("write", path, e)),
+        }
+    }
+
     fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>> {
+        Ok(self.list_modified(prefix)?.into_iter().map(|l| (l.path, l.size)).collect())
+    }
+
+    fn list_modified(&self, prefix: &str) -> Result<Vec<Listed>> {
         let entries =
             match self.op.list_options(prefix, opendal::options::ListOptions { recursive: true, ..Default::default() })
             {
@@ -202,8 +264,12 @@ impl Backend for OpendalBackend {
             if path.ends_with('/') || !entry.metadata().is_file() {
                 continue;
             }
-            let size = entry.metadata().content_length();
-            out.push((path.trim_start_matches('/').to_string(), size));
+            let meta = entry.metadata();
+            out.push(Listed {
+                path: path.trim_start_matches('/').to_string(),
+                size: meta.content_length(),
+                modified: meta.last_modified().map(jiff::Timestamp::from),
+            });
         }
         Ok(out)
     }
@@ -260,7 +326,15 @@ impl Backend for UnavailableBackend {
         self.fail("write", path)
     }
 
+    fn write_new(&self, path: &str, _data: Bytes) -> Result<bool> {
+        self.fail("write", path)
+    }
+
     fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>> {
+        self.fail("list", prefix)
+    }
+
+    fn list_modified(&self, prefix: &str) -> Result<Vec<Listed>> {
         self.fail("list", prefix)
     }
 

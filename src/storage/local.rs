@@ -36,6 +36,44 @@ pub fn write(root: &Path, region: &str, path: &str, data: &[u8]) -> Result<(), E
     written.map_err(fail)
 }
 
+/// Writes `data` to `root/path` durably and whole unless an object exists there, which is then left untouched:
+/// into `root/.tmp/` first, fsynced, then moved into place only if the name is free (`renameat2` with
+/// `RENAME_NOREPLACE`, or `link` where the file system lacks it), the directory fsynced. Returns false when an
+/// object was already there. Two writers racing for one name cannot both win, and neither overwrites.
+pub fn write_new(root: &Path, region: &str, path: &str, data: &[u8]) -> Result<bool, Error> {
+    let tmp = root.join(".tmp").join(hex::encode(rand::random::<[u8; 12]>()));
+    let fail = |e: std::io::Error| local_error("write", path, region, root, e);
+    let outcome = write_temp(&tmp, data).and_then(|()| {
+        let dest = root.join(path);
+        let dir = dest.parent().unwrap_or(root);
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        let created = move_if_absent(&tmp, &dest)?;
+        if created {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(created)
+    });
+    let _ = std::fs::remove_file(&tmp);
+    outcome.map_err(fail)
+}
+
+/// Renames `tmp` to `dest` unless `dest` exists; false when it does.
+fn move_if_absent(tmp: &Path, dest: &Path) -> std::io::Result<bool> {
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    match renameat_with(CWD, tmp, CWD, dest, RenameFlags::NOREPLACE) {
+        Ok(()) => return Ok(true),
+        Err(rustix::io::Errno::EXIST) => return Ok(false),
+        Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS | rustix::io::Errno::OPNOTSUPP) => {}
+        Err(e) => return Err(e.into()),
+    }
+    // No RENAME_NOREPLACE here (an older kernel, NFS): a hard link fails just the same when the name is taken.
+    match std::fs::hard_link(tmp, dest) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 fn write_temp(tmp: &Path, data: &[u8]) -> std::io::Result<()> {
     if let Some(dir) = tmp.parent() {
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;

@@ -21,9 +21,9 @@ mod versions;
 
 pub use crate::format::repo_config::RegionSpec;
 pub use as_of::AsOfBackend;
-pub use backend::{Backend, Bucket, ObjectVersion, WriteOptions};
+pub use backend::{Backend, Bucket, Listed, ObjectVersion, WriteOptions};
 pub use location::Location;
 pub use region::Region;
-pub use replicated::Storage;
+pub use replicated::{Storage, WriteOnce};
 pub use s3ops::{BucketLock, LockMode, Retention};
 pub use tuning::StorageTuning;

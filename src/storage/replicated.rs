@@ -9,7 +9,7 @@ use bytes::Bytes;
 use jiff::Timestamp;
 
 use super::as_of::AsOfBackend;
-use super::backend::WriteOptions;
+use super::backend::{Listed, WriteOptions};
 use super::location::Location;
 use super::region::Region;
 use super::tuning::StorageTuning;
@@ -318,6 +318,129 @@ impl Storage {
         Err(StorageError::new("write", path, "all", StorageErrorKind::TooFewRegions, message).into())
     }
 
+    /// Writes an object that must never be overwritten (a file of the WAL archive), so that at least
+    /// `min_regions` regions hold the same content. First every healthy region is asked for the name; each copy
+    /// found is read and `same` says whether it holds this content. A copy that differs is a conflict: nothing is
+    /// written anywhere. Then each region without it gets the object, only while the name is still free (a copy
+    /// that appeared meanwhile is compared the same way). A damaged copy (`same` fails with [`Error::Corrupt`]) is
+    /// left for `sync` to replace and is not counted.
+    pub fn write_once(
+        &self,
+        path: &str,
+        data: Vec<u8>,
+        same: &(dyn Fn(Bytes) -> Result<bool> + Sync),
+    ) -> Result<WriteOnce> {
+        self.write_once_with(path, data, same, &WriteOptions::default())
+    }
+
+    /// [`Storage::write_once`] with a retention and storage class for every copy written.
+    pub fn write_once_with(
+        &self,
+        path: &str,
+        data: Vec<u8>,
+        same: &(dyn Fn(Bytes) -> Result<bool> + Sync),
+        opts: &WriteOptions,
+    ) -> Result<WriteOnce> {
+        let data = Bytes::from(data);
+        let found = self.in_healthy_regions(|r| probe(r, path, same, None));
+        self.refuse_conflict(path, &found)?;
+        let done = self.in_healthy_regions(|r| match found.iter().find(|(n, _)| *n == r.name) {
+            Some((_, Probe::Absent)) => probe(r, path, same, Some((&data, opts))),
+            Some((_, other)) => other.clone(),
+            None => Probe::Failed(String::new()),
+        });
+        self.refuse_conflict(path, &done)?;
+        self.count_write_once(path, &done)
+    }
+
+    /// Runs `f` in every healthy region in parallel; regions that failed earlier are left out.
+    fn in_healthy_regions(&self, f: impl Fn(&Region) -> Probe + Sync) -> Vec<(String, Probe)> {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = self
+                .regions
+                .iter()
+                .filter(|r| r.is_healthy())
+                .map(|r| (r.name.clone(), scope.spawn(|| f(r))))
+                .collect();
+            handles
+                .into_iter()
+                .map(|(n, h)| (n, h.join().unwrap_or_else(|_| Probe::Failed("a write thread panicked".into()))))
+                .collect()
+        })
+    }
+
+    fn refuse_conflict(&self, path: &str, outcomes: &[(String, Probe)]) -> Result<()> {
+        match outcomes.iter().find(|(_, p)| matches!(p, Probe::Different)) {
+            Some((region, _)) => Err(Error::Conflict { object: path.to_string(), region: region.clone() }),
+            None => Ok(()),
+        }
+    }
+
+    /// Counts the regions holding the content after [`Storage::write_once`]; the others are recorded as missing.
+    fn count_write_once(&self, path: &str, outcomes: &[(String, Probe)]) -> Result<WriteOnce> {
+        let mut report = WriteOnce::default();
+        let mut why = Vec::new();
+        for r in &self.regions {
+            match outcomes.iter().find(|(n, _)| *n == r.name).map(|(_, p)| p) {
+                Some(Probe::Written) => report.written += 1,
+                Some(Probe::Same) => report.present += 1,
+                other => {
+                    if let Some(Probe::Failed(e) | Probe::Damaged(e)) = other {
+                        r.mark_failed();
+                        self.event(format!("region {} failed: {e}; it is skipped from now on", r.name));
+                        why.push(format!("{}: {e}", r.name));
+                    }
+                    if let Some(Probe::Damaged(_)) = other {
+                        self.bad_copies.lock().expect("bad copies lock").push((r.name.clone(), path.to_string()));
+                    }
+                    self.missing.lock().expect("missing lock").push((r.name.clone(), path.to_string()));
+                }
+            }
+        }
+        if report.written + report.present >= self.min_regions() {
+            return Ok(report);
+        }
+        let message = format!(
+            "stored in only {} of {} regions, {} required{}",
+            report.written + report.present,
+            self.regions.len(),
+            self.min_regions(),
+            if why.is_empty() { String::new() } else { format!(" ({})", why.join("; ")) }
+        );
+        Err(StorageError::new("write", path, "all", StorageErrorKind::TooFewRegions, message).into())
+    }
+
+    /// [`Storage::list`] with each object's last-modified time (the newest any region reports).
+    pub fn list_modified(&self, prefix: &str) -> Result<Vec<Listed>> {
+        if let [only] = self.regions.as_slice() {
+            return only.backend.list_modified(prefix);
+        }
+        let mut all: std::collections::BTreeMap<String, Listed> = std::collections::BTreeMap::new();
+        let mut answered = 0;
+        let mut last_err = None;
+        let any_healthy = self.regions.iter().any(Region::is_healthy);
+        for r in self.read_order().filter(|r| r.is_healthy() || !any_healthy) {
+            match r.backend.list_modified(prefix) {
+                Ok(list) => {
+                    answered += 1;
+                    for l in list {
+                        let e = all.entry(l.path.clone()).or_insert_with(|| l.clone());
+                        e.modified = e.modified.max(l.modified);
+                    }
+                }
+                Err(e) => {
+                    r.mark_failed();
+                    self.event(format!("region {} could not be listed: {}", r.name, short(&e)));
+                    last_err = Some(e);
+                }
+            }
+        }
+        match (answered, last_err) {
+            (0, Some(e)) => Err(e),
+            _ => Ok(all.into_values().collect()),
+        }
+    }
+
     /// Lists objects under a prefix: the union over every region that answers (a region that lags behind, or is
     /// down, does not hide objects the others have). Sizes come from the first region listing each object.
     pub fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>> {
@@ -403,6 +526,51 @@ impl Storage {
     /// Objects whose delete failed in some region: (region, path).
     pub fn undeleted(&self) -> Vec<(String, String)> {
         self.undeleted.lock().expect("undeleted lock").clone()
+    }
+}
+
+/// How many regions a [`Storage::write_once`] wrote, and how many already held the same content.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteOnce {
+    /// Regions that took a new copy.
+    pub written: usize,
+    /// Regions that already held one with the same content.
+    pub present: usize,
+}
+
+/// What one region holds under a name that must not be overwritten.
+#[derive(Clone, Debug)]
+enum Probe {
+    Absent,
+    Written,
+    Same,
+    Different,
+    Damaged(String),
+    Failed(String),
+}
+
+/// Looks at one region's copy of `path` (and, with `data`, writes it there if the name is free).
+fn probe(
+    r: &Region,
+    path: &str,
+    same: &(dyn Fn(Bytes) -> Result<bool> + Sync),
+    data: Option<(&Bytes, &WriteOptions)>,
+) -> Probe {
+    let present = match data {
+        Some((d, opts)) => r.backend.write_new_with(path, d.clone(), opts).map(|created| !created),
+        None => r.backend.stat(path).map(|s| s.is_some()),
+    };
+    let compare = |()| match r.backend.read(path).and_then(same) {
+        Ok(true) => Probe::Same,
+        Ok(false) => Probe::Different,
+        Err(e @ Error::Corrupt { .. }) => Probe::Damaged(short(&e)),
+        Err(e) => Probe::Failed(short(&e)),
+    };
+    match present {
+        Ok(true) => compare(()),
+        Ok(false) if data.is_some() => Probe::Written,
+        Ok(false) => Probe::Absent,
+        Err(e) => Probe::Failed(short(&e)),
     }
 }
 

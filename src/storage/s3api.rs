@@ -210,6 +210,7 @@ impl S3Api {
         let kind = match r.status {
             404 => StorageErrorKind::NotFound,
             403 => StorageErrorKind::PermissionDenied,
+            412 => StorageErrorKind::Exists,
             503 if code == "SlowDown" => StorageErrorKind::RateLimited,
             _ => StorageErrorKind::Other,
         };

@@ -69,6 +69,17 @@ impl S3Api {
         Ok(r.header("x-amz-version-id"))
     }
 
+    /// PutObject only while the name is free (`If-None-Match: *`); false when an object is already there.
+    pub fn put_object_new(&self, path: &str, body: Bytes, headers: &[(String, String)]) -> Result<bool> {
+        let mut h = headers.to_vec();
+        h.push(("if-none-match".into(), "*".into()));
+        match self.put_object(path, body, &h) {
+            Ok(_) => Ok(true),
+            Err(Error::Storage(e)) if e.kind == crate::error::StorageErrorKind::Exists => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Every header of an object (or of one version), `None` when it does not exist.
     pub fn head(&self, path: &str, version: Option<&str>) -> Result<Option<reqwest::header::HeaderMap>> {
         let q: Vec<(&str, &str)> = version.map(|v| vec![("versionId", v)]).unwrap_or_default();

@@ -313,7 +313,7 @@ fn append_only_credentials_back_up_run_and_check_but_maintenance_names_the_missi
     std::fs::write(
         &config,
         format!(
-            "[repository]\nurl = \"{}\"\nobject_lock = \"governance:1d\"\n\n[jobs.app]\nsources = [{{ name = \"files\", kind = \"files\", paths = [\"{}\"] }}]\n",
+            "[repository]\nurl = \"{}\"\nobject_lock = \"governance:1d\"\nstorage_class = \"STANDARD_IA\"\n\n[jobs.app]\nsources = [{{ name = \"files\", kind = \"files\", paths = [\"{}\"] }}]\n",
             env.repo,
             src.display()
         ),
@@ -332,6 +332,24 @@ fn append_only_credentials_back_up_run_and_check_but_maintenance_names_the_missi
     ok_with(&env, &["run", "app"], &with_config);
     ok_with(&env, &["check", "--read-data"], &deny);
     assert_eq!(json(&env, &["snapshots"]).as_array().unwrap().len(), 2);
+    // wal-push archives with the same credentials, locked and in the default class (recovery reads it at once).
+    let cluster = crate::wal::FakeCluster::new(7_000_000_000_000_000_001);
+    let seg = cluster.segment(1, 1, 1);
+    for _ in 0..2 {
+        let out = env
+            .cmd()
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .env("GUMVAULT_TEST_APPEND_ONLY", "1")
+            .current_dir(cluster.data())
+            .args(["wal-push", &format!("pg_wal/{seg}")])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "wal-push: {}", stderr(&out));
+    }
+    let wal = objects(&server, "prod", "backups/wal/");
+    assert_eq!(wal.len(), 1, "{wal:?}");
+    assert_eq!(wal[0]["class"], "STANDARD");
     assert!(objects(&server, "prod", "backups/").iter().all(|o| o["mode"] == "GOVERNANCE"));
 
     for args in [&["prune"][..], &["forget", "--keep-last", "1"], &["sync"], &["key", "remove", "0000"]] {

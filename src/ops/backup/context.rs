@@ -14,6 +14,7 @@ use crate::error::Result;
 use crate::format::blob::BlobKind;
 use crate::format::chunker::ChunkerParams;
 use crate::format::id::Id;
+use crate::format::snapshot::BaseBackup;
 use crate::format::tree::{Node, NodeKind, RawName, Tree};
 use crate::ops::globs::PathGlobs;
 use crate::repo::reader::BlobReader;
@@ -57,6 +58,7 @@ pub struct BackupContext<'a, 'c> {
     pub(super) warnings: &'a Mutex<Vec<String>>,
     pub(super) unreadable: &'a Mutex<Vec<String>>,
     pub(super) notices: &'a Mutex<Vec<String>>,
+    pub(super) base_backups: &'a Mutex<Vec<BaseBackup>>,
     /// The environment of programs a source starts (pg_dump, redis-cli): without the secrets gumvault holds.
     pub child_env: &'a ChildEnv,
 }
@@ -73,6 +75,12 @@ impl<'a, 'c> BackupContext<'a, 'c> {
     /// Records something worth telling that is not an error.
     pub fn notice(&self, msg: String) {
         self.notices.lock().expect("notices lock").push(msg);
+    }
+
+    /// Records the PostgreSQL base backup a source saved, for the snapshot's `base_backups`. A source calls it
+    /// last, once its directory is saved: what a failed source reported would otherwise describe nothing.
+    pub fn record_base_backup(&self, backup: BaseBackup) {
+        self.base_backups.lock().expect("base backups lock").push(backup);
     }
 
     /// The same backup with other chunker parameters and excludes (for one source of a job).

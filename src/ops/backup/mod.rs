@@ -33,7 +33,7 @@ use crate::children::ChildEnv;
 use crate::error::{Error, Result};
 use crate::format::chunker::ChunkerParams;
 use crate::format::id::Id;
-use crate::format::snapshot::{SNAPSHOT_VERSION, Snapshot, Summary};
+use crate::format::snapshot::{BaseBackup, SNAPSHOT_VERSION, Snapshot, Summary};
 use crate::format::tree::Tree;
 use crate::ops::globs::PathGlobs;
 use crate::repo::Repository;
@@ -93,6 +93,7 @@ struct Reports {
     unreadable: Mutex<Vec<String>>,
     notices: Mutex<Vec<String>>,
     skipped: Mutex<Vec<String>>,
+    base_backups: Mutex<Vec<BaseBackup>>,
 }
 
 /// What the walk shares besides the repository and the catalog.
@@ -143,8 +144,11 @@ pub fn run(
     unreadable.dedup();
     let mut notices = reports.notices.into_inner().expect("notices lock");
     let skipped: Vec<String> = reports.skipped.into_inner().expect("skipped lock");
+    let mut base_backups = reports.base_backups.into_inner().expect("base backups lock");
+    base_backups.sort_by(|a, b| a.source.cmp(&b.source));
     notices.extend(skipped.iter().map(|s| format!("optional source left out: {s}")));
-    let draft = Draft { time, started, setup, parent: parent.map(|p| p.0), opts, warnings: &warnings, skipped };
+    let draft =
+        Draft { time, started, setup, parent: parent.map(|p| p.0), opts, warnings: &warnings, skipped, base_backups };
     let (id, snapshot) = match commit(repo, catalog, walked, &indexes_at_start, progress, draft) {
         Ok(done) => done,
         Err(e) => {
@@ -173,6 +177,7 @@ struct Draft<'a> {
     opts: &'a BackupOptions,
     warnings: &'a [String],
     skipped: Vec<String>,
+    base_backups: Vec<BaseBackup>,
 }
 
 /// The walk went well: makes sure everything the tree refers to is indexed, then writes the manifest.
@@ -201,7 +206,7 @@ fn commit(
         job: d.setup.job,
         incomplete: !d.warnings.is_empty(),
         summary,
-        base_backups: Vec::new(),
+        base_backups: d.base_backups,
     };
     let id = repo.save_snapshot(&snapshot)?;
     Ok((id, snapshot))
@@ -230,6 +235,7 @@ fn walk(
             warnings: &shared.reports.warnings,
             unreadable: &shared.reports.unreadable,
             notices: &shared.reports.notices,
+            base_backups: &shared.reports.base_backups,
             child_env: shared.child_env,
         };
         let root = parent_tree

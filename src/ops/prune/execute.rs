@@ -1,5 +1,5 @@
 //! Carrying a plan out, in the order that is safe at every step: new packs → new index → new obsolete list →
-//! old index and lists deleted → expired packs deleted. A crash between any two steps leaves a valid repository.
+//! old index and lists deleted → expired packs deleted → WAL no kept base backup needs deleted. A crash between any two steps leaves a valid repository.
 
 use std::collections::{HashMap, HashSet};
 
@@ -12,12 +12,20 @@ use crate::format::index::PackEntry;
 use crate::format::objects::ObjectKind;
 use crate::format::pack::PackWriter;
 use crate::repo::Repository;
+use crate::repo::wal::WalObject;
 
 /// Blobs per index segment written by prune.
 const SEGMENT_BLOBS: usize = 100_000;
 
-/// Writes the plan; returns how many index segments the new index has.
-pub(super) fn execute(repo: &Repository, st: &State, marked: &Marked, plan: Plan<'_>) -> Result<usize> {
+/// Writes the plan; returns how many index segments the new index has. Archived WAL no kept base backup needs
+/// goes last (nothing refers to it).
+pub(super) fn execute(
+    repo: &Repository,
+    st: &State,
+    marked: &Marked,
+    plan: Plan<'_>,
+    wal: &[WalObject],
+) -> Result<usize> {
     let mut new_index: Vec<PackEntry> = plan.keep.iter().map(|p| (*p).clone()).collect();
     new_index.extend(marked.restore.values().cloned());
     new_index.extend(repack_packs(repo, &plan.repack, &marked.used)?);
@@ -31,6 +39,9 @@ pub(super) fn execute(repo: &Repository, st: &State, marked: &Marked, plan: Plan
     }
     for id in &plan.delete {
         repo.delete_object(ObjectKind::Pack, id)?;
+    }
+    for w in wal {
+        repo.delete_wal(w)?;
     }
     repo.write_tombstone()?;
     Ok(segments)

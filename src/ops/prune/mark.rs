@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::format::id::Id;
 use crate::format::index::PackEntry;
 use crate::format::pack::PackedBlob;
+use crate::format::snapshot::BaseBackup;
 use crate::format::tree::NodeKind;
 use crate::repo::Repository;
 
@@ -19,6 +20,8 @@ pub(super) struct Marked {
     pub used: HashSet<Id>,
     /// Obsolete packs that hold needed blobs, to put back into the index.
     pub restore: HashMap<Id, PackEntry>,
+    /// The PostgreSQL base backups the snapshots hold (what WAL retention keeps WAL for).
+    pub base_backups: Vec<BaseBackup>,
 }
 
 /// Finds blobs, looking into obsolete packs' headers only when the index does not have one.
@@ -68,8 +71,11 @@ impl Locator<'_> {
 pub(super) fn used_blobs(repo: &Repository, st: &State) -> Result<Marked> {
     let snaps = repo.list_snapshots()?;
     let mut trees: Vec<Id> = Vec::new();
+    let mut base_backups = Vec::new();
     for s in &snaps {
-        trees.push(repo.load_snapshot(s)?.tree);
+        let snap = repo.load_snapshot(s)?;
+        trees.push(snap.tree);
+        base_backups.extend(snap.base_backups);
     }
     let mut locator = Locator { repo, st, obsolete_blobs: None, restore: HashMap::new() };
     let mut used = HashSet::new();
@@ -92,5 +98,5 @@ pub(super) fn used_blobs(repo: &Repository, st: &State) -> Result<Marked> {
             }
         }
     }
-    Ok(Marked { snapshots: snaps.len(), used, restore: locator.restore })
+    Ok(Marked { snapshots: snaps.len(), used, restore: locator.restore, base_backups })
 }

@@ -9,6 +9,10 @@
 //!
 //! The work is split the way it is reasoned about: `state` reads what the repository holds, `mark` finds
 //! what snapshots need, [`plan`] decides each pack's fate (all that `--dry-run` does), `execute` writes.
+//!
+//! The WAL archive is pruned in the same run: archived WAL before the start of the oldest base backup that a
+//! snapshot still holds, per cluster, is deleted ([`crate::ops::wal::retention`]). No grace period is needed:
+//! a base backup being taken right now starts after every kept one, so it never needs WAL that goes.
 
 mod execute;
 mod mark;
@@ -67,8 +71,12 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, now: Timestamp) -> Result<P
     let marked = mark::used_blobs(repo, &st)?;
     let plan = plan::Plan::make(&st, &marked, opts, now);
     let mut report = plan.report(&st, &marked);
+    let wal = crate::ops::wal::retention::plan(&repo.list_wal()?.files, &marked.base_backups);
+    report.wal.files_deleted = wal.delete.len();
+    report.wal.bytes_freed = wal.delete.iter().map(|w| w.size).sum();
+    report.wal.files_kept = wal.kept;
     if !opts.dry_run {
-        report.index_segments_written = execute::execute(repo, &st, &marked, plan)?;
+        report.index_segments_written = execute::execute(repo, &st, &marked, plan, &wal.delete)?;
     }
     if let Some(lock) = repo.object_lock() {
         let needed = crate::ops::lock::needed(repo)?;

@@ -10,6 +10,7 @@ use super::mark::Marked;
 use super::state::State;
 use crate::format::id::Id;
 use crate::format::index::PackEntry;
+use crate::ops::wal::retention::WalPruneReport;
 
 /// Options of a prune.
 #[derive(Clone, Debug)]
@@ -55,6 +56,8 @@ pub struct PruneReport {
     pub bytes_repacked: u64,
     /// Index segments of the new index.
     pub index_segments_written: usize,
+    /// The WAL archive: files before the oldest kept base backup of their cluster removed.
+    pub wal: WalPruneReport,
     /// With Object Lock: objects whose lock was extended (everything still needed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub locks_extended: Option<usize>,
@@ -166,6 +169,7 @@ impl<'s> Plan<'s> {
             bytes_waiting: self.obsolete_next.keys().map(size).sum(),
             bytes_repacked: self.repack.iter().map(|p| p.size).sum(),
             index_segments_written: 0,
+            wal: WalPruneReport::default(),
             locks_extended: None,
             purge: None,
         }

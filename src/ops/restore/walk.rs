@@ -75,3 +75,19 @@ pub fn find(reader: &BlobReader<'_>, root: &Id, path: &str) -> Result<Node> {
     }
     Err(Error::InvalidInput("give the path of a file inside the snapshot, e.g. /db.sql".into()))
 }
+
+/// The tree of a source's top-level directory in a job snapshot.
+pub fn source_tree(reader: &BlobReader<'_>, entry: &crate::repo::catalog::SnapshotEntry, source: &str) -> Result<Id> {
+    let name = source.trim_matches('/');
+    let node = find(reader, &entry.snapshot.tree, name).map_err(|_| {
+        Error::PathNotFound(format!(
+            "snapshot {} has no source {name:?} (its top-level entries: {})",
+            entry.id.short(),
+            entry.snapshot.paths.join(", ")
+        ))
+    })?;
+    match (node.kind, node.subtree) {
+        (NodeKind::Dir, Some(id)) => Ok(id),
+        _ => Err(Error::InvalidInput(format!("/{name} in snapshot {} is not a source directory", entry.id.short()))),
+    }
+}

@@ -54,7 +54,8 @@ pub struct Difference {
     pub region: String,
     /// The object's path in the repository (empty for an unreachable region).
     pub path: String,
-    /// `missing`, `size`, `corrupt`, `deleted-elsewhere`, `unreachable`.
+    /// `missing`, `size`, `corrupt`, `conflict` (WAL files whose copies hold different files), `deleted-elsewhere`,
+    /// `unreachable`.
     pub kind: &'static str,
     /// What is wrong, for people (the error, or the sizes that differ); may be empty.
     pub detail: String,
@@ -141,7 +142,12 @@ pub fn compare(repo: &Repository, listings: &[RegionListing], read_data: bool) -
     Ok(diffs)
 }
 
-/// Reads and verifies every copy in every region.
+/// One copy verified: its region, its path, and for a WAL file the hash of the file it holds.
+type CopyCheck<'a> = (&'a str, &'a String, Result<Option<[u8; 32]>>);
+
+/// Reads and verifies every copy in every region. WAL files are not content-addressed, so their copies are also
+/// compared by the file they hold: two regions holding different files under one name is a conflict (never
+/// overwritten by `sync`, shown for a person to judge).
 fn verify_copies(repo: &Repository, listings: &[RegionListing], deleted: &BTreeSet<&String>) -> Vec<Difference> {
     let regions = repo.regions();
     let jobs: Vec<(&RegionView<'_>, &String)> = listings
@@ -150,16 +156,38 @@ fn verify_copies(repo: &Repository, listings: &[RegionListing], deleted: &BTreeS
         .filter_map(|(l, r)| l.objects.as_ref().map(|o| (r, o)))
         .flat_map(|(r, o)| o.keys().filter(|p| !deleted.contains(p)).map(move |p| (r, p)))
         .collect();
-    jobs.par_iter()
-        .filter_map(|(r, path)| {
-            r.read_verified(path).err().map(|e| Difference {
-                region: r.name().to_string(),
-                path: (*path).clone(),
+    let outcomes: Vec<CopyCheck<'_>> =
+        jobs.par_iter().map(|(r, path)| (r.name(), *path, r.read_verified_content(path).map(|(_, h)| h))).collect();
+    let mut diffs = Vec::new();
+    let mut hashes: BTreeMap<&String, Vec<(&str, [u8; 32])>> = BTreeMap::new();
+    for (region, path, outcome) in outcomes {
+        match outcome {
+            Err(e) => diffs.push(Difference {
+                region: region.to_string(),
+                path: path.clone(),
                 kind: "corrupt",
                 detail: e.to_string(),
-            })
-        })
-        .collect()
+            }),
+            Ok(Some(hash)) => hashes.entry(path).or_default().push((region, hash)),
+            Ok(None) => {}
+        }
+    }
+    for (path, copies) in hashes {
+        let Some((first_region, first)) = copies.first().copied() else { continue };
+        for (region, hash) in copies.iter().filter(|(_, h)| *h != first) {
+            diffs.push(Difference {
+                region: region.to_string(),
+                path: path.clone(),
+                kind: "conflict",
+                detail: format!(
+                    "this region's copy holds another file than region {first_region}'s ({} vs {}); left alone",
+                    hex::encode(&hash[..8]),
+                    hex::encode(&first[..8])
+                ),
+            });
+        }
+    }
+    diffs
 }
 
 /// One region's health for `gumvault regions`.

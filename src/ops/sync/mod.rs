@@ -67,6 +67,9 @@ pub fn sync(repo: &Repository, opts: &SyncOptions) -> Result<SyncReport> {
     }
     let tombstones = load_tombstones(repo, &listings)?;
     let mut report = SyncReport::default();
+    for d in diffs.iter().filter(|d| d.kind == "conflict") {
+        report.failed.push(format!("{} in region {}: {}", d.path, d.region, d.detail));
+    }
     copy_missing(repo, &listings, &diffs, opts, &mut report);
     finish_deletes(repo, &listings, &tombstones, opts, &mut report)?;
     if !opts.dry_run && report.failed.is_empty() {
@@ -191,6 +194,12 @@ pub fn finish_pending_deletes(repo: &Repository) -> Result<SyncReport> {
     Ok(report)
 }
 
+/// False for objects that are never overwritten (WAL files); content-addressed objects, the config and key files
+/// may be written over by a verified copy.
+fn may_overwrite(path: &str) -> bool {
+    !matches!(crate::format::objects::ObjectKind::parse_path(path), Some((crate::format::objects::ObjectKind::Wal, _)))
+}
+
 /// Copies one object into one region from the first other region (allowed by `--from`) whose copy verifies.
 fn copy_one(
     repo: &Repository,
@@ -220,7 +229,14 @@ fn copy_one(
         let n = bytes.len() as u64;
         if !opts.dry_run {
             let dest = regions.iter().find(|r| r.name() == target).expect("target region exists");
-            dest.write(path, bytes)?;
+            // A WAL file is never overwritten, except a damaged copy by a good one: a copy that appeared since
+            // the listing (a push) stays.
+            let never_overwrite = !may_overwrite(path) && !bad.contains(&(target, path));
+            if never_overwrite {
+                dest.write_new(path, bytes)?;
+            } else {
+                dest.write(path, bytes)?;
+            }
         }
         return Ok(n);
     }
