@@ -39,8 +39,9 @@ pub(crate) struct DaemonArgs {
     /// One line per run: text or JSON
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
-    /// Which tasks to run: all; backup (backups, checks, test restores, no retention: for a machine whose
-    /// credentials may not delete); maintenance (each job's retention and prune: for the machine that may)
+    /// Which tasks to run: all; backup (backups, checks, test restores, no retention, and `lock extend` instead of
+    /// prune: for a machine whose credentials may not delete); maintenance (each job's retention and prune: for
+    /// the machine that may)
     #[arg(long, value_enum, default_value = "all")]
     pub role: DaemonRole,
     /// Testing: run on simulated time from now (or --simulate-from) until this time, without sleeping

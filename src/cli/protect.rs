@@ -36,6 +36,17 @@ pub(crate) struct PolicyArgs {
 pub(crate) fn lock(g: &Context, c: &LockCommand) -> anyhow::Result<i32> {
     let LockCommand::Extend = c;
     let repo = g.open_repo()?;
+    if repo.object_lock().is_none() {
+        // Nothing to do (the backup side of a split daemon runs this on every repository).
+        if g.json {
+            println!("{}", json!({ "lock": null }));
+        } else if !g.quiet {
+            println!(
+                "this repository has no Object Lock rule (set at init: --object-lock compliance:35d): nothing to extend"
+            );
+        }
+        return Ok(exit::OK);
+    }
     let report = crate::ops::lock::extend(&repo, crate::time::now())?;
     if g.json {
         println!("{}", json!({ "lock": report }));

@@ -38,7 +38,8 @@ pub enum Role {
     /// Everything; each backup is followed by the job's retention (`forget`).
     #[default]
     All,
-    /// Backups, checks and test restores, and no retention: nothing that deletes.
+    /// Backups, checks and test restores, no retention, and on the prune schedule `lock extend` instead of prune:
+    /// nothing that deletes.
     Backup,
     /// Prunes, each preceded by the job's retention (`forget`).
     Maintenance,
@@ -49,7 +50,7 @@ impl Role {
     pub fn runs(self, kind: TaskKind) -> bool {
         match self {
             Role::All => true,
-            Role::Backup => kind != TaskKind::Prune,
+            Role::Backup => true,
             Role::Maintenance => kind == TaskKind::Prune,
         }
     }

@@ -542,6 +542,7 @@ fn a_daemon_in_the_backup_role_never_deletes_and_one_in_the_maintenance_role_doe
     for event in ["forget", "prune"] {
         assert!(log.iter().all(|l| l["event"] != event), "no {event} in the backup role: {log:#?}");
     }
+    assert_eq!(count(&log, "lock-extend", "ok"), 1, "on the prune schedule, locks are extended: {log:#?}");
     assert!(log.iter().all(|l| l["outcome"] != "failed"), "{log:#?}");
     // The maintenance host: retention, then prune, on the prune schedule (Sunday 03:00); no backups.
     let log = simulate("maintenance", false);
