@@ -47,7 +47,8 @@ pub(crate) struct GlobalArgs {
     pub cache_dir: Option<PathBuf>,
     /// Open the repository read-only as it was at TIME, from object versions (a versioned S3 bucket): to
     /// recover after objects were deleted or overwritten. TIME is RFC 3339 or e.g. "3 hours ago". Works with
-    /// snapshots, ls, restore, dump, check, diff, stats, and sync --into URL (copy the view into a fresh bucket)
+    /// snapshots, ls, restore, dump, check, diff, stats, regions, wal-fetch, and sync --into URL (copy the view into
+    /// a fresh bucket)
     #[arg(long, global = true, value_name = "TIME")]
     pub as_of: Option<String>,
     /// Print machine-readable JSON instead of text

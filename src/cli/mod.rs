@@ -181,7 +181,7 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
     let g = &Context::new(&cli.global)?;
     if cli.global.as_of.is_some() && !cli.command.only_reads() {
         return Err(crate::Error::InvalidInput(format!(
-            "{}; allowed with --as-of: snapshots, ls, restore, dump, check, diff, stats, regions, and sync --into URL",
+            "{}; allowed with --as-of: snapshots, ls, restore, dump, check, diff, stats, regions, wal-fetch, and sync --into URL",
             crate::repo::lock::read_only_message()
         ))
         .into());
