@@ -154,6 +154,7 @@ fn after_an_intrusion_as_of_restores_every_snapshot_and_sync_rebuilds_a_clean_co
     let server = MotoServer::start();
     server.bucket("prod", true);
     server.bucket("fresh", true);
+    server.bucket("nolock", false);
     let env = moto_env(&server, "prod");
     init(&env, &["--object-lock", "governance:2d"]);
     let src = source(&env, 1);
@@ -202,7 +203,10 @@ fn after_an_intrusion_as_of_restores_every_snapshot_and_sync_rebuilds_a_clean_co
     assert_ne!(code(&out), 0);
     assert!(stderr(&out).contains("read-only"), "{}", stderr(&out));
 
-    // Recover: copy the view into a fresh bucket, then use that.
+    // Recover: copy the view into a fresh bucket, then use that. A bucket that cannot keep the locks is refused.
+    let out = run(&env, as_of!("sync", "--into", &server.url("nolock", "backups")), &[]);
+    assert_ne!(code(&out), 0);
+    assert!(stderr(&out).contains("ObjectLockEnabled"), "{}", stderr(&out));
     let fresh = server.url("fresh", "backups");
     ok(&env, as_of!("sync", "--into", &fresh));
     let mut env2 = Env::uninitialised();
@@ -434,6 +438,8 @@ s3.put_object(Bucket='uploads', Key='u42/avatar.png', Body=b'\x89PNG...' * 100, 
     ContentDisposition='attachment; filename="avatar.png"', ContentEncoding='identity', ContentLanguage='de-CH',
     Expires=exp)
 s3.put_object(Bucket='uploads', Key='docs/readme.txt', Body=b'hello\n', ContentType='text/plain; charset=utf-8')
+s3.put_object(Bucket='uploads', Key='docs/Read me + notes (ü).txt', Body=b'odd key\n', Metadata={'k': 'v w'},
+    ContentDisposition='inline')
 s3.put_object(Bucket='uploads', Key='video/big.mp4', Body=random.Random(5).randbytes(20 << 20), ContentType='video/mp4',
     Metadata={'owner': '7'}, ContentLanguage='en')
 "#);
