@@ -286,7 +286,9 @@ impl Backend for OpendalBackend {
         match self.op.delete(path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-            Err(e) if e.kind() == ErrorKind::PermissionDenied => Err(delete_denied(path, &self.region, &e.to_string())),
+            Err(e) if e.kind() == ErrorKind::PermissionDenied && self.s3.is_some() => {
+                Err(delete_denied(path, &self.region, &e.to_string()))
+            }
             Err(e) => Err(self.err("delete", path, e)),
         }
     }
