@@ -559,3 +559,20 @@ fn a_daemon_in_the_backup_role_never_deletes_and_one_in_the_maintenance_role_doe
     let snaps: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(snaps.as_array().unwrap().len(), 2, "retention kept two");
 }
+
+#[test]
+fn a_locked_write_once_never_replaces_an_object() {
+    use gumvault::storage::s3api::S3Api;
+    use gumvault::storage::s3ops::{Retention, retention_headers};
+    let server = MotoServer::start();
+    server.bucket("once", true);
+    let credentials = Some((ACCESS_KEY.to_string(), SECRET_KEY.to_string()));
+    let api = S3Api::new("t", "once", "p", Some(&server.endpoint()), "us-east-1", credentials).unwrap();
+    let until = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1);
+    let headers = retention_headers(Retention { mode: gumvault::storage::LockMode::Governance, until });
+    assert!(api.put_object_new("wal/x", bytes::Bytes::from_static(b"first"), &headers).unwrap());
+    assert!(!api.put_object_new("wal/x", bytes::Bytes::from_static(b"second"), &headers).unwrap(), "name taken");
+    let body = server.py("print(s3.get_object(Bucket='once', Key='p/wal/x')['Body'].read().decode())");
+    assert_eq!(body.trim(), "first");
+    assert_eq!(versions(&server, "once", "p/wal/x").len(), 1, "no second version either");
+}
