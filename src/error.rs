@@ -146,6 +146,10 @@ pub enum StorageErrorKind {
     /// The region is not this repository (its directory is missing, or it holds no or another repository): it
     /// is not used.
     Unavailable,
+    /// The repository is open read-only (`--as-of`).
+    ReadOnly,
+    /// A write only for a free name found the name taken (S3 answered 412 to `If-None-Match: *`).
+    Exists,
     /// Anything else (network, timeouts, the service's own errors).
     Other,
 }

@@ -45,6 +45,12 @@ pub(crate) struct GlobalArgs {
     /// Directory of the local catalog cache
     #[arg(long, env = "GUMVAULT_CACHE_DIR", global = true, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// Open the repository read-only as it was at TIME, from object versions (a versioned S3 bucket): to
+    /// recover after objects were deleted or overwritten. TIME is RFC 3339 or e.g. "3 hours ago". Works with
+    /// snapshots, ls, restore, dump, check, diff, stats, regions, wal-fetch, and sync --into URL (copy the view into
+    /// a fresh bucket)
+    #[arg(long, global = true, value_name = "TIME")]
+    pub as_of: Option<String>,
     /// Print machine-readable JSON instead of text
     #[arg(long, global = true)]
     pub json: bool,
@@ -172,7 +178,14 @@ impl Context {
             single_region: self.args.single_region,
             cache_dir: self.cache_dir(),
             rebuild: Vec::new(),
+            as_of: self.as_of()?,
         })
+    }
+
+    /// The time of `--as-of`, read against the real clock (object versions carry the bucket's real times).
+    pub fn as_of(&self) -> anyhow::Result<Option<jiff::Timestamp>> {
+        let tz = jiff::tz::TimeZone::system();
+        Ok(self.args.as_of.as_deref().map(|s| crate::time::parse_time(s, jiff::Timestamp::now(), &tz)).transpose()?)
     }
 
     /// Opens the repository (asking for the password) without touching the catalog.

@@ -10,7 +10,7 @@ use crate::daemon::alerts::{self, Alert};
 use crate::daemon::child::ChildCommand;
 use crate::daemon::clock::{self, Clock, STOP};
 use crate::daemon::runner::Daemon;
-use crate::daemon::schedule::Timetable;
+use crate::daemon::schedule::{Role, Timetable};
 use crate::daemon::{endpoint, export, http};
 use crate::exit;
 
@@ -39,12 +39,35 @@ pub(crate) struct DaemonArgs {
     /// One line per run: text or JSON
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// Which tasks to run: all; backup (backups, checks, test restores, no retention, and `lock extend` instead of
+    /// prune: for a machine whose credentials may not delete); maintenance (each job's retention and prune: for
+    /// the machine that may)
+    #[arg(long, value_enum, default_value = "all")]
+    pub role: DaemonRole,
     /// Testing: run on simulated time from now (or --simulate-from) until this time, without sleeping
     #[arg(long, value_name = "TIME", hide = true)]
     pub simulate_until: Option<String>,
     /// Testing: where simulated time starts
     #[arg(long, value_name = "TIME", hide = true, requires = "simulate_until")]
     pub simulate_from: Option<String>,
+}
+
+/// `--role`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(crate) enum DaemonRole {
+    All,
+    Backup,
+    Maintenance,
+}
+
+impl DaemonRole {
+    fn role(self) -> Role {
+        match self {
+            DaemonRole::All => Role::All,
+            DaemonRole::Backup => Role::Backup,
+            DaemonRole::Maintenance => Role::Maintenance,
+        }
+    }
 }
 
 pub(crate) fn run(g: &Context, a: &DaemonArgs) -> anyhow::Result<i32> {
@@ -72,6 +95,7 @@ pub(crate) fn run(g: &Context, a: &DaemonArgs) -> anyhow::Result<i32> {
     let mut table = Timetable::new(config, now, jiff::tz::TimeZone::system(), |job, kind| {
         session.catalog.last_completed_run(job, kind.as_str()).ok().flatten().map(|r| r.started)
     });
+    table.entries.retain(|e| a.role.role().runs(e.kind));
     log(json!({ "time": now.to_string(), "event": "start", "job": "-", "outcome": "ok",
                 "message": format!("{} jobs, {} tasks", config.jobs.len(), table.entries.len()) }));
     let child = ChildCommand {
@@ -81,6 +105,7 @@ pub(crate) fn run(g: &Context, a: &DaemonArgs) -> anyhow::Result<i32> {
     };
     let archives = || crate::daemon::status::archives_of(&session.repo, &session.cache_dir, &session.url);
     let mut daemon = Daemon::new(config, child, clock, session.catalog, &log, &archives);
+    daemon.role = a.role.role();
     std::thread::scope(|scope| {
         if let Some((server, addr)) = listener {
             log(json!({ "time": now.to_string(), "event": "listen", "job": "-", "outcome": "ok",

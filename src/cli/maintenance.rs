@@ -197,6 +197,8 @@ fn report_takeovers(msgs: &[String]) {
   1. packs no snapshot needs are marked for deletion and dropped from the index;
   2. a later prune deletes packs that have been marked for longer than --grace (default 24h),
      unless a snapshot committed meanwhile needs them, which brings them back.
+With S3 Object Lock (init --object-lock) it then extends the locks of everything still needed, and
+  3. deletes old object versions once their lock has run out (locked ones wait for a later prune).
 Run it regularly (e.g. after `forget`, or daily); each run reports what it freed and what waits.")]
 pub(crate) struct PruneCmd {
     /// Show what would happen, change nothing
@@ -245,6 +247,16 @@ fn print_prune(g: &Context, r: &PruneReport, dry_run: bool) {
             r.wal.files_deleted,
             format::bytes(r.wal.bytes_freed),
             r.wal.files_kept
+        );
+    }
+    if let Some(n) = r.locks_extended {
+        println!("Object Lock: extended the lock of {n} objects still needed");
+    }
+    if let Some(p) = &r.purge {
+        let next = p.next_unlock.map(|t| format!(", the next on {}", format::local_time(&t))).unwrap_or_default();
+        println!(
+            "old versions: {verb} delete {}; {} still locked{next} (a later prune deletes them)",
+            p.versions_deleted, p.versions_locked
         );
     }
 }

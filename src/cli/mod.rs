@@ -11,6 +11,7 @@ mod maintenance;
 mod password;
 mod pgdata;
 mod progress;
+mod protect;
 mod regions;
 mod repair;
 mod repo_cmds;
@@ -118,6 +119,33 @@ pub(crate) enum Commands {
     WalPush(wal::WalPushArgs),
     /// PostgreSQL's restore_command: fetch an archived WAL file (%f) to %p, verified
     WalFetch(wal::WalFetchArgs),
+    /// S3 Object Lock: extend the locks of what the repository still needs
+    #[command(subcommand)]
+    Lock(protect::LockCommand),
+    /// Print example IAM policies for a backup role (append-only) and a maintenance role
+    #[command(subcommand)]
+    Policy(protect::PolicyCommand),
+}
+
+impl Commands {
+    /// True for the commands that only read the repository: the ones `--as-of` (a read-only view of the past)
+    /// allows.
+    fn only_reads(&self) -> bool {
+        match self {
+            Commands::Snapshots(_)
+            | Commands::Restore(_)
+            | Commands::Dump(_)
+            | Commands::Ls(_)
+            | Commands::Check(_)
+            | Commands::Diff(_)
+            | Commands::Stats(_)
+            | Commands::Regions(_)
+            | Commands::Policy(_)
+            | Commands::WalFetch(_) => true,
+            Commands::Sync(a) => a.into.is_some(),
+            _ => false,
+        }
+    }
 }
 
 /// Parses arguments, runs the command, prints errors; returns the exit code.
@@ -151,6 +179,13 @@ pub fn run() -> i32 {
 
 fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
     let g = &Context::new(&cli.global)?;
+    if cli.global.as_of.is_some() && !cli.command.only_reads() {
+        return Err(crate::Error::InvalidInput(format!(
+            "{}; allowed with --as-of: snapshots, ls, restore, dump, check, diff, stats, regions, wal-fetch, and sync --into URL",
+            crate::repo::lock::read_only_message()
+        ))
+        .into());
+    }
     match &cli.command {
         Commands::Init(a) => repo_cmds::init(g, a),
         Commands::Backup(a) => backup::run(g, a),
@@ -177,6 +212,8 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Commands::Catalog(c) => repo_cmds::catalog(g, c),
         Commands::WalPush(a) => wal::push(g, a),
         Commands::WalFetch(a) => wal::fetch(g, a),
+        Commands::Lock(c) => protect::lock(g, c),
+        Commands::Policy(c) => protect::policy(g, c),
     }
 }
 

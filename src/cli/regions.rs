@@ -16,8 +16,12 @@ verifies, and finishes deletes a prune or forget could not do in a region that w
 an interruption continues where it stopped. Damaged copies that a restore noticed are replaced even without
 --read-data; --read-data reads and verifies every copy in every region first.
 
+With --into URL it copies the whole repository into a fresh location instead: after an attack, open the
+repository as it was before it and copy that view into a new bucket (then use the new bucket's URL).
+
 Examples:
   gumvault sync                          # every region gets everything
+  gumvault --as-of 2026-11-20T14:00:00Z sync --into s3://fresh/gv   # recover into a new bucket
   gumvault sync --from us --to eu        # only copy from us into eu
   gumvault sync --read-data --dry-run    # what would be copied, after verifying every copy")]
 pub(crate) struct SyncArgs {
@@ -37,9 +41,16 @@ pub(crate) struct SyncArgs {
     /// nothing else ever creates a region's directory (repeatable)
     #[arg(long, value_name = "REGION")]
     pub rebuild: Vec<String>,
+    /// Copy the whole repository (as this command sees it, e.g. with --as-of before an attack) into a fresh,
+    /// empty location: a new bucket or region to recover into. Keys and config are copied last
+    #[arg(long, value_name = "URL", conflicts_with_all = ["from", "to", "rebuild", "read_data"])]
+    pub into: Option<String>,
 }
 
 pub(crate) fn sync(g: &Context, a: &SyncArgs) -> anyhow::Result<i32> {
+    if let Some(url) = &a.into {
+        return sync_into(g, url, a.dry_run);
+    }
     let s = g.open_rebuilding(&a.rebuild)?;
     let suspects: Vec<(String, String)> =
         s.catalog.meta(BAD_COPIES_KEY)?.and_then(|v| serde_json::from_str(&v).ok()).unwrap_or_default();
@@ -163,4 +174,30 @@ pub(crate) fn check_regions(g: &Context, read_data: bool) -> anyhow::Result<i32>
         }
     }
     Ok(if diffs.is_empty() { exit::OK } else { exit::DATA_ERROR })
+}
+
+/// `sync --into URL`: the repository, as this command sees it, copied whole into a fresh location.
+fn sync_into(g: &Context, url: &str, dry_run: bool) -> anyhow::Result<i32> {
+    let repo = g.open_repo()?;
+    let shown = format!("copying into {url}");
+    let ticker = Ticker::start(g.quiet || g.json, move || (shown.clone(), None));
+    let started = std::time::Instant::now();
+    let report = crate::ops::sync::copy::copy_into(&repo, url, dry_run);
+    drop(ticker);
+    let report = report?;
+    if g.json {
+        println!("{}", json!({ "dry_run": dry_run, "into": url, "report": report }));
+    } else if !g.quiet {
+        println!(
+            "{} {} objects ({}) into {url} in {}",
+            if dry_run { "would copy" } else { "copied" },
+            report.copied.len(),
+            format::bytes(report.bytes_copied),
+            format::duration(started.elapsed().as_secs_f64())
+        );
+        if !dry_run {
+            println!("The copy is the same repository (same id, keys and password): open it with -r {url}");
+        }
+    }
+    Ok(exit::OK)
 }

@@ -31,6 +31,22 @@ pub(crate) struct InitArgs {
     /// Target size of data packs in MiB (default 16; smaller packs mean more objects, larger ones bigger reads)
     #[arg(long, default_value_t = 16, value_name = "MiB", value_parser = clap::value_parser!(u32).range(1..=512))]
     pub pack_size: u32,
+    /// S3 Object Lock: lock every object for this long (MODE:DURATION, e.g. compliance:35d or governance:30d).
+    /// Every bucket must have Object Lock enabled. Default: repository.object_lock in the config file
+    #[arg(long, value_name = "MODE:DURATION", value_parser = parse_lock)]
+    pub object_lock: Option<crate::format::repo_config::ObjectLock>,
+    /// S3 storage class of data packs (STANDARD_IA, ONEZONE_IA, INTELLIGENT_TIERING, GLACIER_IR, …); config,
+    /// keys, index, snapshots and tree packs stay in the default class. GLACIER and DEEP_ARCHIVE are refused
+    #[arg(long, value_name = "CLASS", value_parser = parse_class)]
+    pub storage_class: Option<String>,
+}
+
+fn parse_lock(s: &str) -> Result<crate::format::repo_config::ObjectLock, String> {
+    crate::format::repo_config::ObjectLock::parse(s)
+}
+
+fn parse_class(s: &str) -> Result<String, String> {
+    crate::format::repo_config::check_storage_class(s).map(|()| s.to_string())
 }
 
 /// Parses `NAME=MIN/AVG/MAX`.
@@ -95,11 +111,19 @@ pub(crate) fn init(g: &Context, a: &InitArgs) -> anyhow::Result<i32> {
     opts.chunker_profiles.extend(a.chunker_profiles.iter().cloned());
     opts.regions = regions;
     opts.min_regions = min;
+    let config = g.config.as_ref().map(|c| &c.repository);
+    opts.object_lock = a.object_lock.or(config.and_then(|c| c.object_lock));
+    opts.storage_class = a.storage_class.clone().or(config.and_then(|c| c.storage_class.clone()));
     let repo = Repository::create(&location, &password, &opts)?;
     if g.json {
         println!("{}", json!({ "id": repo.id(), "url": url }));
     } else if !g.quiet {
         println!("created repository {} at {url}", &repo.id()[..8]);
+        if let Some(lock) = repo.object_lock() {
+            println!(
+                "Every object is locked ({lock}); prune extends the locks of what is still needed. See `gumvault policy print`."
+            );
+        }
         println!("Keep the password safe: without it the data cannot be read by anyone, including you.");
     }
     Ok(exit::OK)

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::values::Secret;
+use crate::format::repo_config::{ObjectLock, check_storage_class};
 
 /// `[repository]`: every command takes the repository and password from here unless flags or the environment
 /// say otherwise.
@@ -27,6 +28,22 @@ pub struct RepositoryConfig {
     /// Regions reads try first, in this order.
     #[serde(default)]
     pub prefer_regions: Vec<String>,
+    /// S3 Object Lock for a new repository (`init`): `compliance:35d` or `governance:35d`.
+    #[serde(default, deserialize_with = "object_lock")]
+    pub object_lock: Option<ObjectLock>,
+    /// S3 storage class of data packs for a new repository (`init`), e.g. `STANDARD_IA` or `GLACIER_IR`.
+    #[serde(default, deserialize_with = "storage_class")]
+    pub storage_class: Option<String>,
+}
+
+fn object_lock<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<ObjectLock>, D::Error> {
+    let s = String::deserialize(d)?;
+    ObjectLock::parse(&s).map(Some).map_err(serde::de::Error::custom)
+}
+
+fn storage_class<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let s = String::deserialize(d)?;
+    check_storage_class(&s).map(|()| Some(s)).map_err(serde::de::Error::custom)
 }
 
 /// `[[repository.regions]]`.

@@ -10,8 +10,8 @@ use super::alerts::{self, Alert};
 use super::child::{ChildCommand, ChildRun};
 use super::clock::Clock;
 use super::recovery::{self, Archives};
-use super::schedule::{AfterRun, Entry, TaskKind, Timetable};
-use super::tasks::{forget_args, task_args};
+use super::schedule::{AfterRun, Entry, Role, TaskKind, Timetable};
+use super::tasks::{forget_args, lock_extend_args, task_args};
 use crate::config::Config;
 use crate::repo::catalog::{Catalog, RunRecord, SnapshotEntry};
 
@@ -47,6 +47,8 @@ pub struct Daemon<'a> {
     archives: ArchivesNow<'a>,
     /// Conditions alerted and not yet cleared: (job, condition).
     alerting: HashSet<(String, String)>,
+    /// Which tasks it runs, and so when the jobs' retention runs (see [`Role`]).
+    pub role: Role,
 }
 
 impl<'a> Daemon<'a> {
@@ -68,7 +70,7 @@ impl<'a> Daemon<'a> {
             .unwrap_or_default()
             .into_iter()
             .collect();
-        Daemon { config, child, clock, catalog, log, archives, alerting }
+        Daemon { config, child, clock, catalog, log, archives, alerting, role: Role::All }
     }
 
     /// Runs tasks as they fall due until the daemon is stopped (or the simulation ends).
@@ -95,17 +97,26 @@ impl<'a> Daemon<'a> {
 
     /// Runs one due task (and the retention after a backup); false when a shutdown interrupted it.
     fn run_slot(&mut self, table: &mut Timetable, i: usize, entry: &Entry) -> bool {
+        // The maintenance side applies retention before its prune, the backup side never (it may not delete).
+        if entry.kind == TaskKind::Prune && self.role == Role::Maintenance && !self.apply_retention(&entry.job) {
+            return false;
+        }
+        // The backup side may not prune, but may keep the locks extended (Object Lock) on the prune schedule.
+        let (event, args) = match (self.role, entry.kind) {
+            (Role::Backup, TaskKind::Prune) => ("lock-extend", lock_extend_args()),
+            (_, kind) => (kind.as_str(), task_args(self.config, &entry.job, kind)),
+        };
         let started = self.clock.now();
-        let child = self.child.run(&self.clock, &task_args(self.config, &entry.job, entry.kind));
+        let child = self.child.run(&self.clock, &args);
         self.clock.advance(child.elapsed);
         let finished = self.clock.now();
         // A task killed along with the daemon (e.g. systemd stopping the whole unit) is not a failure to alert
         // on or retry: it is logged, and the next start catches the slot up.
         let interrupted = child.interrupted();
-        self.record(&entry.job, entry.kind.as_str(), started, finished, &child, interrupted);
+        self.record(&entry.job, event, started, finished, &child, interrupted);
         if interrupted {
             (self.log)(json!({
-                "time": started.to_string(), "event": entry.kind.as_str(), "job": entry.job,
+                "time": started.to_string(), "event": event, "job": entry.job,
                 "outcome": "interrupted", "exit_code": child.code, "error": child.error,
             }));
             return false;
@@ -117,13 +128,13 @@ impl<'a> Daemon<'a> {
             (false, _) => "failed",
         };
         (self.log)(json!({
-            "time": started.to_string(), "event": entry.kind.as_str(), "job": entry.job,
+            "time": started.to_string(), "event": event, "job": entry.job,
             "outcome": outcome, "exit_code": child.code, "unreadable": child.stdout.get("unreadable"),
             "duration": format!("{:.1}s", child.elapsed.as_secs_f64()),
             "snapshot": child.stdout.get("short_id"), "error": child.error,
             "next": match after { AfterRun::WillRetry(t) => format!("retry at {t}"), _ => String::new() },
         }));
-        if entry.kind == TaskKind::Backup && child.ok && !self.apply_retention(&entry.job) {
+        if entry.kind == TaskKind::Backup && child.ok && self.role == Role::All && !self.apply_retention(&entry.job) {
             return false;
         }
         self.update_alerts(entry, after, &child, finished);

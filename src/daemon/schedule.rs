@@ -31,6 +31,31 @@ impl TaskKind {
     }
 }
 
+/// Which tasks a daemon runs (`daemon --role`): all of them, or one side of a split between the machine that
+/// backs up with credentials that may only add, and one that may delete.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Role {
+    /// Everything; each backup is followed by the job's retention (`forget`).
+    #[default]
+    All,
+    /// Backups, checks and test restores, no retention, and on the prune schedule `lock extend` instead of prune:
+    /// nothing that deletes.
+    Backup,
+    /// Prunes, each preceded by the job's retention (`forget`).
+    Maintenance,
+}
+
+impl Role {
+    /// True when a daemon in this role schedules tasks of `kind`.
+    pub fn runs(self, kind: TaskKind) -> bool {
+        match self {
+            Role::All => true,
+            Role::Backup => true,
+            Role::Maintenance => kind == TaskKind::Prune,
+        }
+    }
+}
+
 /// Retries after a failed run, before its next regular slot: after 5 and then 10 minutes.
 pub const MAX_RETRIES: u32 = 2;
 const FIRST_RETRY: SignedDuration = SignedDuration::from_mins(5);

@@ -23,6 +23,11 @@ pub fn task_args(config: &Config, job: &str, kind: TaskKind) -> Vec<String> {
     }
 }
 
+/// The arguments of `lock extend`, which the backup side of a split daemon runs on the prune schedule.
+pub fn lock_extend_args() -> Vec<String> {
+    vec!["lock".into(), "extend".into(), "--json".into()]
+}
+
 /// The arguments of the retention run after a job's backup (its snapshots only, by its tag).
 pub fn forget_args(config: &Config, job: &str) -> Vec<String> {
     let mut args = vec!["forget".to_string(), "--tag".to_string(), job.to_string()];

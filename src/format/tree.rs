@@ -122,6 +122,11 @@ pub struct Node {
     /// Objects from an S3 bucket: the Content-Type to restore.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_type: Option<String>,
+    /// Objects from an S3 bucket: the other headers to restore, by lowercase name — `cache-control`,
+    /// `content-disposition`, `content-encoding`, `content-language`, `expires`, and user metadata
+    /// (`x-amz-meta-*`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub s3_headers: std::collections::BTreeMap<String, String>,
 }
 
 impl Node {
@@ -145,6 +150,7 @@ impl Node {
             rdev: None,
             etag: None,
             content_type: None,
+            s3_headers: std::collections::BTreeMap::new(),
         }
     }
 

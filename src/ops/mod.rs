@@ -6,6 +6,7 @@ pub mod check;
 pub mod diff;
 pub mod forget;
 pub mod globs;
+pub mod lock;
 pub mod prune;
 pub mod repair;
 pub mod restore;

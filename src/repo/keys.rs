@@ -43,10 +43,10 @@ pub(super) fn unlock(storage: &Storage, password: &[u8]) -> Result<(MasterKey, S
 }
 
 /// Writes a new key file for `password`; returns its id.
-pub(super) fn write_key_file(storage: &Storage, key: &MasterKey, password: &[u8], kdf: KdfParams) -> Result<String> {
+pub(super) fn write_key_file(repo: &Repository, key: &MasterKey, password: &[u8], kdf: KdfParams) -> Result<String> {
     let kf = KeyFile::create(key, password, kdf)?;
     let id = hex::encode(crypto::random_bytes::<16>());
-    storage.write(&ObjectKind::Key.path(&id), kf.to_bytes())?;
+    repo.put(ObjectKind::Key, &ObjectKind::Key.path(&id), kf.to_bytes())?;
     Ok(id)
 }
 
@@ -75,11 +75,12 @@ impl Repository {
 
     /// Adds a key slot for another password; returns its id.
     pub fn add_key(&self, password: &[u8], kdf: KdfParams) -> Result<String> {
-        write_key_file(&self.storage, &self.key, password, kdf)
+        write_key_file(self, &self.key, password, kdf)
     }
 
     /// Removes a key slot. The slot this session opened with cannot be removed (use `passwd` to change it).
     pub fn remove_key(&self, id_prefix: &str) -> Result<String> {
+        self.check_can_delete()?;
         let keys = self.list_keys()?;
         let matches: Vec<&KeyInfo> = keys.iter().filter(|k| k.id.starts_with(id_prefix)).collect();
         let key = match matches.as_slice() {
@@ -98,7 +99,9 @@ impl Repository {
 
     /// Replaces the current key slot with one for a new password (the new slot is written first).
     pub fn change_password(&mut self, new_password: &[u8], kdf: KdfParams) -> Result<String> {
-        let new_id = write_key_file(&self.storage, &self.key, new_password, kdf)?;
+        // The old slot is deleted: with credentials that may not, fail before the new one is written.
+        self.check_can_delete()?;
+        let new_id = write_key_file(self, &self.key, new_password, kdf)?;
         self.storage.delete(&ObjectKind::Key.path(&self.key_id))?;
         self.key_id = new_id.clone();
         Ok(new_id)

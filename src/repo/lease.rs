@@ -38,7 +38,7 @@ fn lock_path(id: &str) -> String {
 
 fn write(repo: &Repository, info: &LeaseInfo) -> Result<()> {
     let sealed = repo.key.seal(ObjectKind::Lock.aad(), serde_json::to_vec(info).expect("lease serializes"));
-    repo.storage.write(&lock_path(&info.id), sealed)
+    repo.put(ObjectKind::Lock, &lock_path(&info.id), sealed)
 }
 
 /// Every lease object (unreadable ones are reported as corrupt).
@@ -60,7 +60,11 @@ pub fn list(repo: &Repository) -> Result<Vec<LeaseInfo>> {
 }
 
 /// Acquires the maintenance lease, waiting up to `wait` for a live one to go away.
+///
+/// Maintenance deletes, so it first makes sure these credentials may delete at all: with a backup role's
+/// (append-only) credentials it fails here, naming the missing permission, before anything is written.
 pub fn acquire<'r>(repo: &'r Repository, operation: &str, wait: Duration) -> Result<Lease<'r>> {
+    repo.check_can_delete()?;
     let deadline = std::time::Instant::now() + wait;
     loop {
         match try_acquire(repo, operation)? {
@@ -126,6 +130,7 @@ impl<'r> Lease<'r> {
     fn with_refresher(mut self, info: LeaseInfo) -> Self {
         let stop = self.stop.clone();
         let key = self.repo.key.clone();
+        let config = self.repo.config.clone();
         let url = self.repo.storage.url().to_string();
         self.refresher = Some(std::thread::spawn(move || {
             let Ok(storage) = crate::storage::Storage::open_url(&url) else { return };
@@ -139,7 +144,8 @@ impl<'r> Lease<'r> {
                     waited = Duration::ZERO;
                     info.expires = crate::time::now().checked_add(TTL).unwrap_or(Timestamp::MAX);
                     let sealed = key.seal(ObjectKind::Lock.aad(), serde_json::to_vec(&info).expect("lease serializes"));
-                    let _ = storage.write(&lock_path(&info.id), sealed);
+                    let opts = super::lock::write_options(&config, ObjectKind::Lock, false);
+                    let _ = storage.write_with(&lock_path(&info.id), sealed, &opts);
                 }
             }
         }));

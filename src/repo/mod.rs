@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod keys;
 mod lag;
 pub mod lease;
+pub mod lock;
 mod objects;
 pub mod obsolete;
 mod open;
@@ -47,6 +48,10 @@ pub struct InitOptions {
     pub regions: Vec<RegionSpec>,
     /// Regions a write must reach (default: all).
     pub min_regions: Option<u32>,
+    /// S3 Object Lock for every object (checked against each bucket's setting).
+    pub object_lock: Option<crate::format::repo_config::ObjectLock>,
+    /// S3 storage class of data packs.
+    pub storage_class: Option<String>,
 }
 
 impl Default for InitOptions {
@@ -58,6 +63,8 @@ impl Default for InitOptions {
             chunker_profiles: default_profiles(),
             regions: Vec::new(),
             min_regions: None,
+            object_lock: None,
+            storage_class: None,
         }
     }
 }

@@ -17,7 +17,7 @@ impl Repository {
         let sealed = self.key.seal(kind.aad(), plain);
         let id = Id::of_object(&sealed);
         let path = kind.path_of(&id);
-        if let Err(e) = self.storage.write(&path, sealed) {
+        if let Err(e) = self.put(kind, &path, sealed) {
             // Too few regions took it: the copies that did are removed (best effort), so nothing half-written
             // (a snapshot above all) stays visible.
             let _ = self.storage.delete(&path);
@@ -86,7 +86,7 @@ impl Repository {
     pub fn save_index(&self, packs: &[PackEntry]) -> Result<Id> {
         let sealed = index::encode(&self.key, packs);
         let id = Id::of_object(&sealed);
-        self.storage.write(&ObjectKind::Index.path_of(&id), sealed)?;
+        self.put(ObjectKind::Index, &ObjectKind::Index.path_of(&id), sealed)?;
         Ok(id)
     }
 

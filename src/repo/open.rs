@@ -36,12 +36,20 @@ impl Repository {
             tree_pack_size: (opts.pack_size / 4).max(1 << 20),
             regions: opts.regions.clone(),
             min_regions: opts.min_regions,
+            object_lock: opts.object_lock,
+            storage_class: opts.storage_class.clone(),
         };
-        let key_id = keys::write_key_file(&storage, &key, password, opts.kdf)?;
-        storage.write(&ObjectKind::Config.path(""), key.seal(ObjectKind::Config.aad(), config.to_bytes()))?;
-        storage.restore_reserve();
+        super::lock::check_bucket_settings(&storage, &config)?;
         let gear = Gear::new(key.gear_table());
-        Ok(Repository { storage, key, config, gear, key_id })
+        let repo = Repository { storage, key, config, gear, key_id: String::new() };
+        let key_id = keys::write_key_file(&repo, &repo.key, password, opts.kdf)?;
+        repo.put(
+            ObjectKind::Config,
+            &ObjectKind::Config.path(""),
+            repo.key.seal(ObjectKind::Config.aad(), repo.config.to_bytes()),
+        )?;
+        repo.storage.restore_reserve();
+        Ok(Repository { key_id, ..repo })
     }
 
     /// Opens a repository with a password.
@@ -103,7 +111,11 @@ impl Repository {
         // Reads try preferred regions first, in the order given, then the rest in configured order.
         specs.sort_by_key(|r| prefer.iter().position(|p| p == &r.name).unwrap_or(usize::MAX));
         let min = min_regions.or(self.config.min_regions.map(|n| n as usize));
-        self.storage = Storage::open_regions_creating(&specs, min, create)?;
+        let storage = Storage::open_regions_creating(&specs, min, create)?;
+        self.storage = match self.storage.as_of_time() {
+            Some(at) => storage.as_of(at),
+            None => storage,
+        };
         self.verify_regions();
         Ok(())
     }
@@ -161,7 +173,7 @@ impl Repository {
 
 /// Every region must answer, and hold no repository, before anything is written: a repository is created whole
 /// or not at all.
-fn refuse_existing(storage: &Storage) -> Result<()> {
+pub(super) fn refuse_existing(storage: &Storage) -> Result<()> {
     let config = ObjectKind::Config.path("");
     let keys = ObjectKind::Key.prefix();
     for r in storage.regions() {

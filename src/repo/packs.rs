@@ -38,7 +38,8 @@ impl Repository {
     pub fn write_pack(&self, pack: PackWriter) -> Result<PackEntry> {
         let FinishedPack { id, kind, bytes, blobs } = pack.finish(&self.key);
         let size = bytes.len() as u64;
-        self.storage.write(&ObjectKind::Pack.path_of(&id), bytes)?;
+        let opts = self.write_options(ObjectKind::Pack, kind == BlobKind::Data);
+        self.storage.write_with(&ObjectKind::Pack.path_of(&id), bytes, &opts)?;
         Ok(PackEntry { id, kind, size, blobs })
     }
 

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use super::Repository;
 use crate::error::Result;
 use crate::format::objects::ObjectKind;
-use crate::storage::Region;
+use crate::storage::{Region, Storage, WriteOptions};
 
 /// One region of an open repository.
 pub struct RegionView<'r> {
@@ -73,18 +73,61 @@ impl RegionView<'_> {
     }
 
     /// Stores a copy (already verified elsewhere) in this region unless the name is taken there: for objects that
-    /// are never overwritten (WAL files). False when a copy was already there.
+    /// are never overwritten (WAL files), locked as the repository writes them. False when a copy was already
+    /// there.
     pub fn write_new(&self, path: &str, bytes: Bytes) -> Result<bool> {
-        self.region.backend.write_new(path, bytes)
+        self.region.backend.write_new_with(path, bytes.clone(), &self.repo.copy_options(path, &bytes))
     }
 
-    /// Stores a copy (already verified elsewhere) in this region.
+    /// Stores a copy (already verified elsewhere) in this region, locked and in the storage class the
+    /// repository writes such an object with.
     pub fn write(&self, path: &str, bytes: Bytes) -> Result<()> {
-        self.region.backend.write(path, bytes)
+        self.region.backend.write_with(path, bytes.clone(), &self.repo.copy_options(path, &bytes))
     }
 
     /// Removes this region's copy.
     pub fn delete(&self, path: &str) -> Result<()> {
         self.region.backend.delete(path)
+    }
+}
+
+impl Repository {
+    /// How a copy of the object at `path` is written: locked, and a data pack in the storage class.
+    fn copy_options(&self, path: &str, bytes: &[u8]) -> WriteOptions {
+        let Some((kind, _)) = ObjectKind::parse_path(path) else { return WriteOptions::default() };
+        let data_pack = kind == ObjectKind::Pack
+            && self.config.storage_class.is_some()
+            && crate::format::pack::parse_pack(&self.key, bytes)
+                .is_ok_and(|b| b.first().is_some_and(|b| b.info.kind == crate::format::blob::BlobKind::Data));
+        self.write_options(kind, data_pack)
+    }
+
+    /// A fresh, empty location to copy the whole repository into (`sync --into URL`: recovery into a new bucket
+    /// after an attack, from a view `--as-of` before it). It must hold no repository, and be able to keep the
+    /// repository's Object Lock and storage class.
+    pub fn copy_target(&self, url: &str) -> Result<CopyTarget<'_>> {
+        let storage = Storage::create_url(url)?;
+        super::open::refuse_existing(&storage)?;
+        super::lock::check_bucket_settings(&storage, &self.config)?;
+        Ok(CopyTarget { repo: self, storage })
+    }
+}
+
+/// A fresh location receiving a copy of the repository.
+pub struct CopyTarget<'r> {
+    repo: &'r Repository,
+    storage: Storage,
+}
+
+impl CopyTarget<'_> {
+    /// Stores a copy (already verified) of the object at `path`.
+    pub fn write(&self, path: &str, bytes: Bytes) -> Result<()> {
+        let opts = self.repo.copy_options(path, &bytes);
+        self.storage.write_with(path, bytes.to_vec(), &opts)
+    }
+
+    /// Where the copy goes.
+    pub fn url(&self) -> &str {
+        self.storage.url()
     }
 }

@@ -38,13 +38,19 @@ pub struct OpenOptions {
     pub cache_dir: PathBuf,
     /// Regions whose directory is created when missing (`sync --rebuild NAME`): nothing else ever creates one.
     pub rebuild: Vec<String>,
+    /// Open every region read-only as it was at this time, from object versions (`--as-of`).
+    pub as_of: Option<jiff::Timestamp>,
 }
 
 impl Repository {
     /// Opens the repository at `opts.url` with `password`, then every region its config lists (or, with
     /// `single_region`, only that one).
     pub fn open_with(opts: &OpenOptions, password: &[u8]) -> Result<Repository> {
-        let mut repo = Repository::open(Storage::open_url(&opts.url)?, password)?;
+        let mut storage = Storage::open_url(&opts.url)?;
+        if let Some(at) = opts.as_of {
+            storage = storage.as_of(at);
+        }
+        let mut repo = Repository::open(storage, password)?;
         if opts.single_region {
             if let Some(n) = opts.min_regions.filter(|n| *n > 1) {
                 return Err(Error::InvalidInput(format!("--min-regions {n} cannot be met with --single-region")));
@@ -62,7 +68,12 @@ impl Session {
     /// Opens the repository and brings its catalog up to date.
     pub fn open(opts: &OpenOptions, password: &[u8]) -> Result<Session> {
         let repo = Repository::open_with(opts, password)?;
-        let catalog = Catalog::open(&opts.cache_dir, &repo)?;
+        // A view of the past has a catalog of its own, so the everyday one is not rebuilt back and forth.
+        let catalog_dir = match opts.as_of {
+            Some(at) => opts.cache_dir.join("as-of").join(at.as_second().to_string()),
+            None => opts.cache_dir.clone(),
+        };
+        let catalog = Catalog::open(&catalog_dir, &repo)?;
         Ok(Session { repo, catalog, url: opts.url.clone(), cache_dir: opts.cache_dir.clone() })
     }
 }

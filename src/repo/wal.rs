@@ -66,7 +66,9 @@ impl Repository {
                 object::open_content(&self.key, system_id, file, &stored).map_err(|e| Error::corrupt(&path, e))?;
             Ok(opened.hash == hash && opened.raw_len == content.len() as u64)
         };
-        self.storage.write_once(&path, sealed, &same).map_err(|e| match e {
+        // Locked like every object (Object Lock), in the default storage class: recovery reads WAL at once.
+        let opts = self.write_options(ObjectKind::Wal, false);
+        self.storage.write_once_with(&path, sealed, &same, &opts).map_err(|e| match e {
             Error::Conflict { region, .. } => {
                 Error::Conflict { object: format!("WAL file {file} of database system {system_id}"), region }
             }

@@ -6,7 +6,70 @@ use std::path::PathBuf;
 use bytes::Bytes;
 use opendal::ErrorKind;
 
+use super::s3api::S3Api;
+use super::s3ops::{BucketLock, Retention, retention_headers};
 use crate::error::{Error, Result, StorageError, StorageErrorKind};
+
+/// How an object is written beyond its bytes: a retention (S3 Object Lock) and a storage class. Only S3 regions
+/// take either; elsewhere a write that asks for one fails.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WriteOptions {
+    /// Lock the new version until then.
+    pub retention: Option<Retention>,
+    /// `x-amz-storage-class` (e.g. `STANDARD_IA`); `None` for the bucket's default.
+    pub storage_class: Option<String>,
+}
+
+impl WriteOptions {
+    /// True when nothing beyond the bytes is asked for.
+    pub fn is_plain(&self) -> bool {
+        self.retention.is_none() && self.storage_class.is_none()
+    }
+
+    /// The S3 headers these options need.
+    pub fn headers(&self) -> Vec<(String, String)> {
+        let mut h = self.retention.map(retention_headers).unwrap_or_default();
+        if let Some(class) = &self.storage_class {
+            h.push(("x-amz-storage-class".into(), class.clone()));
+        }
+        h
+    }
+}
+
+/// One version of an object in a versioned bucket (a delete marker is a version too).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectVersion {
+    /// The object's path, relative to the repository root.
+    pub path: String,
+    /// The version's id.
+    pub version: String,
+    /// When it was written.
+    pub modified: jiff::Timestamp,
+    /// Its size (0 for a delete marker).
+    pub size: u64,
+    /// True for a delete marker.
+    pub deleted: bool,
+    /// True for the newest version.
+    pub current: bool,
+}
+
+/// What an S3 bucket offers beyond plain objects: versions, retention, and its own settings.
+pub trait Bucket: Send + Sync {
+    /// Every version (and delete marker) of every object under `prefix`.
+    fn list_versions(&self, prefix: &str) -> Result<Vec<ObjectVersion>>;
+    /// One version of an object, whole or `(offset, len)` of it.
+    fn read_version(&self, path: &str, version: &str, range: Option<(u64, u64)>) -> Result<Bytes>;
+    /// Deletes one version for good (refused by S3 while it is locked).
+    fn delete_version(&self, path: &str, version: &str) -> Result<()>;
+    /// The retention of the current version, or of `version`.
+    fn retention(&self, path: &str, version: Option<&str>) -> Result<Option<Retention>>;
+    /// Sets a (longer) retention on the current version.
+    fn extend_retention(&self, path: &str, r: Retention) -> Result<()>;
+    /// The bucket's Object Lock configuration.
+    fn lock_configuration(&self) -> Result<BucketLock>;
+    /// The bucket's versioning status (`Enabled`, `Suspended`, or `None`).
+    fn versioning(&self) -> Result<Option<String>>;
+}
 
 /// One storage location: an opendal operator and its name.
 pub trait Backend: Send + Sync {
@@ -16,10 +79,30 @@ pub trait Backend: Send + Sync {
     fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Bytes>;
     /// Stores a whole object durably.
     fn write(&self, path: &str, data: Bytes) -> Result<()>;
+    /// Stores a whole object with a retention or storage class (S3 only; elsewhere only plain options).
+    fn write_with(&self, path: &str, data: Bytes, opts: &WriteOptions) -> Result<()> {
+        if opts.is_plain() {
+            return self.write(path, data);
+        }
+        let message = "Object Lock and storage classes need an S3 region";
+        Err(StorageError::new("write", path, "", StorageErrorKind::Config, message).into())
+    }
+    /// The bucket behind this backend, when it is an S3 bucket.
+    fn bucket(&self) -> Option<&dyn Bucket> {
+        None
+    }
     /// Stores a whole object durably unless the name is taken: an object already there is never overwritten
     /// (`Ok(false)`). Local directories move into place with `RENAME_NOREPLACE`; S3 sends `If-None-Match: *`;
     /// a service with neither is asked first (which a concurrent writer could race).
     fn write_new(&self, path: &str, data: Bytes) -> Result<bool>;
+    /// [`Backend::write_new`] with a retention or storage class (S3 only; elsewhere only plain options).
+    fn write_new_with(&self, path: &str, data: Bytes, opts: &WriteOptions) -> Result<bool> {
+        if opts.is_plain() {
+            return self.write_new(path, data);
+        }
+        let message = "Object Lock and storage classes need an S3 region";
+        Err(StorageError::new("write", path, "", StorageErrorKind::Config, message).into())
+    }
     /// Object names (relative to the repository root) and sizes under `prefix` (a directory, ending in `/`).
     fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>>;
     /// [`Backend::list`] with each object's last-modified time where the service gives one (local directories:
@@ -54,6 +137,8 @@ pub(super) struct OpendalBackend {
     pub(super) region: String,
     /// For local directories: the root, so new directories can be fsynced after a rename.
     pub(super) fs_root: Option<PathBuf>,
+    /// For S3: signed calls opendal does not make.
+    pub(super) s3: Option<S3Api>,
 }
 
 impl OpendalBackend {
@@ -102,6 +187,34 @@ impl Backend for OpendalBackend {
             return Err(StorageError::new("read", path, &self.region, StorageErrorKind::ShortRead, message).into());
         }
         Ok(buf.to_bytes())
+    }
+
+    fn write_with(&self, path: &str, data: Bytes, opts: &WriteOptions) -> Result<()> {
+        match &self.s3 {
+            Some(s3) if !opts.is_plain() => s3.put_object(path, data, &opts.headers()).map(drop),
+            _ => {
+                if opts.is_plain() {
+                    return self.write(path, data);
+                }
+                let message = "Object Lock and storage classes need an S3 region";
+                Err(StorageError::new("write", path, &self.region, StorageErrorKind::Config, message).into())
+            }
+        }
+    }
+
+    fn write_new_with(&self, path: &str, data: Bytes, opts: &WriteOptions) -> Result<bool> {
+        match &self.s3 {
+            Some(s3) if !opts.is_plain() => s3.put_object_new(path, data, &opts.headers()),
+            _ if opts.is_plain() => self.write_new(path, data),
+            _ => {
+                let message = "Object Lock and storage classes need an S3 region";
+                Err(StorageError::new("write", path, &self.region, StorageErrorKind::Config, message).into())
+            }
+        }
+    }
+
+    fn bucket(&self) -> Option<&dyn Bucket> {
+        self.s3.as_ref().map(|_| self as &dyn Bucket)
     }
 
     fn write(&self, path: &str, data: Bytes) -> Result<()> {
@@ -173,9 +286,20 @@ impl Backend for OpendalBackend {
         match self.op.delete(path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) if e.kind() == ErrorKind::PermissionDenied && self.s3.is_some() => {
+                Err(delete_denied(path, &self.region, &e.to_string()))
+            }
             Err(e) => Err(self.err("delete", path, e)),
         }
     }
+}
+
+/// A delete the credentials may not do, in words that say which permission is missing and who has it.
+pub fn delete_denied(path: &str, region: &str, why: &str) -> Error {
+    let message = format!(
+        "{why}: these credentials may not delete (the S3 permission s3:DeleteObject is missing; removing old versions also needs s3:DeleteObjectVersion). That is right for the backup role, which only adds; forget, prune and sync need the maintenance role's credentials (see `gumvault policy print --maintenance`)"
+    );
+    StorageError::new("delete", path, region, StorageErrorKind::PermissionDenied, message).into()
 }
 
 /// A region that is not there (its directory is missing): every operation fails, naming why, so the region is

@@ -7,7 +7,9 @@ use opendal::Operator;
 
 use std::os::unix::fs::DirBuilderExt;
 
+use super::append_only::AppendOnly;
 use super::backend::{Backend, OpendalBackend, UnavailableBackend};
+use super::s3api::S3Api;
 use super::tuning::StorageTuning;
 use crate::error::{Error, Result, StorageError};
 use crate::runtime::runtime;
@@ -116,7 +118,23 @@ impl Location {
             Location::Fs(root) => Some(root.clone()),
             _ => None,
         };
-        Ok(Box::new(OpendalBackend { op, region: name.to_string(), fs_root }))
+        let s3 = self.s3_api(name, None)?;
+        let backend: Box<dyn Backend> = Box::new(OpendalBackend { op, region: name.to_string(), fs_root, s3 });
+        if std::env::var_os("GUMVAULT_TEST_APPEND_ONLY").is_some_and(|v| v == "1") {
+            return Ok(Box::new(AppendOnly { inner: backend, region: name.to_string() }));
+        }
+        Ok(backend)
+    }
+
+    /// Signed S3 calls for this location (`None` unless it is an S3 bucket), with `credentials` or the
+    /// environment's.
+    pub fn s3_api(&self, name: &str, credentials: Option<(String, String)>) -> Result<Option<S3Api>> {
+        match self {
+            Location::S3 { bucket, prefix, endpoint, region } => {
+                S3Api::new(name, bucket, prefix, endpoint.as_deref(), region, credentials).map(Some)
+            }
+            _ => Ok(None),
+        }
     }
 
     /// A blocking opendal operator rooted at this location, with retries and timeouts. S3 credentials come from

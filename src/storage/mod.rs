@@ -7,16 +7,23 @@
 //! bytes asked for or fails; `list` returns every object under a prefix with its size; `delete` of a missing
 //! object succeeds.
 
+mod append_only;
+mod as_of;
 mod backend;
 pub mod local;
 mod location;
 mod region;
 mod replicated;
+pub mod s3api;
+pub mod s3ops;
 mod tuning;
+mod versions;
 
 pub use crate::format::repo_config::RegionSpec;
-pub use backend::{Backend, Listed};
+pub use as_of::AsOfBackend;
+pub use backend::{Backend, Bucket, Listed, ObjectVersion, WriteOptions};
 pub use location::Location;
 pub use region::Region;
 pub use replicated::{Storage, WriteOnce};
+pub use s3ops::{BucketLock, LockMode, Retention};
 pub use tuning::StorageTuning;

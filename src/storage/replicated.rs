@@ -6,7 +6,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 
-use super::backend::Listed;
+use jiff::Timestamp;
+
+use super::as_of::AsOfBackend;
+use super::backend::{Listed, WriteOptions};
 use super::location::Location;
 use super::region::Region;
 use super::tuning::StorageTuning;
@@ -27,6 +30,8 @@ pub struct Storage {
     undeleted: Mutex<Vec<(String, String)>>,
     /// Copies that failed their check while another region had a good one: (region, path).
     bad_copies: Mutex<Vec<(String, String)>>,
+    /// Set when every region is a view of the past (`--as-of`).
+    as_of: Mutex<Option<Timestamp>>,
 }
 
 impl Storage {
@@ -69,6 +74,28 @@ impl Storage {
         Ok(s)
     }
 
+    /// Every region as it was at `at` (see [`AsOfBackend`]): read-only, from object versions.
+    pub fn as_of(self, at: Timestamp) -> Storage {
+        let min = self.min_regions();
+        let regions = self
+            .regions
+            .into_iter()
+            .map(|r| {
+                let backend = Box::new(AsOfBackend::new(r.backend, &r.name, at));
+                Region::new(r.name, r.url, backend)
+            })
+            .collect();
+        let s = Storage::from_regions(regions);
+        s.min_regions.store(min, Ordering::Relaxed);
+        *s.as_of.lock().expect("as-of lock") = Some(at);
+        s
+    }
+
+    /// The time this storage shows the regions as of, when it was opened with [`Storage::as_of`].
+    pub fn as_of_time(&self) -> Option<Timestamp> {
+        *self.as_of.lock().expect("as-of lock")
+    }
+
     /// Wraps already opened regions (tests, fault injection); every region is required for a write.
     pub fn from_regions(regions: Vec<Region>) -> Storage {
         let n = regions.len();
@@ -79,6 +106,7 @@ impl Storage {
             missing: Mutex::default(),
             undeleted: Mutex::default(),
             bad_copies: Mutex::default(),
+            as_of: Mutex::default(),
         }
     }
 
@@ -234,9 +262,14 @@ impl Storage {
     /// Writes to every healthy region in parallel. Succeeds when at least `min_regions` regions hold the object
     /// durably; regions that failed are reported as events and their copy recorded as missing.
     pub fn write(&self, path: &str, data: Vec<u8>) -> Result<()> {
+        self.write_with(path, data, &WriteOptions::default())
+    }
+
+    /// [`Storage::write`] with a retention and storage class for every region.
+    pub fn write_with(&self, path: &str, data: Vec<u8>, opts: &WriteOptions) -> Result<()> {
         let data = Bytes::from(data);
         if let [only] = self.regions.as_slice() {
-            return only.backend.write(path, data);
+            return only.backend.write_with(path, data, opts);
         }
         let results: Vec<(&Region, Option<Result<()>>)> = std::thread::scope(|scope| {
             let handles: Vec<_> = self
@@ -244,7 +277,7 @@ impl Storage {
                 .iter()
                 .map(|r| {
                     let data = data.clone();
-                    (r, r.is_healthy().then(|| scope.spawn(move || r.backend.write(path, data))))
+                    (r, r.is_healthy().then(|| scope.spawn(move || r.backend.write_with(path, data, opts))))
                 })
                 .collect();
             handles
@@ -297,11 +330,22 @@ impl Storage {
         data: Vec<u8>,
         same: &(dyn Fn(Bytes) -> Result<bool> + Sync),
     ) -> Result<WriteOnce> {
+        self.write_once_with(path, data, same, &WriteOptions::default())
+    }
+
+    /// [`Storage::write_once`] with a retention and storage class for every copy written.
+    pub fn write_once_with(
+        &self,
+        path: &str,
+        data: Vec<u8>,
+        same: &(dyn Fn(Bytes) -> Result<bool> + Sync),
+        opts: &WriteOptions,
+    ) -> Result<WriteOnce> {
         let data = Bytes::from(data);
         let found = self.in_healthy_regions(|r| probe(r, path, same, None));
         self.refuse_conflict(path, &found)?;
         let done = self.in_healthy_regions(|r| match found.iter().find(|(n, _)| *n == r.name) {
-            Some((_, Probe::Absent)) => probe(r, path, same, Some(&data)),
+            Some((_, Probe::Absent)) => probe(r, path, same, Some((&data, opts))),
             Some((_, other)) => other.clone(),
             None => Probe::Failed(String::new()),
         });
@@ -506,9 +550,14 @@ enum Probe {
 }
 
 /// Looks at one region's copy of `path` (and, with `data`, writes it there if the name is free).
-fn probe(r: &Region, path: &str, same: &(dyn Fn(Bytes) -> Result<bool> + Sync), data: Option<&Bytes>) -> Probe {
+fn probe(
+    r: &Region,
+    path: &str,
+    same: &(dyn Fn(Bytes) -> Result<bool> + Sync),
+    data: Option<(&Bytes, &WriteOptions)>,
+) -> Probe {
     let present = match data {
-        Some(d) => r.backend.write_new(path, d.clone()).map(|created| !created),
+        Some((d, opts)) => r.backend.write_new_with(path, d.clone(), opts).map(|created| !created),
         None => r.backend.stat(path).map(|s| s.is_some()),
     };
     let compare = |()| match r.backend.read(path).and_then(same) {

@@ -11,6 +11,7 @@ mod files;
 mod full_disk;
 mod history;
 mod house;
+mod immutable;
 mod lifecycle;
 mod pg_disaster;
 mod pitr;

@@ -23,14 +23,14 @@ const MB4: u32 = 4 << 20;
 
 /// A data directory as the WAL commands see it, without a server: `global/pg_control` with a system identifier
 /// and `pg_wal/` with segments whose first page carries a PostgreSQL 15 long header.
-struct FakeCluster {
+pub(crate) struct FakeCluster {
     dir: TempDir,
     system_id: u64,
     seg_size: u32,
 }
 
 impl FakeCluster {
-    fn new(system_id: u64) -> FakeCluster {
+    pub(crate) fn new(system_id: u64) -> FakeCluster {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("global")).unwrap();
         std::fs::create_dir_all(dir.path().join("pg_wal/archive_status")).unwrap();
@@ -40,7 +40,7 @@ impl FakeCluster {
         FakeCluster { dir, system_id, seg_size: MB4 }
     }
 
-    fn data(&self) -> &Path {
+    pub(crate) fn data(&self) -> &Path {
         self.dir.path()
     }
 
@@ -66,7 +66,7 @@ impl FakeCluster {
     }
 
     /// Writes segment `segno` of timeline `tli` into pg_wal; returns its name.
-    fn segment(&self, tli: u32, segno: u64, seed: u64) -> String {
+    pub(crate) fn segment(&self, tli: u32, segno: u64, seed: u64) -> String {
         let name = WalFile::from_segno(tli, segno, self.seg_size).name;
         std::fs::write(self.wal(&name), self.segment_bytes(self.system_id, tli, segno, seed)).unwrap();
         name

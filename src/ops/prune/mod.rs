@@ -17,7 +17,10 @@
 mod execute;
 mod mark;
 pub mod plan;
+pub mod purge;
 mod state;
+
+use std::collections::BTreeSet;
 
 use jiff::Timestamp;
 
@@ -74,6 +77,40 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, now: Timestamp) -> Result<P
     report.wal.files_kept = wal.kept;
     if !opts.dry_run {
         report.index_segments_written = execute::execute(repo, &st, &marked, plan, &wal.delete)?;
+    }
+    if let Some(lock) = repo.object_lock() {
+        let needed = crate::ops::lock::needed(repo)?;
+        if !opts.dry_run {
+            report.locks_extended = Some(crate::ops::lock::extend_these(repo, &needed, now)?.extended);
+        }
+        let keep: BTreeSet<String> = needed.iter().map(|(kind, name)| kind.path(name)).collect();
+        report.purge = Some(purge_versions(repo, &keep, lock.period(), now, opts.dry_run)?);
+    }
+    Ok(report)
+}
+
+/// With Object Lock: deletes, in every versioned region, the old versions whose lock has run out (see
+/// [`purge`]); with `dry_run` only counts them. Old versions of an object the repository still needs are never
+/// deleted: gumvault does not overwrite or delete what it needs, so they are an intruder's work, and the way
+/// back (`--as-of`).
+fn purge_versions(
+    repo: &Repository,
+    keep: &BTreeSet<String>,
+    period: jiff::SignedDuration,
+    now: Timestamp,
+    dry_run: bool,
+) -> Result<purge::PurgeReport> {
+    let mut report = purge::PurgeReport::default();
+    for (region, versions) in repo.versions()? {
+        let versions: Vec<_> = versions.into_iter().filter(|v| !keep.contains(&v.path)).collect();
+        let plan = purge::plan(versions, now, period);
+        if dry_run {
+            report.versions_deleted += plan.delete.len() + plan.markers.len();
+            report.versions_locked += plan.waiting;
+            report.next_unlock = report.next_unlock.or(plan.next);
+        } else {
+            purge::execute(repo, &region, plan, &mut report)?;
+        }
     }
     Ok(report)
 }

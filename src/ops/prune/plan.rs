@@ -58,6 +58,12 @@ pub struct PruneReport {
     pub index_segments_written: usize,
     /// The WAL archive: files before the oldest kept base backup of their cluster removed.
     pub wal: WalPruneReport,
+    /// With Object Lock: objects whose lock was extended (everything still needed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locks_extended: Option<usize>,
+    /// With Object Lock: old versions deleted for good, or still locked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub purge: Option<super::purge::PurgeReport>,
 }
 
 /// What a prune will do.
@@ -164,6 +170,8 @@ impl<'s> Plan<'s> {
             bytes_repacked: self.repack.iter().map(|p| p.size).sum(),
             index_segments_written: 0,
             wal: WalPruneReport::default(),
+            locks_extended: None,
+            purge: None,
         }
     }
 }

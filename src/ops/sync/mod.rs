@@ -2,6 +2,7 @@
 //! (tombstones). The comparison itself is in [`compare`](mod@compare).
 
 pub mod compare;
+pub mod copy;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -50,6 +51,10 @@ pub struct SyncOptions {
 /// after an interruption continues where it stopped (nothing is copied twice once it is in place).
 pub fn sync(repo: &Repository, opts: &SyncOptions) -> Result<SyncReport> {
     check_region_names(repo, opts)?;
+    if !opts.dry_run {
+        // Sync removes what tombstones list and lag markers: with append-only credentials, say so now.
+        repo.check_can_delete()?;
+    }
     let listings = list_regions(repo);
     let mut diffs = compare(repo, &listings, opts.read_data)?;
     diffs.extend(bad_suspects(repo, opts, &diffs));

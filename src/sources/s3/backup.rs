@@ -1,14 +1,16 @@
 //! The S3 source: objects below a prefix, filtered by include/exclude patterns, saved as files (key → path) with
-//! their size, last-modified time, ETag and Content-Type. Objects whose size and last-modified time (and ETag,
-//! when the listing carries one) match the parent snapshot are not downloaded again; S3 sets a new last-modified
-//! time on every write. Many objects are fetched at once; each one streams through the chunker.
+//! their size, last-modified time, ETag, Content-Type and the headers restored with them (user metadata,
+//! Cache-Control, Content-Disposition, Content-Encoding, Content-Language, Expires), read by one HeadObject per
+//! object that is downloaded. Objects whose size and last-modified time (and ETag, when the listing carries one)
+//! match the parent snapshot are not downloaded again; S3 sets a new last-modified time on every write (a change
+//! of metadata is a copy, so a new time too). Many objects are fetched at once; each one streams through the chunker.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
 use rayon::prelude::*;
 
-use super::bucket::{DEFAULT_CONCURRENCY, open_bucket};
+use super::bucket::{DEFAULT_CONCURRENCY, SourceBucket, kept_headers, open_source};
 use crate::config::S3Source;
 use crate::error::{Error, Result};
 use crate::format::id::Id;
@@ -85,15 +87,15 @@ impl Dir {
 /// Backs up a bucket; returns the tree of the source's directory.
 fn save(ctx: &BackupContext<'_, '_>, src: &S3Source, parent: Option<&Tree>) -> Result<Id> {
     let failed = |what: &str, e: &dyn std::fmt::Display| Error::SourceFailed(format!("{what} {}: {e}", src.url));
-    let op = open_bucket(&src.url, Some(src)).map_err(|e| failed("cannot open", &e))?;
-    let root = list(ctx, &op, src)?;
+    let bucket = open_source(&src.url, Some(src)).map_err(|e| failed("cannot open", &e))?;
+    let root = list(ctx, &bucket.op, src)?;
     let threads = src.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .thread_name(|i| format!("gumvault-s3-{i}"))
         .build()
         .map_err(|e| Error::SourceFailed(format!("cannot start download threads: {e}")))?;
-    pool.install(|| save_dir(ctx, &op, &src.url, &root, parent))
+    pool.install(|| save_dir(ctx, &bucket, &src.url, &root, parent))
 }
 
 /// Lists the bucket's objects that the source's patterns keep, as a directory structure.
@@ -130,13 +132,7 @@ fn list(ctx: &BackupContext<'_, '_>, op: &opendal::blocking::Operator, src: &S3S
     Ok(root)
 }
 
-fn save_dir(
-    ctx: &BackupContext<'_, '_>,
-    op: &opendal::blocking::Operator,
-    url: &str,
-    dir: &Dir,
-    parent: Option<&Tree>,
-) -> Result<Id> {
+fn save_dir(ctx: &BackupContext<'_, '_>, b: &SourceBucket, url: &str, dir: &Dir, parent: Option<&Tree>) -> Result<Id> {
     let nodes: Vec<Option<Node>> = dir
         .children
         .par_iter()
@@ -145,11 +141,11 @@ fn save_dir(
             match child {
                 Child::Dir(d) => {
                     let old_tree = ctx.parent_subtree(old)?;
-                    let id = save_dir(ctx, op, url, d, old_tree.as_ref())?;
+                    let id = save_dir(ctx, b, url, d, old_tree.as_ref())?;
                     ctx.progress.dirs.fetch_add(1, Ordering::Relaxed);
                     Ok(Some(synthetic_dir(name, 0o755, id)))
                 }
-                Child::Object(obj) => save_object(ctx, op, url, name, obj, old),
+                Child::Object(obj) => save_object(ctx, b, url, name, obj, old),
             }
         })
         .collect::<Result<_>>()?;
@@ -159,7 +155,7 @@ fn save_dir(
 /// One object: from the parent snapshot when unchanged, else downloaded (streamed through the chunker).
 fn save_object(
     ctx: &BackupContext<'_, '_>,
-    op: &opendal::blocking::Operator,
+    b: &SourceBucket,
     url: &str,
     name: &str,
     obj: &Object,
@@ -175,12 +171,13 @@ fn save_object(
     {
         node.content = old.content.clone();
         node.content_type = old.content_type.clone();
+        node.s3_headers = old.s3_headers.clone();
         ctx.progress.files_unchanged.fetch_add(1, Ordering::Relaxed);
         ctx.progress.bytes_skipped.fetch_add(node.size, Ordering::Relaxed);
         ctx.progress.total_bytes.fetch_add(node.size, Ordering::Relaxed);
         return Ok(Some(node));
     }
-    download(ctx, op, url, obj, node, old.is_some())
+    download(ctx, b, url, obj, node, old.is_some())
 }
 
 /// The listing says the object is the one the parent snapshot holds.
@@ -196,18 +193,18 @@ fn unchanged(old: &Node, obj: &Object) -> bool {
 /// whole.
 fn download(
     ctx: &BackupContext<'_, '_>,
-    op: &opendal::blocking::Operator,
+    b: &SourceBucket,
     url: &str,
     obj: &Object,
     mut node: Node,
     changed: bool,
 ) -> Result<Option<Node>> {
     let what = format!("{url} object {}", obj.key);
-    let Some(pinned) = pin_version(ctx, op, obj, &what, &mut node) else { return Ok(None) };
+    let Some(pinned) = pin_version(ctx, b, obj, &what, &mut node) else { return Ok(None) };
     let size = node.size;
-    let reader = op
-        .reader_options(&obj.key, opendal::options::ReaderOptions { if_match: pinned, ..Default::default() })
-        .and_then(|r| r.into_std_read(0..size));
+    let reader =
+        b.op.reader_options(&obj.key, opendal::options::ReaderOptions { if_match: pinned, ..Default::default() })
+            .and_then(|r| r.into_std_read(0..size));
     let reader = match reader {
         Ok(r) => r,
         Err(e) => {
@@ -238,20 +235,21 @@ fn download(
     Ok(Some(node))
 }
 
-/// Stats the object so the node describes exactly the version that is read: its size and Content-Type, and the
-/// ETag reads are pinned to (`if-match`), so a concurrent overwrite fails the read instead of mixing versions.
+/// Stats the object so the node describes exactly the version that is read: its size, Content-Type and the other
+/// headers restored with it (user metadata, Cache-Control, …), and the ETag reads are pinned to (`if-match`), so
+/// a concurrent overwrite fails the read instead of mixing versions.
 /// The node keeps the listing's ETag and time (what the next listing compares with). `None` (with a note or a
 /// warning) when the object cannot be stat'ed.
 fn pin_version(
     ctx: &BackupContext<'_, '_>,
-    op: &opendal::blocking::Operator,
+    b: &SourceBucket,
     obj: &Object,
     what: &str,
     node: &mut Node,
 ) -> Option<Option<String>> {
-    let meta = match op.stat(&obj.key) {
-        Ok(m) => m,
-        Err(e) if e.kind() == opendal::ErrorKind::NotFound => {
+    let headers = match b.api.head(&obj.key, None) {
+        Ok(Some(h)) => h,
+        Ok(None) => {
             ctx.notice(format!("{what} was deleted while the bucket was read; left out"));
             return None;
         }
@@ -260,9 +258,15 @@ fn pin_version(
             return None;
         }
     };
-    let pinned = meta.etag().map(str::to_string);
-    node.size = meta.content_length();
-    node.content_type = meta.content_type().map(str::to_string);
+    let get = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let pinned = get("etag");
+    let Some(size) = get("content-length").and_then(|n| n.parse::<u64>().ok()) else {
+        ctx.warn(what, format!("cannot read {what}: HeadObject answered without a Content-Length"));
+        return None;
+    };
+    node.size = size;
+    node.content_type = get("content-type");
+    node.s3_headers = kept_headers(&headers);
     match &obj.etag {
         None => node.etag = pinned.clone(),
         Some(listed) if pinned.as_ref() != Some(listed) => node.etag = None,

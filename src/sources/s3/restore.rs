@@ -1,19 +1,19 @@
 //! The way back for an S3 source: a snapshot's files written as objects into a bucket, with their Content-Type,
-//! large ones in parts.
+//! user metadata, Cache-Control, Content-Disposition, Content-Encoding, Content-Language and Expires; objects
+//! larger than one part (8 MiB) in a multipart upload.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
-use super::bucket::open_bucket;
+use super::bucket::{SourceBucket, open_source};
 use crate::error::{Error, Result, StorageError};
 use crate::format::tree::NodeKind;
 use crate::ops::restore::Entry;
 use crate::repo::reader::BlobReader;
 
-/// Multipart chunk size when restoring objects (S3 needs parts of at least 5 MiB).
-const WRITE_CHUNK: usize = 8 << 20;
+use crate::storage::s3ops::PART_SIZE;
 
 /// What a restore into a bucket did.
 #[derive(Debug, Default, serde::Serialize)]
@@ -34,43 +34,88 @@ pub fn restore_to_bucket(
     concurrency: usize,
     progress: &AtomicU64,
 ) -> Result<BucketRestore> {
-    let op = open_bucket(url, None)?;
-    let storage_err = |op_name: &'static str, key: &str, e: opendal::Error| bucket_error(url, op_name, key, e);
+    let bucket = open_source(url, None)?;
     let files: Vec<(&Entry, String)> = entries
         .iter()
         .filter(|e| e.node.kind == NodeKind::File)
         .map(|e| (e, e.path.to_string_lossy().trim_start_matches('/').to_string()))
         .collect();
     if !overwrite {
-        refuse_existing(&op, url, &files)?;
+        refuse_existing(&bucket.op, url, &files)?;
     }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(concurrency.max(1))
         .build()
         .map_err(|e| Error::InvalidInput(format!("cannot start upload threads: {e}")))?;
     let done = pool.install(|| {
-        files
-            .par_iter()
-            .map(|(entry, key)| -> Result<u64> {
-                let opts = opendal::options::WriteOptions {
-                    content_type: entry.node.content_type.clone(),
-                    chunk: Some(WRITE_CHUNK),
-                    ..Default::default()
-                };
-                let mut w = op.writer_options(key, opts).map_err(|e| storage_err("write", key, e))?;
-                let mut n = 0u64;
-                for id in &entry.node.content {
-                    let data = reader.read(id)?;
-                    n += data.len() as u64;
-                    progress.fetch_add(data.len() as u64, Ordering::Relaxed);
-                    w.write(data).map_err(|e| storage_err("write", key, e))?;
-                }
-                w.close().map_err(|e| storage_err("write", key, e))?;
-                Ok(n)
-            })
-            .collect::<Result<Vec<u64>>>()
+        files.par_iter().map(|(entry, key)| upload(reader, &bucket, entry, key, progress)).collect::<Result<Vec<u64>>>()
     })?;
     Ok(BucketRestore { objects: done.len() as u64, bytes: done.iter().sum() })
+}
+
+/// The headers an object is written with: its Content-Type and the other headers the backup kept.
+fn headers(entry: &Entry) -> Vec<(String, String)> {
+    let mut h: Vec<(String, String)> = entry.node.s3_headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    if let Some(t) = &entry.node.content_type {
+        h.push(("content-type".into(), t.clone()));
+    }
+    h
+}
+
+/// An object's content cut into parts of [`PART_SIZE`] (the last one shorter), read blob by blob.
+struct Parts<'a, 'r> {
+    reader: &'a BlobReader<'r>,
+    blobs: std::slice::Iter<'a, crate::format::id::Id>,
+    buf: Vec<u8>,
+    bytes: u64,
+    progress: &'a AtomicU64,
+}
+
+impl Parts<'_, '_> {
+    /// The next part, `None` when everything was returned.
+    fn next_part(&mut self) -> Result<Option<Vec<u8>>> {
+        while self.buf.len() < PART_SIZE {
+            let Some(id) = self.blobs.next() else { break };
+            let data = self.reader.read(id)?;
+            self.bytes += data.len() as u64;
+            self.progress.fetch_add(data.len() as u64, Ordering::Relaxed);
+            self.buf.extend_from_slice(&data);
+        }
+        if self.buf.is_empty() {
+            return Ok(None);
+        }
+        let rest = self.buf.split_off(PART_SIZE.min(self.buf.len()));
+        Ok(Some(std::mem::replace(&mut self.buf, rest)))
+    }
+}
+
+/// Writes one object: in one PutObject when it fits in a part, else in a multipart upload (abandoned when a
+/// part fails, so no half object appears).
+fn upload(reader: &BlobReader<'_>, b: &SourceBucket, entry: &Entry, key: &str, progress: &AtomicU64) -> Result<u64> {
+    let headers = headers(entry);
+    let mut parts = Parts { reader, blobs: entry.node.content.iter(), buf: Vec::new(), bytes: 0, progress };
+    let first = parts.next_part()?.unwrap_or_default();
+    let Some(second) = parts.next_part()? else {
+        b.api.put_object(key, first.into(), &headers)?;
+        return Ok(parts.bytes);
+    };
+    let upload = b.api.multipart_start(key, &headers)?;
+    let sent = (|| -> Result<Vec<String>> {
+        let mut etags = vec![b.api.multipart_part(key, &upload, 1, first.into())?];
+        let mut next = Some(second);
+        while let Some(part) = next {
+            etags.push(b.api.multipart_part(key, &upload, etags.len() + 1, part.into())?);
+            next = parts.next_part()?;
+        }
+        Ok(etags)
+    })();
+    match sent.and_then(|etags| b.api.multipart_complete(key, &upload, &etags)) {
+        Ok(()) => Ok(parts.bytes),
+        Err(e) => {
+            b.api.multipart_abort(key, &upload);
+            Err(e)
+        }
+    }
 }
 
 /// A failed bucket operation, named as storage errors are.

@@ -1,6 +1,7 @@
 //! Shared helpers for end-to-end tests: a temporary repository and the real `gumvault` binary.
 #![allow(dead_code)]
 
+pub mod moto;
 pub mod pg;
 pub mod proxy;
 pub mod redis;

@@ -1,4 +1,4 @@
-//! A real S3-compatible server (s3s-fs) on 127.0.0.1 for tests; installed by scripts/test.sh.
+//! A real S3-compatible server (s3s-fs) on 127.0.0.1 for tests; installed by scripts/install-test-deps.sh.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
