@@ -4,7 +4,7 @@
 #   s3s-fs  (S3-compatible server, crates.io)                             ~3.5 min the first time
 #   diffutils, util-linux (diff -r, setpriv, runuser)                      Debian packages
 #   chromium (headless, for the dashboard test)                           Debian package
-#   aiosmtpd (an SMTP server for the alert e-mail test)                   PyPI
+#   aiosmtpd (an SMTP server for the alert e-mail test)                   Debian (python3-aiosmtpd), else PyPI
 #   moto[server] (S3 with versioning and Object Lock, and boto3; tests/it/immutable.rs)  PyPI
 # The tests start their own throw-away servers on 127.0.0.1 (tests/common): nothing here starts a service.
 set -euo pipefail
@@ -20,6 +20,8 @@ command -v redis-cli >/dev/null || need_apt+=(redis-tools)
 command -v chromium >/dev/null || need_apt+=(chromium)
 command -v python3 >/dev/null || need_apt+=(python3)
 python3 -c 'import ensurepip, venv' 2>/dev/null || need_apt+=(python3-venv python3-pip)
+# Debian's python3 refuses pip installs into the system (PEP 668): aiosmtpd comes from Debian itself.
+python3 -c 'import aiosmtpd' 2>/dev/null || need_apt+=(python3-aiosmtpd)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "== installing ${need_apt[*]} (Debian packages)"
   apt-get update -qq
@@ -30,8 +32,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
-  echo "== installing aiosmtpd (SMTP test server, PyPI)"
-  python3 -m pip install --quiet aiosmtpd
+  echo "== installing aiosmtpd (SMTP test server, PyPI; a system without Debian's package)"
+  python3 -m pip install --quiet --user --break-system-packages aiosmtpd 2>/dev/null || python3 -m pip install --quiet aiosmtpd
 fi
 
 # moto goes into a virtualenv of its own (Debian's python3 refuses pip installs into the system, PEP 668);
