@@ -416,29 +416,14 @@ impl Storage {
             return only.backend.list_modified(prefix);
         }
         let mut all: std::collections::BTreeMap<String, Listed> = std::collections::BTreeMap::new();
-        let mut answered = 0;
-        let mut last_err = None;
-        let any_healthy = self.regions.iter().any(Region::is_healthy);
-        for r in self.read_order().filter(|r| r.is_healthy() || !any_healthy) {
-            match r.backend.list_modified(prefix) {
-                Ok(list) => {
-                    answered += 1;
-                    for l in list {
-                        let e = all.entry(l.path.clone()).or_insert_with(|| l.clone());
-                        e.modified = e.modified.max(l.modified);
-                    }
-                }
-                Err(e) => {
-                    r.mark_failed();
-                    self.event(format!("region {} could not be listed: {}", r.name, short(&e)));
-                    last_err = Some(e);
-                }
-            }
-        }
-        match (answered, last_err) {
-            (0, Some(e)) => Err(e),
-            _ => Ok(all.into_values().collect()),
-        }
+        self.list_each(
+            |r| r.backend.list_modified(prefix),
+            |l| {
+                let e = all.entry(l.path.clone()).or_insert_with(|| l.clone());
+                e.modified = e.modified.max(l.modified);
+            },
+        )?;
+        Ok(all.into_values().collect())
     }
 
     /// Lists objects under a prefix: the union over every region that answers (a region that lags behind, or is
@@ -448,16 +433,26 @@ impl Storage {
             return only.backend.list(prefix);
         }
         let mut all: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+        self.list_each(
+            |r| r.backend.list(prefix),
+            |(p, size)| {
+                all.entry(p).or_insert(size);
+            },
+        )?;
+        Ok(all.into_iter().collect())
+    }
+
+    /// Lists every healthy region (every region when none is healthy) with `list`, handing each entry to `add`;
+    /// a region that fails is marked failed and said, and the listing fails only when no region answered.
+    fn list_each<T>(&self, list: impl Fn(&Region) -> Result<Vec<T>>, mut add: impl FnMut(T)) -> Result<()> {
         let mut answered = 0;
         let mut last_err = None;
         let any_healthy = self.regions.iter().any(Region::is_healthy);
         for r in self.read_order().filter(|r| r.is_healthy() || !any_healthy) {
-            match r.backend.list(prefix) {
-                Ok(list) => {
+            match list(r) {
+                Ok(entries) => {
                     answered += 1;
-                    for (p, size) in list {
-                        all.entry(p).or_insert(size);
-                    }
+                    entries.into_iter().for_each(&mut add);
                 }
                 Err(e) => {
                     r.mark_failed();
@@ -468,7 +463,7 @@ impl Storage {
         }
         match (answered, last_err) {
             (0, Some(e)) => Err(e),
-            _ => Ok(all.into_iter().collect()),
+            _ => Ok(()),
         }
     }
 
