@@ -152,9 +152,11 @@ first=$(as_pg "$GV" --config "$DIR/gumvault.toml" snapshots --json | python3 -c 
 restore_and_start gv_restore "$DIR/gv-restored" 55500 \
   env GUMVAULT_CACHE_DIR="$DIR/gv-cache-restore" "$GV" --config "$DIR/gumvault.toml" restore "${first:0:8}" --source pg \
   --to-pgdata "$DIR/gv-restored" --at "$target"
+# PostgreSQL's recovery_target_time takes no ISO "T": pgBackRest passes the target on as it is.
+pgbr_target=$(echo "$target" | sed 's/T/ /; s/Z$/+00/')
 pgbr_first=$(as_pg pgbackrest --stanza=bench info --output=json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["backup"][0]["label"])')
 restore_and_start pgbr_restore "$DIR/pgbr-restored" 55501 \
-  pgbackrest --stanza=bench --set="$pgbr_first" --pg1-path="$DIR/pgbr-restored" --type=time --target="$target" \
+  pgbackrest --stanza=bench --set="$pgbr_first" --pg1-path="$DIR/pgbr-restored" --type=time --target="$pgbr_target" \
   --target-action=promote restore
 echo "--- results in $DIR/results"
 cat "$DIR/results"
