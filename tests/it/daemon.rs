@@ -979,12 +979,18 @@ fn a_huge_request_header_is_refused_before_it_is_buffered() {
     let after = rss_kib(server.id());
     eprintln!("1 MiB headers: {refused_with_431} of 8 answered 431, the others closed; RSS {before} -> {after} KiB");
     assert!(after <= before + 4 * 1024, "memory grew from {before} KiB to {after} KiB");
-    // A header just over the limit, sent whole, gets its 431; the endpoint keeps answering.
+    // A header just over the limit gets its 431 when the client got to send it whole (the endpoint may close
+    // after its first 32 KiB, and the rest then meets a closed socket); the endpoint keeps answering.
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(s, "GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: {}\r\n\r\n", "b".repeat(40 << 10)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let sent = write!(s, "GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: {}\r\n\r\n", "b".repeat(40 << 10));
     let mut answer = String::new();
-    let _ = s.read_to_string(&mut answer);
-    assert!(answer.starts_with("HTTP/1.1 431"), "{answer:?}");
+    let read = s.read_to_string(&mut answer);
+    if sent.is_ok() && read.is_ok() {
+        assert!(answer.starts_with("HTTP/1.1 431"), "{answer:?}");
+    } else {
+        assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 431"), "neither 431 nor closed: {answer:?}");
+    }
     assert_eq!(get(port, "/status", None).0, 200);
     drop(server);
 }
