@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::common::{Env, code, stderr};
 
 /// A config with one job `app` backing up a directory; `extra` is appended.
-fn setup(extra: &str) -> (Env, PathBuf, PathBuf) {
+pub(crate) fn setup(extra: &str) -> (Env, PathBuf, PathBuf) {
     let env = Env::uninitialised();
     let data = env.path("data");
     std::fs::create_dir_all(&data).unwrap();

@@ -502,20 +502,8 @@ print('\n'.join(keys))
 
 #[test]
 fn a_daemon_in_the_backup_role_never_deletes_and_one_in_the_maintenance_role_does_the_rest() {
-    let env = Env::uninitialised();
-    let data = env.path("data");
-    std::fs::create_dir_all(&data).unwrap();
-    std::fs::write(data.join("app.toml"), "port = 8080\n").unwrap();
-    let config = env.path("gumvault.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[repository]\nurl = \"{}\"\n\n[jobs.app]\nschedule = \"0 */6 * * *\"\nsources = [{{ name = \"config\", kind = \"files\", paths = [\"{}\"] }}]\n[jobs.app.retention]\nkeep_last = 2\nkeep_within = \"1h\"\n",
-            env.repo,
-            data.display()
-        ),
-    )
-    .unwrap();
+    let (env, config, _) =
+        crate::daemon::setup("schedule = \"0 */6 * * *\"\n[jobs.app.retention]\nkeep_last = 2\nkeep_within = \"1h\"");
     let c = config.to_str().unwrap();
     let init = env
         .cmd()
