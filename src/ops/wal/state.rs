@@ -108,4 +108,18 @@ mod tests {
         assert!(!s.failing());
         assert_eq!(s.last_failure.unwrap().file, "B", "the last failure stays for the record");
     }
+
+    #[test]
+    fn a_damaged_state_file_is_named_when_read_and_replaced_by_the_next_push() {
+        let dir = tempfile::tempdir().unwrap();
+        let local = LocalDir::new(dir.path(), "/srv/repo");
+        std::fs::create_dir_all(local.root()).unwrap();
+        std::fs::write(local.state_file(), b"{not json").unwrap();
+        let e = read_push_state(dir.path(), "/srv/repo").unwrap_err().to_string();
+        assert!(e.contains("push state") && e.contains("push-state.json"), "{e}");
+        let t: Timestamp = "2026-12-01T10:00:00Z".parse().unwrap();
+        record(&local, "A", Err("region down".into()), t).unwrap();
+        let s = read_push_state(dir.path(), "/srv/repo").unwrap().unwrap();
+        assert_eq!((s.consecutive_failures, s.last_failure.unwrap().file.as_str()), (1, "A"));
+    }
 }
