@@ -35,7 +35,7 @@ pub(crate) fn run(g: &Context, a: &CheckArgs) -> anyhow::Result<i32> {
     let ticker = Ticker::start(g.quiet || g.json, || ("checking".to_string(), None));
     let started = std::time::Instant::now();
     let read_data = if a.read_data { Some(DataSubset::All) } else { a.read_data_subset };
-    let report = check::check(&s.repo, &s.catalog, &CheckOptions { read_data });
+    let report = check::check(&s.repo, &s.catalog, &CheckOptions { read_data, memory: g.memory_budget() });
     drop(ticker);
     let report = report?;
     if g.json {

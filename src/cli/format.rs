@@ -50,8 +50,26 @@ pub(crate) fn escaped(name: &[u8]) -> String {
     out
 }
 
+/// A size in bytes: `4096`, `16K`, `512MiB`, `2G`, `1TB` (units are binary either way).
+pub(crate) fn parse_bytes(s: &str) -> crate::Result<u64> {
+    let bad = || crate::Error::InvalidInput(format!("invalid size {s:?}: use e.g. 4096, 16K, 512MiB or 2GiB"));
+    let t = s.trim().trim_end_matches(['B', 'b']).trim_end_matches(['i']);
+    let shift = match t.chars().last() {
+        Some('K' | 'k') => 10,
+        Some('M' | 'm') => 20,
+        Some('G' | 'g') => 30,
+        Some('T' | 't') => 40,
+        _ => 0,
+    };
+    let num = if shift == 0 { t } else { &t[..t.len() - 1] };
+    let n: u64 = num.trim().parse().map_err(|_| bad())?;
+    n.checked_mul(1u64 << shift).ok_or_else(bad)
+}
+
 #[cfg(test)]
 mod tests {
+    use super::parse_bytes;
+
     #[test]
     fn sizes_and_durations() {
         assert_eq!(super::bytes(0), "0 B");
@@ -70,5 +88,17 @@ mod tests {
         assert_eq!(super::escaped(b"back\\slash"), "back\\\\slash");
         assert_eq!(super::escaped(b"bad\xffbyte"), "bad\\xffbyte");
         assert_eq!(super::escaped("caf\u{e9} \u{85}".as_bytes()), "caf\u{e9} \\u{85}");
+    }
+
+    #[test]
+    fn sizes_parse_in_binary_units() {
+        assert_eq!(parse_bytes("4096").unwrap(), 4096);
+        assert_eq!(parse_bytes("16K").unwrap(), 16 << 10);
+        assert_eq!(parse_bytes("512MiB").unwrap(), 512 << 20);
+        assert_eq!(parse_bytes("2GiB").unwrap(), 2 << 30);
+        assert_eq!(parse_bytes("1T").unwrap(), 1 << 40);
+        for bad in ["", "x", "1.5G", "-1M", "99999999999T"] {
+            assert!(parse_bytes(bad).is_err(), "{bad}");
+        }
     }
 }

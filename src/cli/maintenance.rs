@@ -103,8 +103,13 @@ fn parse_percent(s: &str) -> crate::Result<f64> {
 }
 
 impl PruneArgs {
-    fn options(&self, dry_run: bool) -> anyhow::Result<PruneOptions> {
-        Ok(PruneOptions { max_unused: self.max_unused, grace: crate::time::parse_duration(&self.grace)?, dry_run })
+    fn options(&self, g: &Context, dry_run: bool) -> anyhow::Result<PruneOptions> {
+        Ok(PruneOptions {
+            max_unused: self.max_unused,
+            grace: crate::time::parse_duration(&self.grace)?,
+            dry_run,
+            memory: g.memory_budget(),
+        })
     }
 }
 
@@ -214,7 +219,7 @@ pub(crate) fn prune_cmd(g: &Context, a: &PruneCmd) -> anyhow::Result<i32> {
 }
 
 fn run_prune(g: &Context, repo: &Repository, a: &PruneArgs, dry_run: bool) -> anyhow::Result<i32> {
-    let opts = a.options(dry_run)?;
+    let opts = a.options(g, dry_run)?;
     let (report, notes) = prune::prune_locked(repo, &opts, crate::time::now(), a.lock.retry_lock.unwrap_or_default())?;
     report_takeovers(&notes);
     print_prune(g, &report, dry_run);

@@ -66,16 +66,10 @@ fn parse_profile(s: &str) -> crate::Result<(String, ChunkerParams)> {
     Ok((name.to_string(), p))
 }
 
-/// `4096`, `16K`, `1M` (binary units).
+/// `4096`, `16K`, `1M` (binary units), as a chunk size.
 fn parse_size(s: &str) -> crate::Result<u32> {
-    let t = s.trim().trim_end_matches(['B', 'b']).trim_end_matches(['i']);
-    let (num, mult) = match t.chars().last() {
-        Some('K' | 'k') => (&t[..t.len() - 1], 1u64 << 10),
-        Some('M' | 'm') => (&t[..t.len() - 1], 1u64 << 20),
-        _ => (t, 1),
-    };
-    let n: u64 = num.parse().map_err(|_| crate::Error::InvalidInput(format!("invalid size {s:?}")))?;
-    u32::try_from(n * mult).map_err(|_| crate::Error::InvalidInput(format!("size {s:?} is too large")))
+    let n = super::format::parse_bytes(s)?;
+    u32::try_from(n).map_err(|_| crate::Error::InvalidInput(format!("size {s:?} is too large")))
 }
 
 impl InitArgs {

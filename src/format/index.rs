@@ -33,16 +33,21 @@ pub fn encode(key: &MasterKey, packs: &[PackEntry]) -> Vec<u8> {
     out.push(VERSION);
     out.extend_from_slice(&(packs.len() as u32).to_le_bytes());
     for p in packs {
-        out.extend_from_slice(&p.id.0);
-        out.push(p.kind as u8);
-        out.extend_from_slice(&p.size.to_le_bytes());
-        out.extend_from_slice(&(p.blobs.len() as u32).to_le_bytes());
-        for b in &p.blobs {
-            out.extend_from_slice(&b.offset.to_le_bytes());
-            encode_entry(&mut out, &b.info);
-        }
+        encode_pack(&mut out, p);
     }
     seal_plain(key, out)
+}
+
+/// Appends one pack's entry in the segment's layout (also the layout of prune's and check's local spool).
+pub fn encode_pack(out: &mut Vec<u8>, p: &PackEntry) {
+    out.extend_from_slice(&p.id.0);
+    out.push(p.kind as u8);
+    out.extend_from_slice(&p.size.to_le_bytes());
+    out.extend_from_slice(&(p.blobs.len() as u32).to_le_bytes());
+    for b in &p.blobs {
+        out.extend_from_slice(&b.offset.to_le_bytes());
+        encode_entry(out, &b.info);
+    }
 }
 
 /// Seals an index segment's plaintext.
@@ -64,30 +69,43 @@ pub fn decode(key: &MasterKey, sealed: &[u8]) -> Result<Vec<PackEntry>, DecodeEr
     let count = c.u32()? as usize;
     let mut packs = Vec::with_capacity(count.min(c.remaining() / 45));
     for _ in 0..count {
-        let id = c.id()?;
-        let kind = c.u8()?;
-        let kind = BlobKind::from_u8(kind).ok_or_else(|| DecodeError::Invalid(format!("unknown pack kind {kind}")))?;
-        let size = c.u64()?;
-        let n = c.u32()? as usize;
-        let mut blobs = Vec::with_capacity(n.min(c.remaining() / (crate::format::pack::ENTRY_LEN + 8)));
-        for _ in 0..n {
-            let offset = c.u64()?;
-            let info = decode_entry(&mut c)?;
-            let end = offset.checked_add(info.stored_len as u64);
-            if end.is_none_or(|e| e > size) {
-                return Err(DecodeError::Invalid(format!(
-                    "blob {} lies outside pack {} ({} bytes)",
-                    info.id.short(),
-                    id.short(),
-                    size
-                )));
-            }
-            blobs.push(PackedBlob { info, offset });
-        }
-        packs.push(PackEntry { id, kind, size, blobs });
+        packs.push(decode_pack(&mut c)?);
     }
     c.finish()?;
     Ok(packs)
+}
+
+/// Parses a buffer that holds exactly one pack's entry.
+pub fn decode_one_pack(bytes: &[u8]) -> Result<PackEntry, DecodeError> {
+    let mut c = Cursor::new(bytes);
+    let p = decode_pack(&mut c)?;
+    c.finish()?;
+    Ok(p)
+}
+
+/// Parses one pack's entry written by [`encode_pack`]; every blob must lie inside its pack.
+pub fn decode_pack(c: &mut Cursor<'_>) -> Result<PackEntry, DecodeError> {
+    let id = c.id()?;
+    let kind = c.u8()?;
+    let kind = BlobKind::from_u8(kind).ok_or_else(|| DecodeError::Invalid(format!("unknown pack kind {kind}")))?;
+    let size = c.u64()?;
+    let n = c.u32()? as usize;
+    let mut blobs = Vec::with_capacity(n.min(c.remaining() / (crate::format::pack::ENTRY_LEN + 8)));
+    for _ in 0..n {
+        let offset = c.u64()?;
+        let info = decode_entry(c)?;
+        let end = offset.checked_add(info.stored_len as u64);
+        if end.is_none_or(|e| e > size) {
+            return Err(DecodeError::Invalid(format!(
+                "blob {} lies outside pack {} ({} bytes)",
+                info.id.short(),
+                id.short(),
+                size
+            )));
+        }
+        blobs.push(PackedBlob { info, offset });
+    }
+    Ok(PackEntry { id, kind, size, blobs })
 }
 
 #[cfg(test)]

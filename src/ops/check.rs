@@ -13,12 +13,13 @@ use std::sync::Mutex;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::format::blob::{self, BlobKind};
+use crate::format::blob::BlobKind;
 use crate::format::id::Id;
 use crate::format::index::PackEntry;
 use crate::format::snapshot::BaseBackup;
 use crate::format::tree::NodeKind;
 use crate::repo::Repository;
+use crate::repo::blob_index::{BlobIndex, MemoryBudget, PackRow};
 use crate::repo::catalog::Catalog;
 use crate::repo::wal::WalObject;
 
@@ -66,6 +67,8 @@ impl DataSubset {
 pub struct CheckOptions {
     /// Download and verify packs.
     pub read_data: Option<DataSubset>,
+    /// Memory for the index, and where it spills beyond that.
+    pub memory: MemoryBudget,
 }
 
 /// What a check found.
@@ -83,6 +86,8 @@ pub struct CheckReport {
     pub packs_read: usize,
     /// Bytes downloaded for `--read-data`.
     pub bytes_read: u64,
+    /// Whether the index was larger than the memory budget and went through scratch files.
+    pub index_spilled: bool,
     /// Names of the packs read and verified.
     pub packs_verified: Vec<String>,
     /// Each problem names the object and, where it matters, the snapshot and path.
@@ -99,54 +104,39 @@ pub struct CheckReport {
     pub wal_files_read: usize,
 }
 
-/// Where the index says a blob lies.
-struct Located {
-    pack: Id,
-    offset: u64,
-    info: blob::BlobInfo,
-}
-
 /// Runs the check.
 pub fn check(repo: &Repository, catalog: &Catalog, opts: &CheckOptions) -> Result<CheckReport> {
     let mut report = CheckReport::default();
     let stored: HashMap<Id, u64> = repo.list_packs()?.into_iter().collect();
-    let mut packs: HashMap<Id, PackEntry> = HashMap::new();
-    let mut blobs: HashMap<Id, Located> = HashMap::new();
-    for idx in repo.list_indexes()? {
-        match repo.load_index(&idx) {
-            Ok(entries) => {
-                for p in entries {
-                    for b in &p.blobs {
-                        blobs.entry(b.info.id).or_insert(Located { pack: p.id, offset: b.offset, info: b.info });
-                    }
-                    packs.insert(p.id, p);
-                }
-            }
-            Err(e) => report.problems.push(format!("index {}: {e}", idx.short())),
-        }
-    }
-    for (id, p) in &packs {
-        match stored.get(id) {
-            None => report.problems.push(format!("pack {} is indexed but missing from the repository", id.short())),
+    let mut bad_segments = Vec::new();
+    let index = BlobIndex::load(repo, &opts.memory, |idx, e| {
+        bad_segments.push(format!("index {}: {e}", idx.short()));
+        Ok(())
+    })?;
+    report.problems.extend(bad_segments);
+    for p in index.packs() {
+        match stored.get(&p.id) {
+            None => report.problems.push(format!("pack {} is indexed but missing from the repository", p.id.short())),
             Some(size) if *size != p.size => {
-                report.problems.push(format!("pack {} has {size} bytes, the index says {}", id.short(), p.size))
+                report.problems.push(format!("pack {} has {size} bytes, the index says {}", p.id.short(), p.size))
             }
             _ => {}
         }
     }
-    let unindexed = stored.keys().filter(|id| !packs.contains_key(id)).count();
+    let unindexed = stored.keys().filter(|id| index.pack_number(id).is_none()).count();
     if unindexed > 0 {
         report
             .notes
             .push(format!("{unindexed} packs are not in any index (left by interrupted backups; prune removes them)"));
     }
-    report.packs = packs.len();
-    report.blobs = blobs.len();
-    let base_backups = check_snapshots(repo, &blobs, &mut report)?;
+    report.packs = index.packs().len();
+    report.blobs = index.distinct_blobs() as usize;
+    report.index_spilled = index.blobs().on_disk();
+    let base_backups = check_snapshots(repo, &index, &mut report)?;
     check_wal(repo, &base_backups, opts.read_data, &mut report)?;
     if let Some(subset) = opts.read_data {
-        let chosen = choose_packs(catalog, &packs, subset, &mut report)?;
-        read_packs(repo, catalog, &chosen, &mut report)?;
+        let chosen = choose_packs(catalog, &index, subset, &mut report)?;
+        read_packs(repo, catalog, &index, &chosen, &mut report)?;
         if subset == DataSubset::All {
             catalog.set_meta(RUN_KEY, None)?;
         }
@@ -156,11 +146,7 @@ pub fn check(repo: &Repository, catalog: &Catalog, opts: &CheckOptions) -> Resul
 
 /// Walks every snapshot's trees; each tree is read once however many snapshots share it. Returns the base
 /// backups the snapshots hold.
-fn check_snapshots(
-    repo: &Repository,
-    blobs: &HashMap<Id, Located>,
-    report: &mut CheckReport,
-) -> Result<Vec<(Id, BaseBackup)>> {
+fn check_snapshots(repo: &Repository, index: &BlobIndex, report: &mut CheckReport) -> Result<Vec<(Id, BaseBackup)>> {
     let mut seen: HashSet<Id> = HashSet::new();
     let mut base_backups = Vec::new();
     for sid in repo.list_snapshots()? {
@@ -173,7 +159,7 @@ fn check_snapshots(
         };
         report.snapshots += 1;
         base_backups.extend(snap.base_backups.iter().map(|b| (sid, b.clone())));
-        walk_trees(repo, blobs, &sid, snap.tree, &mut seen, report);
+        walk_trees(repo, index, &sid, snap.tree, &mut seen, report)?;
     }
     Ok(base_backups)
 }
@@ -181,18 +167,18 @@ fn check_snapshots(
 /// Walks the trees of one snapshot, skipping those already `seen`.
 fn walk_trees(
     repo: &Repository,
-    blobs: &HashMap<Id, Located>,
+    index: &BlobIndex,
     sid: &Id,
     root: Id,
     seen: &mut HashSet<Id>,
     report: &mut CheckReport,
-) {
+) -> Result<()> {
     let mut stack = vec![(root, String::from("/"))];
     while let Some((tree_id, path)) = stack.pop() {
         if !seen.insert(tree_id) {
             continue;
         }
-        let Some(loc) = blobs.get(&tree_id) else {
+        let Some((pack, b)) = index.tree(&tree_id) else {
             report.problems.push(format!(
                 "snapshot {}: tree {} of {path} is not in any index",
                 sid.short(),
@@ -200,7 +186,7 @@ fn walk_trees(
             ));
             continue;
         };
-        let tree = match repo.read_blob(&loc.pack, loc.offset, &loc.info).and_then(|p| repo.parse_tree(&tree_id, &p)) {
+        let tree = match repo.read_blob(&pack, b.offset, &b.info).and_then(|p| repo.parse_tree(&tree_id, &p)) {
             Ok(t) => t,
             Err(e) => {
                 report.problems.push(format!("snapshot {}: tree of {path}: {e}", sid.short()));
@@ -217,8 +203,8 @@ fn walk_trees(
                 }
             }
             for id in &node.content {
-                match blobs.get(id) {
-                    Some(l) if l.info.kind == BlobKind::Data => {}
+                match index.find(id)? {
+                    Some((_, r)) if index.pack(r.pack).kind == BlobKind::Data => {}
                     _ => report.problems.push(format!(
                         "snapshot {}: {child}: data blob {} is not in any index",
                         sid.short(),
@@ -228,6 +214,7 @@ fn walk_trees(
             }
         }
     }
+    Ok(())
 }
 
 /// The WAL archive: every kept base backup's chain, names that are not this repository's, and with `read_data`
@@ -281,24 +268,24 @@ fn wal_in_subset(o: &WalObject, subset: DataSubset) -> bool {
 /// Catalog key remembering when an unfinished full `--read-data` run began.
 const RUN_KEY: &str = "read_data_run_started";
 
-/// Picks the packs to read, oldest-verified first where the subset allows a choice.
-fn choose_packs<'p>(
+/// Picks the packs to read, oldest-verified first where the subset allows a choice; returns their numbers.
+fn choose_packs(
     catalog: &Catalog,
-    packs: &'p HashMap<Id, PackEntry>,
+    index: &BlobIndex,
     subset: DataSubset,
     report: &mut CheckReport,
-) -> Result<Vec<&'p PackEntry>> {
+) -> Result<Vec<u32>> {
     let history = catalog.pack_checks()?;
-    let mut all: Vec<&PackEntry> = packs.values().collect();
+    let mut all: Vec<(u32, &PackRow)> = (0u32..).zip(index.packs()).collect();
     // Never verified first, then by the time of the last verification; ties by id for determinism.
-    all.sort_by_key(|p| (history.get(&p.id).map(|h| h.0), p.id));
-    Ok(match subset {
+    all.sort_by_key(|(_, p)| (history.get(&p.id).map(|h| h.0), p.id));
+    let chosen: Vec<(u32, &PackRow)> = match subset {
         DataSubset::All => {
             let now = crate::time::now();
             match catalog.meta(RUN_KEY)?.and_then(|s| s.parse::<jiff::Timestamp>().ok()) {
                 Some(started) => {
                     let before = all.len();
-                    all.retain(|p| !history.get(&p.id).is_some_and(|(at, ok)| *ok && *at >= started));
+                    all.retain(|(_, p)| !history.get(&p.id).is_some_and(|(at, ok)| *ok && *at >= started));
                     if all.len() < before {
                         report.notes.push(format!(
                             "resuming the check interrupted at {started}: {} packs were already verified",
@@ -312,7 +299,7 @@ fn choose_packs<'p>(
         }
         DataSubset::Slice { k, n } => all
             .into_iter()
-            .filter(|p| u64::from_le_bytes(p.id.0[..8].try_into().expect("8 bytes")) % n == k - 1)
+            .filter(|(_, p)| u64::from_le_bytes(p.id.0[..8].try_into().expect("8 bytes")) % n == k - 1)
             .collect(),
         DataSubset::Fraction(f) => {
             let take = ((all.len() as f64) * f).ceil() as usize;
@@ -320,31 +307,45 @@ fn choose_packs<'p>(
             all
         }
         DataSubset::Auto => {
-            let budget = packs.values().map(|p| p.size).sum::<u64>() / 7;
+            let budget = index.packs().iter().map(|p| p.size).sum::<u64>() / 7;
             let mut sum = 0;
             all.into_iter()
-                .take_while(|p| {
+                .take_while(|(_, p)| {
                     let go = sum == 0 || sum < budget;
                     sum += p.size;
                     go
                 })
                 .collect()
         }
-    })
+    };
+    Ok(chosen.into_iter().map(|(n, _)| n).collect())
 }
 
-/// Downloads the chosen packs and verifies them completely, recording each in the catalog as it goes.
-fn read_packs(repo: &Repository, catalog: &Catalog, list: &[&PackEntry], report: &mut CheckReport) -> Result<()> {
+/// Downloads the chosen packs and verifies them completely, recording each in the catalog as it goes. Packs are
+/// read in the order of the index's spool, which hands each pack's full entry back from local disk.
+fn read_packs(
+    repo: &Repository,
+    catalog: &Catalog,
+    index: &BlobIndex,
+    chosen: &[u32],
+    report: &mut CheckReport,
+) -> Result<()> {
+    let mut wanted = vec![false; index.packs().len()];
+    chosen.iter().for_each(|n| wanted[*n as usize] = true);
     let problems = Mutex::new(Vec::new());
     let bytes = std::sync::atomic::AtomicU64::new(0);
     let (tx, rx) = std::sync::mpsc::channel::<(Id, bool)>();
     let mut record_err = None;
-    std::thread::scope(|s| {
-        s.spawn(|| {
+    let mut verified = Vec::new();
+    let walked = std::thread::scope(|s| {
+        let reader = s.spawn(|| {
             let tx = tx; // moved in, so the receiver below ends when this thread does
             // One pack in memory at a time; its blobs are verified in parallel (verify_pack).
-            list.iter().for_each(|p| {
-                let ok = match verify_pack(repo, p) {
+            index.for_each_pack(|p| {
+                if !index.pack_number(&p.id).is_some_and(|n| wanted[n as usize]) {
+                    return Ok(());
+                }
+                let ok = match verify_pack(repo, &p) {
                     Ok(()) => true,
                     Err(msg) => {
                         problems.lock().expect("problems lock").push(format!("pack {}: {msg}", p.id.short()));
@@ -353,20 +354,24 @@ fn read_packs(repo: &Repository, catalog: &Catalog, list: &[&PackEntry], report:
                 };
                 bytes.fetch_add(p.size, std::sync::atomic::Ordering::Relaxed);
                 let _ = tx.send((p.id, ok));
-            });
+                Ok(())
+            })
         });
         // The catalog is not shared between threads; this thread records results as they arrive.
         for (id, ok) in rx {
+            verified.push(id.to_hex());
             if let Err(e) = catalog.record_pack_check(&id, crate::time::now(), ok) {
                 record_err.get_or_insert(e);
             }
         }
+        reader.join().expect("the pack reader does not panic")
     });
+    walked?;
     if let Some(e) = record_err {
         return Err(e);
     }
-    report.packs_read = list.len();
-    report.packs_verified = list.iter().map(|p| p.id.to_hex()).collect();
+    report.packs_read = verified.len();
+    report.packs_verified = verified;
     report.bytes_read = bytes.into_inner();
     report.problems.extend(problems.into_inner().expect("problems lock"));
     Ok(())

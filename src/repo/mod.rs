@@ -3,6 +3,7 @@
 //! packs, the WAL archive) is sealed under the master key. The rest of gumvault asks a [`Repository`] for objects by kind
 //! ([`ObjectKind`](crate::format::objects::ObjectKind)) and for blobs by location, and never learns how they are named, sealed or fetched.
 
+pub mod blob_index;
 pub mod catalog;
 pub mod keys;
 mod lag;

@@ -104,6 +104,36 @@ impl Repository {
         self.list_ids(ObjectKind::Index)
     }
 
+    /// Every index segment with its size in bytes.
+    pub fn list_indexes_sized(&self) -> Result<Vec<(Id, u64)>> {
+        self.list_sized(ObjectKind::Index)
+    }
+
+    /// Loads index segments `in_flight` at a time, each on its own thread so that one request's latency hides
+    /// behind the others', and hands each to `f` in the order of `names`: memory holds at most `in_flight`
+    /// decoded segments however large the index is. A segment that cannot be read is handed over as its error.
+    pub fn for_each_index(
+        &self,
+        names: &[Id],
+        in_flight: usize,
+        mut f: impl FnMut(&Id, Result<Vec<PackEntry>>) -> Result<()>,
+    ) -> Result<()> {
+        use rayon::prelude::*;
+        let in_flight = in_flight.max(1);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(in_flight)
+            .build()
+            .map_err(|e| Error::InvalidInput(format!("cannot start {in_flight} download threads: {e}")))?;
+        for group in names.chunks(in_flight) {
+            let loaded: Vec<Result<Vec<PackEntry>>> =
+                pool.install(|| group.par_iter().map(|id| self.load_index(id)).collect());
+            for (id, segment) in group.iter().zip(loaded) {
+                f(id, segment)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Checks one stored copy of the object at `path` without trusting anything else: content-addressed objects
     /// by their name, the config by its tag, key files by parsing them, WAL files by opening them under their
     /// name.

@@ -90,7 +90,7 @@ proptest! {
                 }
             }
         }
-        let report = check::check(&repo, &cat, &CheckOptions { read_data: Some(DataSubset::All) }).unwrap();
+        let report = check::check(&repo, &cat, &CheckOptions { read_data: Some(DataSubset::All), ..Default::default() }).unwrap();
         prop_assert!(report.problems.is_empty(), "{:?}", report.problems);
         let snaps = cat.snapshots().unwrap();
         prop_assert_eq!(snaps.len(), expected.len());

@@ -19,6 +19,7 @@ mod regions;
 mod restore_safety;
 mod roundtrip;
 mod s3;
+mod scale;
 mod secrets;
 mod stack;
 mod vanished_region;

@@ -1,13 +1,12 @@
 //! Carrying a plan out, in the order that is safe at every step: new packs → new index → new obsolete list →
 //! old index and lists deleted → expired packs deleted → WAL no kept base backup needs deleted. A crash between any two steps leaves a valid repository.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use super::mark::Marked;
-use super::plan::Plan;
+use super::plan::{Fate, Plan};
 use super::state::State;
 use crate::error::Result;
-use crate::format::id::Id;
 use crate::format::index::PackEntry;
 use crate::format::objects::ObjectKind;
 use crate::format::pack::PackWriter;
@@ -19,19 +18,23 @@ const SEGMENT_BLOBS: usize = 100_000;
 
 /// Writes the plan; returns how many index segments the new index has. Archived WAL no kept base backup needs
 /// goes last (nothing refers to it).
-pub(super) fn execute(
-    repo: &Repository,
-    st: &State,
-    marked: &Marked,
-    plan: Plan<'_>,
-    wal: &[WalObject],
-) -> Result<usize> {
-    let mut new_index: Vec<PackEntry> = plan.keep.iter().map(|p| (*p).clone()).collect();
-    new_index.extend(marked.restore.values().cloned());
-    new_index.extend(repack_packs(repo, &plan.repack, &marked.used)?);
-    let segments = write_index(repo, new_index)?;
+pub(super) fn execute(repo: &Repository, st: &State, marked: &Marked, plan: Plan, wal: &[WalObject]) -> Result<usize> {
+    let mut index = IndexWriter::default();
+    let mut repacker = Repacker { repo, writers: HashMap::new() };
+    st.index.for_each_pack(|entry| {
+        let Some(n) = st.index.pack_number(&entry.id) else { return Ok(()) };
+        match plan.fate[n as usize] {
+            Fate::Keep => index.add(repo, entry),
+            Fate::Repack => repacker.repack(st, marked, n, &entry)?.into_iter().try_for_each(|p| index.add(repo, p)),
+            Fate::Drop => Ok(()),
+        }
+    })?;
+    for entry in repacker.finish()?.into_iter().chain(marked.restore.values().cloned()) {
+        index.add(repo, entry)?;
+    }
+    let segments = index.finish(repo)?;
     let new_list = repo.save_obsolete(&plan.obsolete_next)?;
-    for idx in &st.index_names {
+    for idx in &st.index.segments {
         repo.delete_object(ObjectKind::Index, idx)?;
     }
     for list in st.obsolete_lists.iter().filter(|l| Some(**l) != new_list) {
@@ -47,54 +50,75 @@ pub(super) fn execute(
     Ok(segments)
 }
 
-/// Writes the new index segment by segment; returns the number of segments.
-fn write_index(repo: &Repository, packs: Vec<PackEntry>) -> Result<usize> {
-    let mut written = 0;
-    let mut segment: Vec<PackEntry> = Vec::new();
-    let mut blobs = 0;
-    for p in packs {
-        blobs += p.blobs.len();
-        segment.push(p);
-        if blobs >= SEGMENT_BLOBS {
-            repo.save_index(&std::mem::take(&mut segment))?;
-            written += 1;
-            blobs = 0;
-        }
-    }
-    if !segment.is_empty() {
-        repo.save_index(&segment)?;
-        written += 1;
-    }
-    Ok(written)
+/// The new index, written a segment at a time as packs come.
+#[derive(Default)]
+struct IndexWriter {
+    segment: Vec<PackEntry>,
+    blobs: usize,
+    written: usize,
 }
 
-/// Copies the used blobs of `packs` into new packs, verifying each on the way (sealed bytes are copied as is:
-/// associated data binds a blob to its id, not to its pack).
-fn repack_packs(repo: &Repository, packs: &[&PackEntry], used: &HashSet<Id>) -> Result<Vec<PackEntry>> {
-    let mut out = Vec::new();
-    let mut seen = HashSet::new();
-    let mut writers: HashMap<u8, PackWriter> = HashMap::new();
-    for p in packs {
-        let bytes = repo.read_pack(&p.id)?;
-        for b in p.blobs.iter().filter(|b| used.contains(&b.info.id)) {
-            if !seen.insert(b.info.id) {
+impl IndexWriter {
+    fn add(&mut self, repo: &Repository, p: PackEntry) -> Result<()> {
+        self.blobs += p.blobs.len();
+        self.segment.push(p);
+        if self.blobs >= SEGMENT_BLOBS {
+            repo.save_index(&std::mem::take(&mut self.segment))?;
+            self.written += 1;
+            self.blobs = 0;
+        }
+        Ok(())
+    }
+
+    /// Writes the last segment; returns the number of segments.
+    fn finish(self, repo: &Repository) -> Result<usize> {
+        if self.segment.is_empty() {
+            return Ok(self.written);
+        }
+        repo.save_index(&self.segment)?;
+        Ok(self.written + 1)
+    }
+}
+
+/// Copies used blobs of partly used packs into new packs, one open pack per blob kind.
+struct Repacker<'a> {
+    repo: &'a Repository,
+    writers: HashMap<u8, PackWriter>,
+}
+
+impl Repacker<'_> {
+    /// Copies the used blobs of pack number `n`, verifying each on the way (sealed bytes are copied as is:
+    /// associated data binds a blob to its id, not to its pack); returns the packs that filled up. A blob is
+    /// copied from the pack that holds its first record only, so a blob stored twice is copied once.
+    fn repack(&mut self, st: &State, marked: &Marked, n: u32, p: &PackEntry) -> Result<Vec<PackEntry>> {
+        let mut full = Vec::new();
+        let bytes = self.repo.read_pack(&p.id)?;
+        for b in &p.blobs {
+            let Some((pos, first)) = st.index.find(&b.info.id)? else { continue };
+            if first.pack != n || !marked.used.contains(pos) {
                 continue;
             }
             let sealed = &bytes[b.offset as usize..(b.offset + b.info.stored_len as u64) as usize];
-            repo.open_blob(&p.id, b, sealed)?;
-            let w = writers.entry(b.info.kind as u8).or_insert_with(|| PackWriter::new(b.info.kind));
+            self.repo.open_blob(&p.id, b, sealed)?;
+            let w = self.writers.entry(b.info.kind as u8).or_insert_with(|| PackWriter::new(b.info.kind));
             w.add(b.info, sealed);
-            if w.len() >= repo.pack_target(b.info.kind)
-                && let Some(full) = writers.remove(&(b.info.kind as u8))
+            if w.len() >= self.repo.pack_target(b.info.kind)
+                && let Some(done) = self.writers.remove(&(b.info.kind as u8))
             {
-                out.push(repo.write_pack(full)?);
+                full.push(self.repo.write_pack(done)?);
             }
         }
+        Ok(full)
     }
-    for (_, w) in writers {
-        if !w.is_empty() {
-            out.push(repo.write_pack(w)?);
+
+    /// Writes the packs still open.
+    fn finish(self) -> Result<Vec<PackEntry>> {
+        let mut out = Vec::new();
+        for (_, w) in self.writers {
+            if !w.is_empty() {
+                out.push(self.repo.write_pack(w)?);
+            }
         }
+        Ok(out)
     }
-    Ok(out)
 }

@@ -1,5 +1,6 @@
-//! Marking: every blob some snapshot needs, found by walking every snapshot's trees. A blob found only in an
-//! obsolete pack (a backup reused it after the pack was marked) brings that pack back.
+//! Marking: every blob some snapshot needs, found by walking every snapshot's trees, as one bit per blob of the
+//! sorted index. A blob found only in an obsolete pack (a backup reused it after the pack was marked) brings that
+//! pack back.
 
 use std::collections::{HashMap, HashSet};
 
@@ -11,32 +12,62 @@ use crate::format::pack::PackedBlob;
 use crate::format::snapshot::BaseBackup;
 use crate::format::tree::NodeKind;
 use crate::repo::Repository;
+use crate::repo::blob_index::BitSet;
 
 /// What snapshots need.
 pub(super) struct Marked {
     /// Snapshots walked.
     pub snapshots: usize,
-    /// Every blob they need.
-    pub used: HashSet<Id>,
+    /// The first record of every needed blob that the index has, by position in the sorted table.
+    pub used: BitSet,
+    /// Needed blobs found only in obsolete packs.
+    pub used_elsewhere: u64,
     /// Obsolete packs that hold needed blobs, to put back into the index.
     pub restore: HashMap<Id, PackEntry>,
     /// The PostgreSQL base backups the snapshots hold (what WAL retention keeps WAL for).
     pub base_backups: Vec<BaseBackup>,
 }
 
-/// Finds blobs, looking into obsolete packs' headers only when the index does not have one.
-struct Locator<'a> {
+impl Marked {
+    /// Distinct blobs the snapshots need.
+    pub fn used_blobs(&self) -> u64 {
+        self.used.count() + self.used_elsewhere
+    }
+}
+
+/// Marks blobs, looking into obsolete packs' headers only when the index does not have one.
+struct Marker<'a> {
     repo: &'a Repository,
     st: &'a State,
+    used: BitSet,
+    elsewhere: HashSet<Id>,
     obsolete_blobs: Option<HashMap<Id, (Id, PackedBlob)>>,
     restore: HashMap<Id, PackEntry>,
 }
 
-impl Locator<'_> {
-    fn locate(&mut self, id: &Id) -> Result<(Id, PackedBlob)> {
-        if let Some(l) = self.st.blob_pack.get(id) {
-            return Ok(*l);
+impl Marker<'_> {
+    /// Marks a blob as needed; true the first time.
+    fn mark(&mut self, id: &Id) -> Result<bool> {
+        if let Some((pos, _)) = self.st.index.find(id)? {
+            return Ok(self.used.insert(pos));
         }
+        if self.elsewhere.contains(id) {
+            return Ok(false);
+        }
+        self.in_obsolete_pack(id)?;
+        Ok(self.elsewhere.insert(*id))
+    }
+
+    /// Where a tree lies: in the index, or in an obsolete pack (which then comes back).
+    fn tree_location(&mut self, id: &Id) -> Result<(Id, PackedBlob)> {
+        match self.st.index.tree(id) {
+            Some(l) => Ok(l),
+            None => self.in_obsolete_pack(id),
+        }
+    }
+
+    /// The obsolete pack that holds a blob the index does not have; that pack is put back into the index.
+    fn in_obsolete_pack(&mut self, id: &Id) -> Result<(Id, PackedBlob)> {
         let (pid, b) = *self.obsolete_blobs()?.get(id).ok_or_else(|| {
             Error::corrupt(
                 format!("blob {id}"),
@@ -77,13 +108,19 @@ pub(super) fn used_blobs(repo: &Repository, st: &State) -> Result<Marked> {
         trees.push(snap.tree);
         base_backups.extend(snap.base_backups);
     }
-    let mut locator = Locator { repo, st, obsolete_blobs: None, restore: HashMap::new() };
-    let mut used = HashSet::new();
+    let mut m = Marker {
+        repo,
+        st,
+        used: BitSet::new(st.index.blobs().len()),
+        elsewhere: HashSet::new(),
+        obsolete_blobs: None,
+        restore: HashMap::new(),
+    };
     while let Some(tree_id) = trees.pop() {
-        if !used.insert(tree_id) {
+        if !m.mark(&tree_id)? {
             continue;
         }
-        let (pid, b) = locator.locate(&tree_id)?;
+        let (pid, b) = m.tree_location(&tree_id)?;
         let tree = repo.parse_tree(&tree_id, &repo.read_blob(&pid, b.offset, &b.info)?)?;
         for node in tree.nodes {
             if node.kind == NodeKind::Dir
@@ -92,11 +129,10 @@ pub(super) fn used_blobs(repo: &Repository, st: &State) -> Result<Marked> {
                 trees.push(sub);
             }
             for id in node.content {
-                if used.insert(id) {
-                    locator.locate(&id)?;
-                }
+                m.mark(&id)?;
             }
         }
     }
-    Ok(Marked { snapshots: snaps.len(), used, restore: locator.restore, base_backups })
+    let used_elsewhere = m.elsewhere.len() as u64;
+    Ok(Marked { snapshots: snaps.len(), used: m.used, used_elsewhere, restore: m.restore, base_backups })
 }

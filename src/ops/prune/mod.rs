@@ -67,9 +67,9 @@ pub fn reserve_notes(repo: &Repository) -> Vec<String> {
 pub fn prune(repo: &Repository, opts: &PruneOptions, now: Timestamp) -> Result<PruneReport> {
     // A region that was down during an earlier prune still holds what that prune deleted: finish it first.
     crate::ops::sync::finish_pending_deletes(repo)?;
-    let st = state::load(repo)?;
+    let st = state::load(repo, &opts.memory)?;
     let marked = mark::used_blobs(repo, &st)?;
-    let plan = plan::Plan::make(&st, &marked, opts, now);
+    let plan = plan::Plan::make(&st, &marked, opts, now)?;
     let mut report = plan.report(&st, &marked);
     let wal = crate::ops::wal::retention::plan(&repo.list_wal()?.files, &marked.base_backups);
     report.wal.files_deleted = wal.delete.len();

@@ -6,18 +6,13 @@ use jiff::Timestamp;
 
 use crate::error::Result;
 use crate::format::id::Id;
-use crate::format::index::PackEntry;
-use crate::format::pack::PackedBlob;
 use crate::repo::Repository;
+use crate::repo::blob_index::{BlobIndex, MemoryBudget};
 
 /// Everything the plan needs to know about the repository.
 pub(super) struct State {
-    /// The index segments read (all are replaced).
-    pub index_names: Vec<Id>,
-    /// Packs the index knows.
-    pub live: HashMap<Id, PackEntry>,
-    /// Where each indexed blob is.
-    pub blob_pack: HashMap<Id, (Id, PackedBlob)>,
+    /// The index: every segment read (all are replaced), its packs and blobs.
+    pub index: BlobIndex,
     /// The obsolete lists read (all are replaced).
     pub obsolete_lists: Vec<Id>,
     /// Packs marked obsolete, and since when.
@@ -26,20 +21,18 @@ pub(super) struct State {
     pub stored: HashMap<Id, u64>,
 }
 
-/// Reads the index, the obsolete lists and the list of packs.
-pub(super) fn load(repo: &Repository) -> Result<State> {
-    let index_names = repo.list_indexes()?;
-    let mut live = HashMap::new();
-    let mut blob_pack = HashMap::new();
-    for idx in &index_names {
-        for p in repo.load_index(idx)? {
-            for b in &p.blobs {
-                blob_pack.entry(b.info.id).or_insert((p.id, *b));
-            }
-            live.insert(p.id, p);
-        }
+impl State {
+    /// Whether the index knows this pack.
+    pub fn indexed(&self, id: &Id) -> bool {
+        self.index.pack_number(id).is_some()
     }
+}
+
+/// Reads the index (within `budget`), the obsolete lists and the list of packs. A segment that cannot be read
+/// stops prune: it must not decide what is unused from part of the index.
+pub(super) fn load(repo: &Repository, budget: &MemoryBudget) -> Result<State> {
+    let index = BlobIndex::load(repo, budget, |_, e| Err(e))?;
     let obsolete = repo.load_obsolete()?;
     let stored = repo.list_packs()?.into_iter().collect();
-    Ok(State { index_names, live, blob_pack, obsolete_lists: obsolete.lists, obsolete: obsolete.packs, stored })
+    Ok(State { index, obsolete_lists: obsolete.lists, obsolete: obsolete.packs, stored })
 }
