@@ -78,6 +78,7 @@ pub(crate) fn run(g: &Context, a: &BackupArgs) -> anyhow::Result<i32> {
         force: a.force,
         time: None,
         child_env: g.child_env(),
+        known_in_memory: None,
     };
     let mut session = g.open()?;
     let outcome = perform(g, &mut session, source, &opts)?;
@@ -91,6 +92,8 @@ pub(super) fn perform(
     source: Source,
     opts: &BackupOptions,
 ) -> anyhow::Result<backup::BackupOutcome> {
+    // Backup gives the ids of the blobs already stored an eighth of the memory budget (128 MiB by default).
+    let opts = &BackupOptions { known_in_memory: Some(g.memory_budget().bytes / 8), ..opts.clone() };
     let progress = Arc::new(Progress::default());
     let shown = progress.clone();
     let ticker = Ticker::start(g.quiet || g.json, move || {

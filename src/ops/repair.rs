@@ -228,7 +228,7 @@ pub fn repair_snapshots(repo: &Repository, catalog: &mut Catalog, dry_run: bool)
     let uploads = crate::ops::backup::UploadState::default();
     let mut out = Vec::new();
     std::thread::scope(|scope| -> Result<()> {
-        let saver = BlobSaver::new(repo, catalog, &uploads, scope)?;
+        let saver = BlobSaver::new(repo, catalog, crate::ops::backup::known::DEFAULT_IN_MEMORY, &uploads, scope)?;
         let mut rewritten = Vec::new();
         {
             let reader = BlobReader::new(repo, catalog);

@@ -337,6 +337,32 @@ impl Catalog {
         self.id_set("SELECT id FROM blobs")
     }
 
+    /// How many blobs the catalog lists.
+    pub fn blob_count(&self) -> Result<u64> {
+        self.conn
+            .query_row("SELECT COUNT(*) FROM blobs", [], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Every blob id, sorted, in a vector of exactly their number (32 bytes per blob).
+    pub fn sorted_blob_ids(&self) -> Result<Vec<Id>> {
+        let mut out = Vec::with_capacity(self.blob_count()? as usize);
+        let mut st = self.conn.prepare("SELECT id FROM blobs ORDER BY id").map_err(|e| self.err(e))?;
+        let rows = st.query_map([], |r| r.get::<_, Vec<u8>>(0)).map_err(|e| self.err(e))?;
+        for r in rows {
+            if let Ok(a) = <[u8; 32]>::try_from(r.map_err(|e| self.err(e))?.as_slice()) {
+                out.push(Id(a));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Connections for asking, from `threads` threads, whether a blob is stored.
+    pub fn blob_lookup(&self, threads: usize) -> Result<super::catalog_lookup::BlobLookup> {
+        super::catalog_lookup::BlobLookup::open(&self.path, threads)
+    }
+
     /// Where a blob is stored.
     pub fn locate(&self, id: &Id) -> Result<Option<BlobLocation>> {
         let mut st = self

@@ -5,6 +5,7 @@
 
 pub mod blob_index;
 pub mod catalog;
+pub mod catalog_lookup;
 pub mod keys;
 mod lag;
 pub mod lease;

@@ -33,6 +33,7 @@ pub fn backup_of(name: &str, job: &Job, force: bool) -> (Source, BackupOptions) 
         force,
         time: None,
         child_env: ChildEnv::default(),
+        known_in_memory: None,
     };
     (Source::Job { name: name.to_string(), sources: sources_of(job) }, opts)
 }

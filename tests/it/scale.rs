@@ -83,3 +83,86 @@ fn a_budget_smaller_than_the_index_spills_and_prune_and_check_decide_the_same() 
     assert!(out.status.success(), "{}", stderr(&out));
     assert_same_tree(&src, &target.join(src.strip_prefix("/").unwrap()));
 }
+
+/// A stream backup into `repo` with the known blob ids given `in_memory` bytes; returns the blobs it added.
+fn stream_backup(
+    repo: &gumvault::repo::Repository,
+    cat: &mut gumvault::repo::catalog::Catalog,
+    data: &[u8],
+    in_memory: u64,
+) -> u64 {
+    use gumvault::ops::backup::{self, BackupOptions, Source, progress::Progress};
+    let opts = BackupOptions { host: "h".into(), known_in_memory: Some(in_memory), ..Default::default() };
+    let src = Source::Stream { name: "db.sql".into(), reader: Box::new(std::io::Cursor::new(data.to_vec())) };
+    backup::run(repo, cat, src, &opts, &Progress::default()).unwrap().snapshot.summary.blobs_added
+}
+
+#[test]
+fn a_backup_beyond_its_memory_share_asks_the_catalog_on_disk_and_stores_exactly_the_same() {
+    use gumvault::ops::backup::known::KnownBlobs;
+    use gumvault::repo::catalog::Catalog;
+    let tmp = tempfile::tempdir().unwrap();
+    // One repository and an exact copy of it (same key, so the same cut points): one backs up with its known
+    // blobs in memory, the other looks each up in its catalog.
+    let (dir_m, dir_d) = (tmp.path().join("repo-m"), tmp.path().join("repo-d"));
+    {
+        let mut opts = gumvault::repo::InitOptions {
+            kdf: gumvault::format::crypto::KdfParams { memory_kib: 256, iterations: 1, parallelism: 1 },
+            pack_size: 64 << 10,
+            ..Default::default()
+        };
+        let tiny = gumvault::format::chunker::ChunkerParams { min_size: 256, avg_size: 1024, max_size: 4096 };
+        opts.chunker_profiles.insert("stream".into(), tiny);
+        std::fs::create_dir(&dir_m).unwrap();
+        let storage = gumvault::storage::Storage::open_url(dir_m.to_str().unwrap()).unwrap();
+        gumvault::repo::Repository::init(storage, b"pw", &opts).unwrap();
+    }
+    assert!(Command::new("cp").arg("-a").arg(&dir_m).arg(&dir_d).status().unwrap().success());
+    let open = |d: &std::path::Path| {
+        gumvault::repo::Repository::open(gumvault::storage::Storage::open_url(d.to_str().unwrap()).unwrap(), b"pw")
+            .unwrap()
+    };
+    let (in_memory, on_disk) = (open(&dir_m), open(&dir_d));
+    let mut cat_m = Catalog::open(&tmp.path().join("m"), &in_memory).unwrap();
+    let mut cat_d = Catalog::open(&tmp.path().join("d"), &on_disk).unwrap();
+    let first = pseudo_random(3 << 20, 1);
+    let mut second = first.clone();
+    second[1 << 20..(1 << 20) + 300_000].copy_from_slice(&pseudo_random(300_000, 2));
+
+    let a = stream_backup(&in_memory, &mut cat_m, &first, 128 << 20);
+    let b = stream_backup(&on_disk, &mut cat_d, &first, 0);
+    assert_eq!(a, b);
+    assert!(a > 1000, "the stream is cut into many blobs: {a}");
+    assert!(!KnownBlobs::load(&cat_m, 128 << 20).unwrap().on_disk());
+    let known = KnownBlobs::load(&cat_d, 0).unwrap();
+    assert!(known.on_disk(), "a share of 0 bytes looks every blob up in the catalog");
+    for id in cat_d.blob_ids().unwrap() {
+        assert!(known.contains(&id).unwrap());
+    }
+    assert!(!known.contains(&gumvault::format::id::Id([7; 32])).unwrap());
+
+    // The changed stream adds the same blobs either way, and the same stream again adds only its root tree.
+    let a = stream_backup(&in_memory, &mut cat_m, &second, 128 << 20);
+    let b = stream_backup(&on_disk, &mut cat_d, &second, 0);
+    assert_eq!(a, b);
+    assert!(a > 0 && a < 500, "only the changed 300 KB (of 3 MiB) is new: {a}");
+    assert!(stream_backup(&on_disk, &mut cat_d, &second, 0) <= 1);
+}
+
+#[test]
+fn prune_leaves_the_mode_of_a_shared_scratch_directory_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    // The default scratch directory is the system's /tmp: prune must never tighten it (other users need it).
+    let shared = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let repo = crate::common::small_repo(
+        gumvault::format::chunker::ChunkerParams { min_size: 256, avg_size: 1024, max_size: 4096 },
+        64 << 10,
+    );
+    let memory = gumvault::repo::blob_index::MemoryBudget { bytes: 1 << 16, scratch: shared.path().to_path_buf() };
+    let opts = gumvault::ops::prune::PruneOptions { memory, ..Default::default() };
+    gumvault::ops::prune::prune(&repo, &opts, jiff::Timestamp::now()).unwrap();
+    let mode = std::fs::metadata(shared.path()).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o1777);
+    assert_eq!(std::fs::read_dir(shared.path()).unwrap().count(), 0, "scratch files vanish with the run");
+}

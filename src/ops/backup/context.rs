@@ -99,8 +99,13 @@ impl<'a, 'c> BackupContext<'a, 'c> {
     }
 
     /// True when every blob of `content` is still in the repository, so an unchanged file can reuse it.
-    pub fn has_all(&self, content: &[Id]) -> bool {
-        content.iter().all(|id| self.saver.has(id))
+    pub fn has_all(&self, content: &[Id]) -> Result<bool> {
+        for id in content {
+            if !self.saver.has(id)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// Reads a stream to its end, cut with this context's parameters; `what` names it in errors.

@@ -200,7 +200,7 @@ fn save_file(
     let mut node = base_node(name, meta, NodeKind::File);
     node.size = meta.size();
     if let Some(old) = parent.filter(|old| unchanged(old, &node))
-        && ctx.has_all(&old.content)
+        && ctx.has_all(&old.content)?
     {
         node.content = old.content.clone();
         ctx.progress.files_unchanged.fetch_add(1, Ordering::Relaxed);

@@ -11,6 +11,7 @@ pub mod context;
 mod file;
 pub mod fs;
 mod job;
+pub mod known;
 pub mod progress;
 pub mod saver;
 pub mod source;
@@ -107,6 +108,8 @@ struct Shared<'a> {
     uploads: &'a UploadState,
     reports: &'a Reports,
     child_env: &'a ChildEnv,
+    /// Bytes the known blob ids may take in memory.
+    known_in_memory: u64,
 }
 
 /// What the walk inside the upload scope produced.
@@ -136,8 +139,14 @@ pub fn run(
     let reports = Reports::default();
     let use_parent = parent.as_ref().filter(|_| !opts.force && matches!(source, Source::Paths(_) | Source::Job { .. }));
     let parent_tree = use_parent.map(|p| p.1.tree);
-    let shared =
-        Shared { excludes: &excludes, progress, uploads: &uploads, reports: &reports, child_env: &opts.child_env };
+    let shared = Shared {
+        excludes: &excludes,
+        progress,
+        uploads: &uploads,
+        reports: &reports,
+        child_env: &opts.child_env,
+        known_in_memory: opts.known_in_memory(),
+    };
     let walked = walk(repo, catalog, source, &setup, parent_tree, &shared)?;
     // Before the commit: its check that every blob is indexed reads this backup's own index segments from the
     // catalog. Should the commit fail, they are deleted and the next catalog sync notices and rebuilds.
@@ -227,7 +236,7 @@ fn walk(
     shared: &Shared<'_>,
 ) -> Result<Walked> {
     std::thread::scope(|scope| -> Result<Walked> {
-        let saver = BlobSaver::new(repo, catalog, shared.uploads, scope)?;
+        let saver = BlobSaver::new(repo, catalog, shared.known_in_memory, shared.uploads, scope)?;
         let loader = TreeLoader::new(BlobReader::new(repo, catalog));
         let ctx = BackupContext {
             saver: &saver,

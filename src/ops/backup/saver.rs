@@ -3,8 +3,8 @@
 //! calling thread (rayon's workers, in parallel); full packs go through a small bounded queue to upload threads,
 //! so a slow write or fsync never stalls the CPU work, and memory stays bounded by the queue.
 
+use super::known::KnownBlobs;
 use std::cell::RefCell;
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -130,7 +130,7 @@ impl UploadState {
 /// Saves blobs into packs; see the module docs. Lives inside a thread scope that runs its upload threads.
 pub struct BlobSaver<'a> {
     repo: &'a Repository,
-    known: Mutex<HashSet<Id>>,
+    known: KnownBlobs,
     /// Ids of the zero blobs saved so far, by length.
     zero_ids: Mutex<std::collections::HashMap<usize, Id>>,
     data_pack: Mutex<PackWriter>,
@@ -143,10 +143,12 @@ pub struct BlobSaver<'a> {
 }
 
 impl<'a> BlobSaver<'a> {
-    /// A saver that skips every blob the catalog already knows; its upload threads run in `scope`.
+    /// A saver that skips every blob the catalog already knows (holding their ids in memory up to `in_memory`
+    /// bytes, else asking the catalog on disk); its upload threads run in `scope`.
     pub fn new<'env>(
         repo: &'a Repository,
         catalog: &Catalog,
+        in_memory: u64,
         state: &'a UploadState,
         scope: &'a Scope<'a, 'env>,
     ) -> Result<Self> {
@@ -162,7 +164,7 @@ impl<'a> BlobSaver<'a> {
             .collect();
         Ok(BlobSaver {
             repo,
-            known: Mutex::new(catalog.blob_ids()?),
+            known: KnownBlobs::load(catalog, in_memory)?,
             zero_ids: Mutex::default(),
             data_pack: Mutex::new(repo.new_pack(BlobKind::Data)),
             tree_pack: Mutex::new(repo.new_pack(BlobKind::Tree)),
@@ -174,8 +176,13 @@ impl<'a> BlobSaver<'a> {
     }
 
     /// True if the repository (or this backup) already holds the blob.
-    pub fn has(&self, id: &Id) -> bool {
-        self.known.lock().expect("saver lock").contains(id)
+    pub fn has(&self, id: &Id) -> Result<bool> {
+        self.known.contains(id)
+    }
+
+    /// Whether the known blobs are looked up in the catalog on disk rather than held in memory.
+    pub fn known_on_disk(&self) -> bool {
+        self.known.on_disk()
     }
 
     /// Stores a blob of `len` zero bytes (once per length and backup: a hole of a sparse file costs one blob,
@@ -195,7 +202,7 @@ impl<'a> BlobSaver<'a> {
             return Err(e);
         }
         let id = self.repo.blob_id(data);
-        if !self.known.lock().expect("saver lock").insert(id) {
+        if !self.known.claim(&id)? {
             return Ok(id);
         }
         let level = self.repo.config().compression_level;

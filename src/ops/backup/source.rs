@@ -84,6 +84,16 @@ pub struct BackupOptions {
     /// The environment of the programs the backup starts (`--command`, pg_dump, redis-cli): the caller knows the
     /// config and so which variables hold secrets.
     pub child_env: ChildEnv,
+    /// Bytes the ids of the blobs already stored may take in memory before backup asks the catalog on disk
+    /// instead (default [`super::known::DEFAULT_IN_MEMORY`]).
+    pub known_in_memory: Option<u64>,
+}
+
+impl BackupOptions {
+    /// The memory share of the known blob ids.
+    pub fn known_in_memory(&self) -> u64 {
+        self.known_in_memory.unwrap_or(super::known::DEFAULT_IN_MEMORY)
+    }
 }
 
 /// The outcome of a committed backup.

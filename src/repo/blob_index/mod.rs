@@ -11,6 +11,7 @@ pub mod sorted;
 pub mod spool;
 
 use std::collections::HashMap;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
@@ -114,7 +115,13 @@ impl BlobIndex {
         budget: &MemoryBudget,
         mut on_bad: impl FnMut(&Id, Error) -> Result<()>,
     ) -> Result<BlobIndex> {
-        super::private::private_dir(&budget.scratch)?;
+        // Made when missing (0700), never re-moded: the default is the system's temporary directory, and the
+        // scratch files are private on their own (0600, unlinked at once).
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&budget.scratch)
+            .map_err(|e| Error::io("create the scratch directory", &budget.scratch, e))?;
         let listed = repo.list_indexes_sized()?;
         let bytes: u64 = listed.iter().map(|(_, size)| *size).sum();
         let expected = (bytes / (crate::format::pack::ENTRY_LEN as u64 + 8)) as usize;

@@ -167,7 +167,7 @@ fn save_object(
         ..Node::file(RawName(name.as_bytes().to_vec()), 0o644, obj.size, Vec::new())
     };
     if let Some(old) = old.filter(|o| unchanged(o, obj))
-        && ctx.has_all(&old.content)
+        && ctx.has_all(&old.content)?
     {
         node.content = old.content.clone();
         node.content_type = old.content_type.clone();
