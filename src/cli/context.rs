@@ -217,6 +217,18 @@ impl Context {
         self.open_rebuilding(&[])
     }
 
+    /// [`Context::open`] for commands that only list or select snapshots: the catalog's index is not brought up
+    /// to date (on a new machine, it is not read at all).
+    pub fn open_for_snapshots(&self) -> anyhow::Result<Session> {
+        let opts = self.open_options()?;
+        let password = self.password_source().get(false)?;
+        let session = Session::open_for_snapshots(&opts, &password)?;
+        for w in &session.catalog.warnings {
+            eprintln!("gumvault: warning: {w}");
+        }
+        Ok(session)
+    }
+
     /// [`Context::open`], creating the directories of the regions in `rebuild` when they are missing.
     pub fn open_rebuilding(&self, rebuild: &[String]) -> anyhow::Result<Session> {
         let mut opts = self.open_options()?;

@@ -114,7 +114,7 @@ impl PruneArgs {
 }
 
 pub(crate) fn forget(g: &Context, a: &ForgetArgs) -> anyhow::Result<i32> {
-    let mut s = g.open()?;
+    let mut s = g.open_for_snapshots()?;
     let policy = a.policy()?;
     let candidates = a.filter.filter().apply(&s.catalog)?;
     let remove: Vec<Id> = if !a.ids.is_empty() {

@@ -130,7 +130,7 @@ pub(crate) struct SnapshotsArgs {
 }
 
 pub(crate) fn snapshots(g: &Context, a: &SnapshotsArgs) -> anyhow::Result<i32> {
-    let s = g.open()?;
+    let s = g.open_for_snapshots()?;
     let snaps = match a.filter.at_time()? {
         Some(_) => vec![a.filter.pick(&s.catalog, "latest")?],
         None => a.filter.filter().apply(&s.catalog)?,

@@ -38,7 +38,7 @@ pub fn decide(
 }
 
 /// Removes snapshots under the maintenance lease (waiting up to `wait` for another run to finish), then brings
-/// the catalog up to date. Returns notes on expired leases that were taken over.
+/// the catalog's snapshots up to date. Returns notes on expired leases that were taken over.
 pub fn remove(repo: &Repository, catalog: &mut Catalog, ids: &[Id], wait: Duration) -> Result<Vec<String>> {
     repo.release_reserve();
     let outcome = lease::acquire(repo, "forget", wait).and_then(|lease| {
@@ -52,6 +52,6 @@ pub fn remove(repo: &Repository, catalog: &mut Catalog, ids: &[Id], wait: Durati
     });
     let mut notes = crate::ops::prune::reserve_notes(repo);
     notes.extend(outcome?);
-    catalog.sync(repo)?;
+    catalog.sync_snapshots(repo)?;
     Ok(notes)
 }

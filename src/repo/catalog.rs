@@ -138,6 +138,9 @@ pub struct Catalog {
     pub warnings: Vec<String>,
 }
 
+/// Index segments a catalog sync downloads at once.
+const INDEX_DOWNLOADS: usize = 8;
+
 /// The catalog directory: `GUMVAULT_CACHE_DIR`, else the user's cache directory.
 pub fn default_cache_dir() -> PathBuf {
     match std::env::var_os("GUMVAULT_CACHE_DIR") {
@@ -149,14 +152,32 @@ pub fn default_cache_dir() -> PathBuf {
 impl Catalog {
     /// Opens (creating or recreating as needed) the catalog of `repo` under `cache_dir`, then syncs it.
     pub fn open(cache_dir: &Path, repo: &Repository) -> Result<Catalog> {
+        let (mut cat, shared) = Catalog::open_unsynced(cache_dir, repo)?;
+        cat.sync(repo)?;
+        cat.warnings.extend(shared);
+        Ok(cat)
+    }
+
+    /// Opens the catalog of `repo` and brings only its snapshots up to date: all that listing and selecting
+    /// snapshots need. On a new machine this reads the snapshot manifests alone, not the index, so `snapshots`
+    /// answers in seconds however many blobs the repository has; the index follows with the first command that
+    /// needs it.
+    pub fn open_for_snapshots(cache_dir: &Path, repo: &Repository) -> Result<Catalog> {
+        let (mut cat, shared) = Catalog::open_unsynced(cache_dir, repo)?;
+        cat.warnings.clear();
+        cat.sync_snapshots(repo)?;
+        cat.warnings.extend(shared);
+        Ok(cat)
+    }
+
+    /// Opens (creating or recreating as needed) the catalog file; returns it with a note when the directory is
+    /// shared with another user.
+    fn open_unsynced(cache_dir: &Path, repo: &Repository) -> Result<(Catalog, Option<String>)> {
         let dir = cache_dir.join(repo.id());
         let shared = super::private::private_dir(&dir)?;
         let path = dir.join("catalog.sqlite");
         super::private::private_files(&path)?;
-        let mut cat = Catalog::open_file(&path)?;
-        cat.sync(repo)?;
-        cat.warnings.extend(shared);
-        Ok(cat)
+        Ok((Catalog::open_file(&path)?, shared))
     }
 
     fn open_file(path: &Path) -> Result<Catalog> {
@@ -207,29 +228,40 @@ impl Catalog {
         self.sync(repo)
     }
 
-    /// Brings the catalog up to date with the repository's index segments and snapshots. Adds what is new; if
-    /// an index segment it knows has gone (a prune rewrote the index), rebuilds the blob tables from scratch.
+    /// Brings the catalog up to date with the repository's index segments and snapshots.
     pub fn sync(&mut self, repo: &Repository) -> Result<()> {
+        self.warnings.clear();
+        self.sync_index(repo)?;
+        self.sync_snapshots(repo)
+    }
+
+    /// Adds the index segments that are new; if one it knows has gone (a prune rewrote the index), rebuilds the
+    /// blob tables from scratch. Segments are downloaded a few at a time and each is written in its own
+    /// transaction, so memory holds a handful of segments however large the index, and an interrupted rebuild
+    /// keeps what it had written.
+    pub fn sync_index(&mut self, repo: &Repository) -> Result<()> {
         let remote_idx: HashSet<Id> = repo.list_indexes()?.into_iter().collect();
         let local_idx = self.id_set("SELECT id FROM index_objects")?;
         if local_idx.iter().any(|id| !remote_idx.contains(id)) {
             self.conn
                 .execute_batch("BEGIN; DELETE FROM index_objects; DELETE FROM packs; DELETE FROM blobs; COMMIT;")
                 .map_err(|e| self.err(e))?;
-            return self.sync(repo);
+            return self.sync_index(repo);
         }
-        let new_idx: Vec<Id> = remote_idx.into_iter().filter(|id| !local_idx.contains(id)).collect();
-        self.warnings.clear();
-        let loaded: Vec<(Id, Result<Vec<PackEntry>>)> =
-            new_idx.par_iter().map(|id| (*id, repo.load_index(id))).collect();
-        for (id, packs) in loaded {
-            match packs {
-                Ok(packs) => self.add_index(&id, &packs)?,
-                Err(e @ Error::Corrupt { .. }) => self.warnings.push(format!("{e}; skipped (run `gumvault check`)")),
-                Err(e) => return Err(e),
+        let mut new_idx: Vec<Id> = remote_idx.into_iter().filter(|id| !local_idx.contains(id)).collect();
+        new_idx.sort_unstable();
+        repo.for_each_index(&new_idx, INDEX_DOWNLOADS, |id, packs| match packs {
+            Ok(packs) => self.add_index(id, &packs),
+            Err(e @ Error::Corrupt { .. }) => {
+                self.warnings.push(format!("{e}; skipped (run `gumvault check`)"));
+                Ok(())
             }
-        }
+            Err(e) => Err(e),
+        })
+    }
 
+    /// Adds new snapshots and drops those that are gone.
+    pub fn sync_snapshots(&mut self, repo: &Repository) -> Result<()> {
         let remote_snaps: HashSet<Id> = repo.list_snapshots()?.into_iter().collect();
         let local_snaps = self.id_set("SELECT id FROM snapshots")?;
         for gone in local_snaps.iter().filter(|id| !remote_snaps.contains(id)) {

@@ -67,13 +67,26 @@ impl Repository {
 impl Session {
     /// Opens the repository and brings its catalog up to date.
     pub fn open(opts: &OpenOptions, password: &[u8]) -> Result<Session> {
+        Session::open_syncing(opts, password, Catalog::open)
+    }
+
+    /// Opens the repository and brings only the catalog's snapshots up to date (listing, forget).
+    pub fn open_for_snapshots(opts: &OpenOptions, password: &[u8]) -> Result<Session> {
+        Session::open_syncing(opts, password, Catalog::open_for_snapshots)
+    }
+
+    fn open_syncing(
+        opts: &OpenOptions,
+        password: &[u8],
+        open_catalog: fn(&std::path::Path, &Repository) -> Result<Catalog>,
+    ) -> Result<Session> {
         let repo = Repository::open_with(opts, password)?;
         // A view of the past has a catalog of its own, so the everyday one is not rebuilt back and forth.
         let catalog_dir = match opts.as_of {
             Some(at) => opts.cache_dir.join("as-of").join(at.as_second().to_string()),
             None => opts.cache_dir.clone(),
         };
-        let catalog = Catalog::open(&catalog_dir, &repo)?;
+        let catalog = open_catalog(&catalog_dir, &repo)?;
         Ok(Session { repo, catalog, url: opts.url.clone(), cache_dir: opts.cache_dir.clone() })
     }
 }

@@ -166,3 +166,30 @@ fn prune_leaves_the_mode_of_a_shared_scratch_directory_alone() {
     assert_eq!(mode, 0o1777);
     assert_eq!(std::fs::read_dir(shared.path()).unwrap().count(), 0, "scratch files vanish with the run");
 }
+
+#[test]
+fn snapshots_on_a_new_machine_read_the_snapshots_and_not_the_index() {
+    let env = Env::new();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("a"), pseudo_random(10_000, 1)).unwrap();
+    env.ok(&["backup", src.to_str().unwrap()]);
+    env.ok(&["backup", src.to_str().unwrap()]);
+    // Damage every index segment: whoever reads the index says so.
+    for e in std::fs::read_dir(std::path::Path::new(&env.repo).join("index")).unwrap() {
+        let p = e.unwrap().path();
+        let mut bytes = std::fs::read(&p).unwrap();
+        bytes[40] ^= 1;
+        std::fs::write(&p, bytes).unwrap();
+    }
+    let fresh = |cache: &str, args: &[&str]| {
+        let out = env.cmd().env("GUMVAULT_CACHE_DIR", env.path(cache)).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        (String::from_utf8_lossy(&out.stdout).into_owned(), stderr(&out))
+    };
+    let (listed, warnings) = fresh("new-machine", &["snapshots", "--json"]);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&listed).unwrap().as_array().unwrap().len(), 2);
+    assert!(!warnings.contains("index"), "snapshots did not read the index: {warnings}");
+    let (_, warnings) = fresh("new-machine", &["stats"]);
+    assert!(warnings.contains("index"), "the first command that needs the index reads it: {warnings}");
+}
