@@ -7,7 +7,7 @@
 //! cluster, no segment may be missing ([`crate::ops::wal::chain`]); with `read_data` every archived file is
 //! read and authenticated (all of them for a full run, the same share for a subset).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use rayon::prelude::*;
@@ -17,7 +17,8 @@ use crate::format::blob::BlobKind;
 use crate::format::id::Id;
 use crate::format::index::PackEntry;
 use crate::format::snapshot::BaseBackup;
-use crate::format::tree::NodeKind;
+use crate::format::tree::{NodeKind, Tree};
+use crate::ops::tree_walk::{self, Visit};
 use crate::repo::Repository;
 use crate::repo::blob_index::{BlobIndex, MemoryBudget, PackRow};
 use crate::repo::catalog::Catalog;
@@ -144,77 +145,73 @@ pub fn check(repo: &Repository, catalog: &Catalog, opts: &CheckOptions) -> Resul
     Ok(report)
 }
 
-/// Walks every snapshot's trees; each tree is read once however many snapshots share it. Returns the base
-/// backups the snapshots hold.
+/// Walks every snapshot's trees, many read at once; each tree is read once however many snapshots share it.
+/// Returns the base backups the snapshots hold.
 fn check_snapshots(repo: &Repository, index: &BlobIndex, report: &mut CheckReport) -> Result<Vec<(Id, BaseBackup)>> {
-    let mut seen: HashSet<Id> = HashSet::new();
     let mut base_backups = Vec::new();
-    for sid in repo.list_snapshots()? {
-        let snap = match repo.load_snapshot(&sid) {
-            Ok(s) => s,
-            Err(e) => {
-                report.problems.push(format!("snapshot {}: {e}", sid.short()));
-                continue;
+    let mut roots = Vec::new();
+    for (sid, snap) in tree_walk::load_snapshots(repo, &repo.list_snapshots()?)? {
+        match snap {
+            Ok(snap) => {
+                report.snapshots += 1;
+                base_backups.extend(snap.base_backups.iter().map(|b| (sid, b.clone())));
+                roots.push((snap.tree, (sid, String::from("/"))));
             }
-        };
-        report.snapshots += 1;
-        base_backups.extend(snap.base_backups.iter().map(|b| (sid, b.clone())));
-        walk_trees(repo, index, &sid, snap.tree, &mut seen, report)?;
-    }
-    Ok(base_backups)
-}
-
-/// Walks the trees of one snapshot, skipping those already `seen`.
-fn walk_trees(
-    repo: &Repository,
-    index: &BlobIndex,
-    sid: &Id,
-    root: Id,
-    seen: &mut HashSet<Id>,
-    report: &mut CheckReport,
-) -> Result<()> {
-    let mut stack = vec![(root, String::from("/"))];
-    while let Some((tree_id, path)) = stack.pop() {
-        if !seen.insert(tree_id) {
-            continue;
+            Err(e) => report.problems.push(format!("snapshot {}: {e}", sid.short())),
         }
-        let Some((pack, b)) = index.tree(&tree_id) else {
-            report.problems.push(format!(
-                "snapshot {}: tree {} of {path} is not in any index",
-                sid.short(),
-                tree_id.short()
-            ));
-            continue;
-        };
-        let tree = match repo.read_blob(&pack, b.offset, &b.info).and_then(|p| repo.parse_tree(&tree_id, &p)) {
-            Ok(t) => t,
-            Err(e) => {
+    }
+    let locate = |id: &Id| Ok(index.tree(id));
+    tree_walk::walk(repo, roots, locate, |tree_id, (sid, path), visit| {
+        let tree = match visit {
+            Visit::Tree(t) => t,
+            Visit::NotIndexed => {
+                report.problems.push(format!(
+                    "snapshot {}: tree {} of {path} is not in any index",
+                    sid.short(),
+                    tree_id.short()
+                ));
+                return Ok(Vec::new());
+            }
+            Visit::Failed(e) => {
                 report.problems.push(format!("snapshot {}: tree of {path}: {e}", sid.short()));
-                continue;
+                return Ok(Vec::new());
             }
         };
         report.trees += 1;
-        for node in &tree.nodes {
-            let child = format!("{}{}", path, node.name.display());
-            if node.kind == NodeKind::Dir {
-                match node.subtree {
-                    Some(sub) => stack.push((sub, format!("{child}/"))),
-                    None => report.problems.push(format!("snapshot {}: directory {child} has no tree", sid.short())),
-                }
+        check_tree(index, &sid, &path, &tree, report)
+    })?;
+    Ok(base_backups)
+}
+
+/// Checks one tree's entries; returns its subtrees, labelled with their snapshot and path.
+fn check_tree(
+    index: &BlobIndex,
+    sid: &Id,
+    path: &str,
+    tree: &Tree,
+    report: &mut CheckReport,
+) -> Result<Vec<(Id, (Id, String))>> {
+    let mut subtrees = Vec::new();
+    for node in &tree.nodes {
+        let child = format!("{}{}", path, node.name.display());
+        if node.kind == NodeKind::Dir {
+            match node.subtree {
+                Some(sub) => subtrees.push((sub, (*sid, format!("{child}/")))),
+                None => report.problems.push(format!("snapshot {}: directory {child} has no tree", sid.short())),
             }
-            for id in &node.content {
-                match index.find(id)? {
-                    Some((_, r)) if index.pack(r.pack).kind == BlobKind::Data => {}
-                    _ => report.problems.push(format!(
-                        "snapshot {}: {child}: data blob {} is not in any index",
-                        sid.short(),
-                        id.short()
-                    )),
-                }
+        }
+        for id in &node.content {
+            match index.find(id)? {
+                Some((_, r)) if index.pack(r.pack).kind == BlobKind::Data => {}
+                _ => report.problems.push(format!(
+                    "snapshot {}: {child}: data blob {} is not in any index",
+                    sid.short(),
+                    id.short()
+                )),
             }
         }
     }
-    Ok(())
+    Ok(subtrees)
 }
 
 /// The WAL archive: every kept base backup's chain, names that are not this repository's, and with `read_data`

@@ -13,4 +13,5 @@ pub mod restore;
 pub mod retention;
 pub mod select;
 pub mod sync;
+pub mod tree_walk;
 pub mod wal;

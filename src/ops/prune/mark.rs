@@ -2,6 +2,7 @@
 //! sorted index. A blob found only in an obsolete pack (a backup reused it after the pack was marked) brings that
 //! pack back.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 
 use super::state::State;
@@ -11,6 +12,7 @@ use crate::format::index::PackEntry;
 use crate::format::pack::PackedBlob;
 use crate::format::snapshot::BaseBackup;
 use crate::format::tree::NodeKind;
+use crate::ops::tree_walk::{self, Visit};
 use crate::repo::Repository;
 use crate::repo::blob_index::BitSet;
 
@@ -98,41 +100,55 @@ impl Marker<'_> {
     }
 }
 
-/// Walks every snapshot's trees.
+/// Walks every snapshot's trees, reading many at once ([`crate::ops::tree_walk`]).
 pub(super) fn used_blobs(repo: &Repository, st: &State) -> Result<Marked> {
     let snaps = repo.list_snapshots()?;
-    let mut trees: Vec<Id> = Vec::new();
+    let mut roots = Vec::new();
     let mut base_backups = Vec::new();
-    for s in &snaps {
-        let snap = repo.load_snapshot(s)?;
-        trees.push(snap.tree);
+    for (_, snap) in tree_walk::load_snapshots(repo, &snaps)? {
+        let snap = snap?;
+        roots.push((snap.tree, ()));
         base_backups.extend(snap.base_backups);
     }
-    let mut m = Marker {
+    let m = RefCell::new(Marker {
         repo,
         st,
         used: BitSet::new(st.index.blobs().len()),
         elsewhere: HashSet::new(),
         obsolete_blobs: None,
         restore: HashMap::new(),
+    });
+    let locate = |id: &Id| {
+        let mut m = m.borrow_mut();
+        m.mark(id)?;
+        m.tree_location(id).map(Some)
     };
-    while let Some(tree_id) = trees.pop() {
-        if !m.mark(&tree_id)? {
-            continue;
-        }
-        let (pid, b) = m.tree_location(&tree_id)?;
-        let tree = repo.parse_tree(&tree_id, &repo.read_blob(&pid, b.offset, &b.info)?)?;
+    tree_walk::walk(repo, roots, locate, |tree_id, (), visit| {
+        let tree = match visit {
+            Visit::Tree(t) => t,
+            Visit::Failed(e) => return Err(e),
+            Visit::NotIndexed => {
+                return Err(Error::corrupt(
+                    format!("tree {tree_id}"),
+                    "in no pack; prune stops (run `gumvault check`)",
+                ));
+            }
+        };
+        let mut m = m.borrow_mut();
+        let mut subtrees = Vec::new();
         for node in tree.nodes {
             if node.kind == NodeKind::Dir
                 && let Some(sub) = node.subtree
             {
-                trees.push(sub);
+                subtrees.push((sub, ()));
             }
             for id in node.content {
                 m.mark(&id)?;
             }
         }
-    }
+        Ok(subtrees)
+    })?;
+    let m = m.into_inner();
     let used_elsewhere = m.elsewhere.len() as u64;
     Ok(Marked { snapshots: snaps.len(), used: m.used, used_elsewhere, restore: m.restore, base_backups })
 }

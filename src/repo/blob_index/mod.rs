@@ -7,6 +7,7 @@
 //! What a command marks (the blobs snapshots use) is a [`BitSet`] over positions in the sorted table: one bit
 //! per blob instead of a set of ids.
 
+mod scratch;
 pub mod sorted;
 pub mod spool;
 
@@ -191,12 +192,6 @@ impl BlobIndex {
     pub fn for_each_pack(&self, f: impl FnMut(PackEntry) -> Result<()>) -> Result<()> {
         self.spool.for_each(f)
     }
-}
-
-/// The error of a scratch file operation in `dir`.
-fn scratch_error(action: &'static str, dir: &std::path::Path) -> impl FnOnce(std::io::Error) -> Error + use<> {
-    let path = dir.to_path_buf();
-    move |source| Error::Io { action, path, source }
 }
 
 /// One bit per position in the sorted blob table.

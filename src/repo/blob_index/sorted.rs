@@ -10,7 +10,7 @@ use std::io::{BufReader, BufWriter, Read, Seek, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use super::scratch_error as io;
+use super::scratch::error as io;
 use crate::error::Result;
 use crate::format::id::Id;
 

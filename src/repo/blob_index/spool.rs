@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
-use super::scratch_error as io;
+use super::scratch::error as io;
 use crate::error::{Error, Result};
 use crate::format::index::{PackEntry, decode_one_pack, encode_pack};
 

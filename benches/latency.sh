@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# A distant region: backup, restore, check --read-data and sync of a tree (default /tmp/bench-src, the 1.3 GB
+# peer corpus) into s3s-fs on 127.0.0.1, directly and through benches/latency-proxy.py (DELAY_MS on every byte
+# each way, so each request costs 2 x DELAY_MS more), gumvault and restic side by side (restic if installed).
+#   benches/latency.sh [gumvault binary]      SRC=/tmp/bench-src DELAY_MS=80
+# Output: TSV (tool, path, step, wall_s, max_rss_kb) on stdout; docs/benchmarks.md has the figures.
+set -euo pipefail
+bin="$(realpath "${1:-target/release/gumvault}")"
+here="$(cd "$(dirname "$0")" && pwd)"
+: "${SRC:=/tmp/bench-src}" "${DELAY_MS:=80}"
+work="$(mktemp -d /tmp/latency-bench.XXXXXX)"
+port=$((20000 + RANDOM % 20000)); proxy_port=$((port + 1))
+mkdir -p "$work/s3/bench"
+s3s-fs --host 127.0.0.1 --port "$port" --access-key K --secret-key S "$work/s3" >/dev/null 2>&1 &
+s3pid=$!
+python3 "$here/latency-proxy.py" "$proxy_port" "$port" "$DELAY_MS" &
+proxypid=$!
+trap 'kill $s3pid $proxypid 2>/dev/null || true; rm -rf "$work"' EXIT
+for p in "$port" "$proxy_port"; do
+  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && break; sleep 0.1; done
+  (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "nothing listens on port $p (is s3s-fs installed?)" >&2; exit 1; }
+done
+export GUMVAULT_PASSWORD=bench RESTIC_PASSWORD=bench RESTIC_FROM_PASSWORD=bench AWS_ACCESS_KEY_ID=K AWS_SECRET_ACCESS_KEY=S
+step() { # tool path step command...
+  local tool="$1" path="$2" name="$3"; shift 3; sync
+  /usr/bin/time -f "%e %M" -o "$work/time" "$@" > "$work/$tool-$path-$name.log" 2>&1 \
+    || { cat "$work/$tool-$path-$name.log" >&2; exit 1; }
+  printf '%s\t%s\t%s\t%s\t%s\n' "$tool" "$path" "$name" $(cat "$work/time")
+}
+printf 'tool\tpath\tstep\twall_s\tmax_rss_kb\n'
+for path in direct distant; do
+  p=$port; [ "$path" = distant ] && p=$proxy_port
+  url="s3://bench/$path?endpoint=http://127.0.0.1:$p&region=us-east-1"
+  copy="s3://bench/$path-copy?endpoint=http://127.0.0.1:$p&region=us-east-1"
+  export GUMVAULT_CACHE_DIR="$work/cache-$path"
+  "$bin" -r "$url" init -q
+  step gumvault "$path" backup "$bin" -r "$url" backup -q "$SRC"
+  step gumvault "$path" restore "$bin" -r "$url" restore -q latest --target "$work/out-$path"
+  rm -rf "$work/out-$path"
+  step gumvault "$path" check_read_data "$bin" -r "$url" check -q --read-data
+  step gumvault "$path" sync_into "$bin" -r "$url" sync -q --into "$copy"
+  if command -v restic >/dev/null; then
+    r="s3:http://127.0.0.1:$p/bench/restic-$path"
+    restic -r "$r" --cache-dir "$work/rcache-$path" init >/dev/null
+    step restic "$path" backup restic -r "$r" --cache-dir "$work/rcache-$path" backup -q "$SRC"
+    step restic "$path" restore restic -r "$r" --cache-dir "$work/rcache-$path" restore latest --target "$work/rout-$path"
+    rm -rf "$work/rout-$path"
+    step restic "$path" check_read_data restic -r "$r" --cache-dir "$work/rcache-$path" check --read-data
+    r2="s3:http://127.0.0.1:$p/bench/restic-$path-copy"
+    restic -r "$r2" --cache-dir "$work/rcache-$path" init --from-repo "$r" --copy-chunker-params >/dev/null 2>&1 \
+      || restic -r "$r2" init >/dev/null
+    step restic "$path" copy \
+      restic -r "$r2" --cache-dir "$work/rcache-$path" copy --from-repo "$r"
+  fi
+done
