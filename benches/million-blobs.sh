@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prune and check --read-data on a repository of over a million blobs, gumvault next to restic on the same
+# Backup, prune, check --read-data and restore on a repository of over a million blobs, gumvault next to restic on the same
 # content: a tree of 1,000,000 small distinct files (each file is one blob for both tools).
 # Usage: benches/million-blobs.sh [path/to/gumvault]      Output: TSV on stdout (tool, step, wall_s, max_rss_kb)
 set -euo pipefail
@@ -35,8 +35,12 @@ step ours init "$bin" init
 step ours backup "$bin" backup -q "$work/tree"
 step ours prune "$bin" prune -q
 step ours check_read_data "$bin" check -q --read-data
+step ours restore "$bin" restore -q latest --target "$work/out-ours"
+rm -rf "$work/out-ours"
 "$bin" stats >> "$work/ours-stats.log"
 step restic init restic -r "$work/repo-restic" --cache-dir "$work/cache-restic" init
 step restic backup restic -r "$work/repo-restic" --cache-dir "$work/cache-restic" backup -q "$work/tree"
 step restic prune restic -r "$work/repo-restic" --cache-dir "$work/cache-restic" prune
 step restic check_read_data restic -r "$work/repo-restic" --cache-dir "$work/cache-restic" check --read-data
+step restic restore restic -r "$work/repo-restic" --cache-dir "$work/cache-restic" restore latest --target "$work/out-restic"
+rm -rf "$work/out-restic"

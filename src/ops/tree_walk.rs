@@ -1,5 +1,5 @@
 //! Walking every tree of a set of snapshots the way check and prune do, with the reads in flight together: trees
-//! are taken breadth first, up to [`IN_FLIGHT`] at once are fetched and parsed on threads of their own, and each
+//! are taken breadth first, up to [`IN_FLIGHT`] at once (and at most 16 MiB of them) are fetched and parsed on threads of their own, and each
 //! is then handed, in order, to the caller's visitor in the calling thread. Against a distant region a walk costs
 //! about one round trip per [`IN_FLIGHT`] trees instead of one per tree. Each tree is visited once, however many
 //! snapshots and directories share it.
@@ -17,6 +17,9 @@ use crate::repo::Repository;
 
 /// Trees (and snapshots) read at once.
 pub const IN_FLIGHT: usize = 16;
+/// Bytes of trees (as stored) in flight at once: a directory of huge files has trees of many MiB, and sixteen
+/// of those would be most of a command's memory. One tree is always read, however large.
+const BYTES_IN_FLIGHT: u64 = 16 << 20;
 
 /// What the visitor is told about one tree.
 pub enum Visit {
@@ -49,11 +52,15 @@ pub fn walk<L>(
     let mut queue: VecDeque<(Id, L)> = roots.into();
     while !queue.is_empty() {
         let (mut batch, mut labels) = (Vec::with_capacity(IN_FLIGHT), Vec::with_capacity(IN_FLIGHT));
+        let mut bytes = 0;
         while batch.len() < IN_FLIGHT
+            && bytes < BYTES_IN_FLIGHT
             && let Some((id, label)) = queue.pop_front()
         {
             if seen.insert(id) {
-                batch.push((id, locate(&id)?));
+                let at = locate(&id)?;
+                bytes += at.as_ref().map_or(0, |(_, b)| u64::from(b.info.raw_len));
+                batch.push((id, at));
                 labels.push(label);
             }
         }
