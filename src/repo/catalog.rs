@@ -140,6 +140,10 @@ pub struct Catalog {
 
 /// Index segments a catalog sync downloads at once.
 const INDEX_DOWNLOADS: usize = 8;
+/// The table a rebuild stages blobs in (a temporary table: it never outlives the connection).
+const STAGING_TABLE: &str = "DROP TABLE IF EXISTS staged_blobs;
+CREATE TEMP TABLE staged_blobs (id BLOB, pid INTEGER, offset INTEGER, kind INTEGER, compression INTEGER,
+                                stored_len INTEGER, raw_len INTEGER);";
 /// SQLite's page cache while many index segments come in (negative: KiB), instead of its default 2 MiB.
 const SYNC_CACHE_KIB: i64 = -131_072;
 
@@ -255,17 +259,29 @@ impl Catalog {
         // Inserting millions of random ids touches pages all over the blob table: a larger page cache while
         // the index comes in spares most of the rereads; it is given back afterwards.
         let many = new_idx.len() > 16;
+        // Into an empty table (a new machine, or after a prune rewrote the index) the blobs are staged and moved
+        // in sorted at the end.
+        let staged = many && local_idx.is_empty();
         if many {
             self.conn.pragma_update(None, "cache_size", SYNC_CACHE_KIB).map_err(|e| self.err(e))?;
         }
-        let synced = repo.for_each_index(&new_idx, INDEX_DOWNLOADS, |id, packs| match packs {
-            Ok(packs) => self.add_index(id, &packs),
-            Err(e @ Error::Corrupt { .. }) => {
-                self.warnings.push(format!("{e}; skipped (run `gumvault check`)"));
-                Ok(())
-            }
-            Err(e) => Err(e),
-        });
+        if staged {
+            self.conn.execute_batch(STAGING_TABLE).map_err(|e| self.err(e))?;
+        }
+        let mut recorded = Vec::new();
+        let synced = repo
+            .for_each_index(&new_idx, INDEX_DOWNLOADS, |id, packs| match packs {
+                Ok(packs) => {
+                    recorded.push(*id);
+                    self.insert_index(id, &packs, staged)
+                }
+                Err(e @ Error::Corrupt { .. }) => {
+                    self.warnings.push(format!("{e}; skipped (run `gumvault check`)"));
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            })
+            .and_then(|()| if staged { self.finish_staged(&recorded) } else { Ok(()) });
         if many {
             self.conn.pragma_update(None, "cache_size", -2000).map_err(|e| self.err(e))?;
         }
@@ -312,6 +328,12 @@ impl Catalog {
 
     /// Records an index segment's packs and blobs (one transaction).
     pub fn add_index(&mut self, index_id: &Id, packs: &[PackEntry]) -> Result<()> {
+        self.insert_index(index_id, packs, false)
+    }
+
+    /// Records a segment's packs and blobs in one transaction; `staged` puts the blobs into the staging table of
+    /// a rebuild instead, and leaves the segment to be recorded when the staged blobs are moved in.
+    fn insert_index(&mut self, index_id: &Id, packs: &[PackEntry], staged: bool) -> Result<()> {
         let path = self.path.clone();
         let err = |e| Error::Catalog { path: path.clone(), source: e };
         let tx = self.conn.transaction().map_err(err)?;
@@ -319,26 +341,52 @@ impl Catalog {
             let mut add_pack =
                 tx.prepare_cached("INSERT OR IGNORE INTO packs (id, kind, size) VALUES (?1, ?2, ?3)").map_err(err)?;
             let mut pack_id = tx.prepare_cached("SELECT pid FROM packs WHERE id = ?1").map_err(err)?;
-            let mut add_blob =
-                tx.prepare_cached("INSERT OR IGNORE INTO blobs VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)").map_err(err)?;
+            let sql = if staged {
+                "INSERT INTO staged_blobs VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+            } else {
+                "INSERT OR IGNORE INTO blobs VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+            };
+            let mut add_blob = tx.prepare_cached(sql).map_err(err)?;
             for p in packs {
                 add_pack.execute(params![&p.id.0[..], p.kind as u8, p.size as i64]).map_err(err)?;
                 let pid: i64 = pack_id.query_row([&p.id.0[..]], |r| r.get(0)).map_err(err)?;
                 for b in &p.blobs {
-                    add_blob
-                        .execute(params![
-                            &b.info.id.0[..],
-                            pid,
-                            b.offset as i64,
-                            b.info.kind as u8,
-                            b.info.compression as u8,
-                            b.info.stored_len,
-                            b.info.raw_len
-                        ])
-                        .map_err(err)?;
+                    let i = &b.info;
+                    let row = params![
+                        &i.id.0[..],
+                        pid,
+                        b.offset as i64,
+                        i.kind as u8,
+                        i.compression as u8,
+                        i.stored_len,
+                        i.raw_len
+                    ];
+                    add_blob.execute(row).map_err(err)?;
                 }
             }
-            tx.execute("INSERT OR IGNORE INTO index_objects VALUES (?1)", [&index_id.0[..]]).map_err(err)?;
+            if !staged {
+                tx.execute("INSERT OR IGNORE INTO index_objects VALUES (?1)", [&index_id.0[..]]).map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// Moves the staged blobs into the blob table in id order (SQLite sorts them on disk, then appends to the
+    /// table in order instead of inserting at random places) and records their segments, in one transaction:
+    /// an interrupted rebuild leaves no segment recorded whose blobs are missing.
+    fn finish_staged(&mut self, segments: &[Id]) -> Result<()> {
+        let path = self.path.clone();
+        let err = |e| Error::Catalog { path: path.clone(), source: e };
+        let tx = self.conn.transaction().map_err(err)?;
+        tx.execute_batch(
+            "INSERT OR IGNORE INTO blobs SELECT * FROM staged_blobs ORDER BY id; DROP TABLE staged_blobs;",
+        )
+        .map_err(err)?;
+        {
+            let mut add = tx.prepare_cached("INSERT OR IGNORE INTO index_objects VALUES (?1)").map_err(err)?;
+            for id in segments {
+                add.execute([&id.0[..]]).map_err(err)?;
+            }
         }
         tx.commit().map_err(err)
     }

@@ -193,3 +193,34 @@ fn snapshots_on_a_new_machine_read_the_snapshots_and_not_the_index() {
     let (_, warnings) = fresh("new-machine", &["stats"]);
     assert!(warnings.contains("index"), "the first command that needs the index reads it: {warnings}");
 }
+
+#[test]
+fn a_catalog_rebuilt_from_many_segments_in_sorted_order_matches_the_one_built_as_backups_ran() {
+    let env = Env::new();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    // Each backup writes at least one index segment: more than the 16 above which a new catalog is staged.
+    for i in 0..18 {
+        std::fs::write(src.join(format!("f{i}")), pseudo_random(20_000, i)).unwrap();
+        env.ok(&["backup", src.to_str().unwrap()]);
+    }
+    let segments = std::fs::read_dir(std::path::Path::new(&env.repo).join("index")).unwrap().count();
+    assert!(segments > 16, "{segments} segments");
+    let stats = |cache: &str| {
+        let out = env.cmd().env("GUMVAULT_CACHE_DIR", env.path(cache)).args(["stats", "--json"]).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let (grown, rebuilt) = (stats("cache"), stats("new-machine"));
+    assert_eq!(grown, rebuilt);
+    assert!(rebuilt["blobs"].as_u64().unwrap() >= 18, "{rebuilt}");
+    let target = env.path("restored");
+    let out = env
+        .cmd()
+        .env("GUMVAULT_CACHE_DIR", env.path("new-machine"))
+        .args(["restore", "latest", "--target", target.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_same_tree(&src, &target.join(src.strip_prefix("/").unwrap()));
+}
