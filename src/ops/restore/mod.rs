@@ -8,4 +8,4 @@ pub mod walk;
 
 pub use dump::dump;
 pub use to_dir::{RestoreFailure, RestoreOptions, RestoreProgress, RestoreSummary, restore};
-pub use walk::{Entry, find, source_tree, walk};
+pub use walk::{Entry, Unreadable, Walked, Walker, find, source_tree, walk};
