@@ -57,7 +57,7 @@ pub(crate) fn to_pgdata(
     let started = std::time::Instant::now();
     let reader = BlobReader::new(&s.repo, &mut s.catalog);
     let root = restore::source_tree(&reader, &entry, &source)?;
-    let entries = restore::walk(&reader, &root, None)?;
+    let entries = restore::Walker::new(&reader, &root, None)?;
     let progress = Arc::new(RestoreProgress::default());
     let shown = progress.clone();
     let ticker = Ticker::start(g.quiet || g.json, move || {

@@ -127,15 +127,17 @@ fn restore_in(g: &Context, a: &RestoreArgs, s: &mut crate::repo::session::Sessio
     if let Some(url) = &a.to_postgres {
         return to_postgres(g, &reader, &entry, a, url);
     }
-    let entries = restore::walk(&reader, &root, includes.as_ref())?;
     if let Some(url) = &a.to_s3 {
+        let entries = restore::walk(&reader, &root, includes.as_ref())?;
         return to_s3(g, &reader, &entry, &entries, url, a);
     }
     let Some(target) = a.target.clone() else { anyhow::bail!("give --target DIR, --to-postgres URL or --to-s3 URL") };
-    if entries.is_empty() {
+    // The entries stream from the walk into the restore, never all held at once.
+    let mut entries = restore::Walker::new(&reader, &root, includes.as_ref())?.peekable();
+    if entries.peek().is_none() {
         anyhow::bail!("nothing in snapshot {} matches the --include patterns", entry.id.short());
     }
-    to_dir(g, &reader, &entry, &entries, RestoreOptions { target, overwrite: a.overwrite })
+    to_dir(g, &reader, &entry, entries, RestoreOptions { target, overwrite: a.overwrite })
 }
 
 /// `restore --target DIR`: the entries into a directory, with a progress bar; exit 12 when some failed.
@@ -143,7 +145,7 @@ fn to_dir(
     g: &Context,
     reader: &BlobReader<'_>,
     entry: &SnapshotEntry,
-    entries: &[restore::Entry],
+    entries: impl Iterator<Item = restore::Walked>,
     opts: RestoreOptions,
 ) -> anyhow::Result<i32> {
     let progress = Arc::new(RestoreProgress::default());

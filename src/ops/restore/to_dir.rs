@@ -1,14 +1,16 @@
 //! A snapshot (or part of it) back into a directory, safely and completely.
 //!
 //! Every path is reached through [`Target`]: directory descriptors and `O_NOFOLLOW`, so nothing is written
-//! outside the target or through a link the restore did not make. The work goes in four steps:
-//! 1. lay out: directories (0700 for now), symlinks and FIFOs are made in snapshot order; each file gets a plan;
+//! outside the target or through a link the restore did not make. The entries come one at a time from the walk
+//! of the snapshot, and the work goes in four steps, the middle two a window of files at a time ([`plan`]), so
+//! memory does not grow with the snapshot or its files:
+//! 1. lay out: directories (0700 for now), symlinks and FIFOs are made in snapshot order; each file gets a job;
 //! 2. settle: a file already at its place with the snapshot's size and time is read and compared blob by blob;
 //!    when identical it is kept (so a second restore continues where an interrupted one stopped);
 //! 3. write: each file is written under a temporary name (`NAME.gumvault-partial`, mode 0600), pack by pack
-//!    (one range read covers neighbouring blobs, every blob verified), holes left where the snapshot has zeros;
-//!    when its last blob is in, it gets its owner, mode and time and is renamed into place; a file whose content
-//!    could not be had is removed, never left looking whole;
+//!    within its window (one capped range read covers neighbouring blobs, every blob verified), holes left where
+//!    the snapshot has zeros; when its last blob is in, it gets its owner, mode and time and is renamed into
+//!    place; a file whose content could not be had is removed, never left looking whole;
 //! 4. finish: directories get their owners, modes and times, deepest first.
 //!
 //! A path that cannot be restored is reported with its reason and the rest carries on.
@@ -17,22 +19,19 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 
+use super::plan::{self, Limits, Need, Window, Windows};
 use super::target::{Existing, PathResult, Target, partial_name};
-use super::walk::Entry;
+use super::walk::{Entry, Walked};
 use crate::error::Result;
-use crate::format::blob::BlobInfo;
 use crate::format::id::Id;
 use crate::format::pack::PackedBlob;
 use crate::format::tree::NodeKind;
 use crate::repo::reader::BlobReader;
-
-/// Neighbouring blobs closer than this are fetched with one range read.
-const COALESCE_GAP: u64 = 1 << 20;
 
 /// Options of a restore to a directory.
 #[derive(Clone, Debug, Default)]
@@ -86,7 +85,7 @@ impl RestoreSummary {
 pub struct RestoreProgress {
     /// Bytes written so far.
     pub bytes: AtomicU64,
-    /// Bytes to write in all.
+    /// Bytes to write in all, as far as the restore has come: it grows as the walk of the snapshot goes on.
     pub total_bytes: AtomicU64,
 }
 
@@ -98,98 +97,206 @@ struct Slot {
 }
 
 /// A file to write (or to compare with what is there).
-struct FileJob<'e> {
-    entry: &'e Entry,
+struct FileJob {
+    entry: Entry,
     slot: Slot,
     partial: OsString,
     /// What was at the slot when the restore began.
     existing: Existing,
     /// Inode of the partial file once created.
     ino: AtomicU64,
-    /// Blob writes still to come.
+    /// Blobs not yet written (or given up): the file is finished when this reaches 0.
     remaining: AtomicUsize,
+    /// Where the next piece of the file starts (windows are planned one after the other).
+    planned: AtomicU64,
     /// Why the file cannot be restored, once something failed.
     failed: Mutex<Option<String>>,
 }
 
-impl FileJob<'_> {
+impl FileJob {
+    fn new(entry: Entry, slot: Slot, existing: Existing) -> Self {
+        FileJob {
+            partial: partial_name(&slot.name),
+            remaining: AtomicUsize::new(entry.node.content.len()),
+            entry,
+            slot,
+            existing,
+            ino: AtomicU64::new(0),
+            planned: AtomicU64::new(0),
+            failed: Mutex::new(None),
+        }
+    }
+
     fn fail(&self, why: String) {
         self.failed.lock().expect("job lock").get_or_insert(why);
     }
+
+    fn has_failed(&self) -> bool {
+        self.failed.lock().expect("job lock").is_some()
+    }
 }
 
-/// Restores `entries` under `opts.target`: every path that can be restored is, and each one that cannot is in
-/// the summary's `errors` (the command then exits 12).
+/// Restores `entries` (a [`Walker`](super::walk::Walker)'s, or any in its order: parents before children) under
+/// `opts.target`: every path that can be restored is, and each one that cannot is in the summary's `errors` (the
+/// command then exits 12). Memory is bounded by the window ([`Limits`]) and the parallelism, not by the number of
+/// entries or their size.
 pub fn restore(
     reader: &BlobReader<'_>,
-    entries: &[Entry],
+    entries: impl IntoIterator<Item = Walked>,
     opts: &RestoreOptions,
     progress: &RestoreProgress,
 ) -> Result<RestoreSummary> {
+    restore_within(reader, entries, opts, progress, Limits::default())
+}
+
+/// [`restore`] a window of at most `limits` at a time.
+pub fn restore_within(
+    reader: &BlobReader<'_>,
+    entries: impl IntoIterator<Item = Walked>,
+    opts: &RestoreOptions,
+    progress: &RestoreProgress,
+    limits: Limits,
+) -> Result<RestoreSummary> {
     let target = Target::open(&opts.target)?;
-    let mut summary = RestoreSummary::default();
-    let (dirs, jobs) = lay_out(&target, entries, opts.overwrite, &mut summary);
-    let jobs = settle(reader, &target, jobs, opts.overwrite, &mut summary);
-    progress.total_bytes.store(jobs.iter().map(|j| j.entry.node.size).sum(), Ordering::Relaxed);
-    let failures = Mutex::new(Vec::new());
-    write_files(reader, &target, &jobs, progress, &failures);
-    summary.files = jobs.iter().filter(|j| j.failed.lock().expect("job lock").is_none()).count() as u64;
+    let writer = Writer { reader, target: &target, progress, failures: Mutex::default(), placed: AtomicU64::new(0) };
+    let mut run = Run::new(&writer, opts.overwrite, limits);
+    for item in entries {
+        match item {
+            Ok(entry) => run.add(entry),
+            Err(u) => {
+                let why = format!("its directory listing cannot be read: {}; nothing below it was restored", u.error);
+                run.summary.fail(&u.path, why);
+            }
+        }
+    }
+    let (mut summary, dirs) = run.finish();
+    summary.files = writer.placed.load(Ordering::Relaxed);
     summary.bytes = progress.bytes.load(Ordering::Relaxed);
     for (dir, entry) in dirs.iter().rev() {
         let done = target.dir_fd(Some(*dir)).and_then(|fd| target.apply_metadata(&*fd, &entry.node));
         if let Err(e) = done {
-            failures.lock().expect("failures lock").push((entry.path.clone(), format!("cannot set its metadata: {e}")));
+            writer.fail(&entry.path, format!("cannot set its metadata: {e}"));
         }
     }
-    for (path, why) in failures.into_inner().expect("failures lock") {
+    for (path, why) in writer.failures.into_inner().expect("failures lock") {
         summary.fail(&path, why);
     }
     Ok(summary)
 }
 
-/// Step 1: directories, links and FIFOs, in snapshot order (parents first); plans for the files.
-fn lay_out<'e>(
-    target: &Target,
-    entries: &'e [Entry],
+/// The sequential side of a restore: entries laid out as they come, files gathered into a batch to settle, then
+/// into windows to write.
+struct Run<'w, 'r, 'a> {
+    writer: &'w Writer<'r, 'a>,
     overwrite: bool,
-    summary: &mut RestoreSummary,
-) -> (Vec<(usize, &'e Entry)>, Vec<FileJob<'e>>) {
-    let mut dir_of: HashMap<&Path, usize> = HashMap::new();
-    let mut dirs = Vec::new();
-    let mut jobs = Vec::new();
-    for e in entries {
-        let Some(slot) = slot_of(e, &dir_of) else { continue };
-        let placed = match e.node.kind {
-            NodeKind::Dir => target.make_dir(slot.dir, &slot.name, overwrite).map(|i| {
-                dir_of.insert(&e.path, i);
-                dirs.push((i, e));
-                summary.dirs += 1;
-            }),
-            NodeKind::File => plan_file(target, e, slot, overwrite).map(|job| jobs.push(job)),
-            NodeKind::Symlink => place_symlink(target, e, &slot, overwrite).map(|()| summary.symlinks += 1),
-            NodeKind::Fifo => place_fifo(target, e, &slot, overwrite),
-            kind => {
-                summary.skipped.push(format!("{} ({kind:?} not restored)", e.path.display()));
-                Ok(())
-            }
-        };
-        if let Err(why) = placed {
-            let why = if e.node.kind == NodeKind::Dir { format!("{why}; nothing below it was restored") } else { why };
-            summary.fail(&e.path, why);
+    limits: Limits,
+    summary: RestoreSummary,
+    /// Directories made so far, by their path in the snapshot.
+    dir_of: HashMap<PathBuf, usize>,
+    /// The same, in the order made, for their metadata at the end.
+    dirs: Vec<(usize, Entry)>,
+    /// Files laid out and not yet settled: at most a window's worth.
+    batch: Vec<FileJob>,
+    batch_blobs: usize,
+    windows: Windows<Arc<FileJob>>,
+}
+
+impl<'w, 'r, 'a> Run<'w, 'r, 'a> {
+    fn new(writer: &'w Writer<'r, 'a>, overwrite: bool, limits: Limits) -> Self {
+        Run {
+            writer,
+            overwrite,
+            limits,
+            summary: RestoreSummary::default(),
+            dir_of: HashMap::new(),
+            dirs: Vec::new(),
+            batch: Vec::new(),
+            batch_blobs: 0,
+            windows: Windows::new(limits),
         }
     }
-    (dirs, jobs)
+
+    /// Step 1 for one entry: directories, links and FIFOs are made now (parents come first); a file that may be
+    /// restored joins the batch.
+    fn add(&mut self, e: Entry) {
+        let Some(slot) = slot_of(&e, &self.dir_of) else { return };
+        let target = self.writer.target;
+        if e.node.kind == NodeKind::File {
+            match file_slot(target, &e, &slot, self.overwrite) {
+                Ok(existing) => self.push_file(FileJob::new(e, slot, existing)),
+                Err(why) => self.summary.fail(&e.path, why),
+            }
+            return;
+        }
+        let placed = match e.node.kind {
+            NodeKind::Dir => target.make_dir(slot.dir, &slot.name, self.overwrite).map(|i| {
+                self.dir_of.insert(e.path.clone(), i);
+                self.summary.dirs += 1;
+                Some(i)
+            }),
+            NodeKind::Symlink => place_symlink(target, &e, &slot, self.overwrite).map(|()| {
+                self.summary.symlinks += 1;
+                None
+            }),
+            NodeKind::Fifo => place_fifo(target, &e, &slot, self.overwrite).map(|()| None),
+            kind => {
+                self.summary.skipped.push(format!("{} ({kind:?} not restored)", e.path.display()));
+                Ok(None)
+            }
+        };
+        match placed {
+            Ok(Some(dir)) => self.dirs.push((dir, e)),
+            Ok(None) => {}
+            Err(why) if e.node.kind == NodeKind::Dir => {
+                self.summary.fail(&e.path, format!("{why}; nothing below it was restored"))
+            }
+            Err(why) => self.summary.fail(&e.path, why),
+        }
+    }
+
+    fn push_file(&mut self, job: FileJob) {
+        self.batch_blobs += job.entry.node.content.len();
+        self.batch.push(job);
+        if self.batch.len() >= self.limits.files || self.batch_blobs >= self.limits.blobs {
+            self.settle_batch();
+        }
+    }
+
+    /// Step 2 for the batch; what is to be written goes into windows, and each full window is written.
+    fn settle_batch(&mut self) {
+        let batch = std::mem::take(&mut self.batch);
+        self.batch_blobs = 0;
+        let mut full = Vec::new();
+        for job in settle(self.writer, batch, self.overwrite, &mut self.summary) {
+            self.writer.progress.total_bytes.fetch_add(job.entry.node.size, Ordering::Relaxed);
+            let blobs = job.entry.node.content.len();
+            self.windows.push(Arc::new(job), blobs, &mut |w| full.push(w));
+            for w in full.drain(..) {
+                self.writer.write_window(w);
+            }
+        }
+    }
+
+    /// Everything still gathered is written; the summary so far and the directories made.
+    fn finish(mut self) -> (RestoreSummary, Vec<(usize, Entry)>) {
+        self.settle_batch();
+        if let Some(w) = self.windows.finish() {
+            self.writer.write_window(w);
+        }
+        (self.summary, self.dirs)
+    }
 }
 
 /// The directory an entry goes into, `None` when that directory could not be restored (already reported).
-fn slot_of(e: &Entry, dir_of: &HashMap<&Path, usize>) -> Option<Slot> {
+fn slot_of(e: &Entry, dir_of: &HashMap<PathBuf, usize>) -> Option<Slot> {
     let name = e.path.file_name()?.to_os_string();
     let parent = e.path.parent().unwrap_or(Path::new("/"));
     let dir = if parent == Path::new("/") { None } else { Some(*dir_of.get(parent)?) };
     Some(Slot { dir, name })
 }
 
-fn plan_file<'e>(target: &Target, e: &'e Entry, slot: Slot, overwrite: bool) -> PathResult<FileJob<'e>> {
+/// Whether a file may go at its slot, and what is there now.
+fn file_slot(target: &Target, e: &Entry, slot: &Slot, overwrite: bool) -> PathResult<Existing> {
     let existing = target.existing(slot.dir, &slot.name)?;
     match existing {
         Existing::Dir => return Err("a directory is where the file belongs".into()),
@@ -198,16 +305,7 @@ fn plan_file<'e>(target: &Target, e: &'e Entry, slot: Slot, overwrite: bool) -> 
         _ if overwrite => {}
         _ => return Err("already exists and differs; pass --overwrite to replace it".into()),
     }
-    let partial = partial_name(&slot.name);
-    Ok(FileJob {
-        entry: e,
-        slot,
-        partial,
-        existing,
-        ino: AtomicU64::new(0),
-        remaining: AtomicUsize::new(0),
-        failed: Mutex::new(None),
-    })
+    Ok(existing)
 }
 
 fn place_symlink(target: &Target, e: &Entry, slot: &Slot, overwrite: bool) -> PathResult<()> {
@@ -237,16 +335,11 @@ fn place_fifo(target: &Target, e: &Entry, slot: &Slot, overwrite: bool) -> PathR
 
 /// Step 2: files already in place with the snapshot's size and time are compared with the snapshot; identical
 /// ones are kept (their metadata set again), different ones are replaced with `--overwrite` or reported.
-fn settle<'e>(
-    reader: &BlobReader<'_>,
-    target: &Target,
-    jobs: Vec<FileJob<'e>>,
-    overwrite: bool,
-    summary: &mut RestoreSummary,
-) -> Vec<FileJob<'e>> {
+fn settle(writer: &Writer<'_, '_>, jobs: Vec<FileJob>, overwrite: bool, summary: &mut RestoreSummary) -> Vec<FileJob> {
+    let target = writer.target;
     let verdicts: Vec<Option<bool>> = jobs
         .par_iter()
-        .map(|j| matches!(j.existing, Existing::File { .. }).then(|| is_identical(reader, target, j)))
+        .map(|j| matches!(j.existing, Existing::File { .. }).then(|| is_identical(writer.reader, target, j)))
         .collect();
     let mut keep = Vec::with_capacity(jobs.len());
     for (job, verdict) in jobs.into_iter().zip(verdicts) {
@@ -270,7 +363,7 @@ fn settle<'e>(
 }
 
 /// Reads the file at the job's slot and compares it, blob by blob, with the snapshot's content.
-fn is_identical(reader: &BlobReader<'_>, target: &Target, job: &FileJob<'_>) -> bool {
+fn is_identical(reader: &BlobReader<'_>, target: &Target, job: &FileJob) -> bool {
     let Ok(file) = target.read_file(job.slot.dir, &job.slot.name) else { return false };
     let mut offset = 0u64;
     let mut buf = Vec::new();
@@ -285,32 +378,137 @@ fn is_identical(reader: &BlobReader<'_>, target: &Target, job: &FileJob<'_>) -> 
     offset == job.entry.node.size
 }
 
-/// A blob to fetch and the places it goes: (job, offset in the file).
-struct Need {
-    offset: u64,
-    info: BlobInfo,
-    targets: Vec<(usize, u64)>,
+/// The parallel side of a restore: step 3, a window at a time.
+struct Writer<'r, 'a> {
+    reader: &'r BlobReader<'a>,
+    target: &'r Target,
+    progress: &'r RestoreProgress,
+    failures: Mutex<Vec<(PathBuf, String)>>,
+    /// Files put into place.
+    placed: AtomicU64,
 }
 
-/// Step 3: every file under its partial name, then its content pack by pack, then into place.
-fn write_files(
-    reader: &BlobReader<'_>,
-    target: &Target,
-    jobs: &[FileJob<'_>],
-    progress: &RestoreProgress,
-    failures: &Mutex<Vec<(PathBuf, String)>>,
-) {
-    jobs.par_iter().for_each(|job| create_partial(target, job));
-    let plan = plan_by_pack(reader, jobs);
-    // Empty files, and files that already failed, are done before any data comes.
-    for job in jobs.iter().filter(|j| j.remaining.load(Ordering::SeqCst) == 0) {
-        finalize(target, job, failures);
+impl Writer<'_, '_> {
+    fn fail(&self, path: &Path, why: String) {
+        self.failures.lock().expect("failures lock").push((path.to_path_buf(), why));
     }
-    plan.par_iter().for_each(|(pack, needs)| fetch_pack(reader, target, pack, needs, jobs, progress, failures));
+
+    /// Files whose first piece is here are created under their partial names; then the window's blobs are
+    /// fetched pack by pack, in capped range reads spread over the threads.
+    fn write_window(&self, w: Window<Arc<FileJob>>) {
+        let firsts = || w.pieces.iter().filter(|p| p.is_first()).map(|p| &w.items[p.item]);
+        firsts().collect::<Vec<_>>().par_iter().for_each(|job| create_partial(self.target, job));
+        // Empty files are done before any data comes.
+        for job in firsts().filter(|j| j.entry.node.content.is_empty()) {
+            self.finalize(job);
+        }
+        let plan = self.plan_by_pack(&w);
+        let per_run = plan::blobs_per_run(w.blobs, rayon::current_num_threads());
+        let runs: Vec<(&Id, &[Need])> = plan
+            .iter()
+            .flat_map(|(pack, needs)| plan::coalesce(needs, per_run).into_iter().map(move |r| (pack, r)))
+            .collect();
+        runs.par_iter().for_each(|(pack, run)| self.fetch_run(pack, run, &w.items));
+    }
+
+    /// Groups the window's blobs by pack, each pack's in offset order. A file that failed has its blobs given up.
+    fn plan_by_pack(&self, w: &Window<Arc<FileJob>>) -> Vec<(Id, Vec<Need>)> {
+        let mut by_pack: HashMap<Id, HashMap<Id, Need>> = HashMap::new();
+        for p in &w.pieces {
+            let job = &w.items[p.item];
+            if job.has_failed() {
+                self.give_up(job, p.blobs.len());
+                continue;
+            }
+            let mut offset = job.planned.load(Ordering::SeqCst);
+            for i in p.blobs.clone() {
+                let id = job.entry.node.content[i];
+                match self.reader.locate(&id) {
+                    Ok(loc) => {
+                        let need = by_pack.entry(loc.pack).or_default().entry(id).or_insert_with(|| Need {
+                            offset: loc.offset,
+                            info: loc.info,
+                            targets: Vec::new(),
+                        });
+                        need.targets.push((p.item, offset));
+                        offset += u64::from(loc.info.raw_len);
+                    }
+                    Err(err) => {
+                        job.fail(err.to_string());
+                        self.give_up(job, p.blobs.end - i);
+                        break;
+                    }
+                }
+            }
+            job.planned.store(offset, Ordering::SeqCst);
+        }
+        let mut plan: Vec<(Id, Vec<Need>)> = by_pack
+            .into_iter()
+            .map(|(pack, needs)| {
+                let mut v: Vec<Need> = needs.into_values().collect();
+                v.sort_by_key(|n| n.offset);
+                (pack, v)
+            })
+            .collect();
+        plan.sort_by_key(|(pack, _)| *pack);
+        plan
+    }
+
+    /// `n` of a failed file's blobs will not be written; when they were its last, the file is finished.
+    fn give_up(&self, job: &FileJob, n: usize) {
+        if n > 0 && job.remaining.fetch_sub(n, Ordering::SeqCst) == n {
+            self.finalize(job);
+        }
+    }
+
+    /// Reads one run of a pack's blobs with one range read and writes each where it goes.
+    fn fetch_run(&self, pack: &Id, run: &[Need], jobs: &[Arc<FileJob>]) {
+        let blobs: Vec<PackedBlob> = run.iter().map(|n| PackedBlob { info: n.info, offset: n.offset }).collect();
+        let plains = self.reader.repo.read_blob_run(pack, &blobs);
+        for (k, need) in run.iter().enumerate() {
+            let plain = match &plains {
+                Ok(p) => p[k].as_ref().map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            // A blob of zeros is checked once, however many files (or holes of one file) it fills.
+            let zero = plain.as_ref().is_ok_and(|p| p.iter().all(|b| *b == 0));
+            for (j, offset) in &need.targets {
+                let job = &jobs[*j];
+                match &plain {
+                    Ok(bytes) => write_blob(self.target, job, bytes, zero, *offset, self.progress),
+                    Err(why) => job.fail(why.clone()),
+                }
+                if job.remaining.fetch_sub(1, Ordering::SeqCst) == 1 {
+                    self.finalize(job);
+                }
+            }
+        }
+    }
+
+    /// A file's last write is done: into place with its metadata, or, when something failed, removed.
+    fn finalize(&self, job: &FileJob) {
+        let failed = job.failed.lock().expect("job lock").clone();
+        let outcome = match failed {
+            Some(why) => {
+                let _ = self.target.remove(job.slot.dir, &job.partial);
+                Err(format!("{why}; the file was not restored"))
+            }
+            None => place_file(self.target, job),
+        };
+        match outcome {
+            Ok(()) => {
+                self.placed.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(why) => {
+                job.fail(why.clone());
+                self.fail(&job.entry.path, why);
+            }
+        }
+    }
 }
 
 /// Removes what an interrupted restore left under the partial name, then creates the file there, 0600, sized.
-fn create_partial(target: &Target, job: &FileJob<'_>) {
+fn create_partial(target: &Target, job: &FileJob) {
     let made = target.remove(job.slot.dir, &job.partial).and_then(|()| {
         let (file, ino) = target.create_file(job.slot.dir, &job.partial)?;
         file.set_len(job.entry.node.size).map_err(|e| e.to_string())?;
@@ -322,80 +520,9 @@ fn create_partial(target: &Target, job: &FileJob<'_>) {
     }
 }
 
-/// Groups every needed blob by pack, in pack order; counts each job's writes.
-fn plan_by_pack(reader: &BlobReader<'_>, jobs: &[FileJob<'_>]) -> Vec<(Id, Vec<Need>)> {
-    let mut by_pack: HashMap<Id, HashMap<Id, Need>> = HashMap::new();
-    for (i, job) in jobs.iter().enumerate() {
-        if job.failed.lock().expect("job lock").is_some() {
-            continue;
-        }
-        let mut offset = 0u64;
-        for id in &job.entry.node.content {
-            match reader.locate(id) {
-                Ok(loc) => {
-                    let need = by_pack.entry(loc.pack).or_default().entry(*id).or_insert_with(|| Need {
-                        offset: loc.offset,
-                        info: loc.info,
-                        targets: Vec::new(),
-                    });
-                    need.targets.push((i, offset));
-                    job.remaining.fetch_add(1, Ordering::SeqCst);
-                    offset += loc.info.raw_len as u64;
-                }
-                Err(err) => {
-                    job.fail(err.to_string());
-                    break;
-                }
-            }
-        }
-    }
-    by_pack
-        .into_iter()
-        .map(|(pack, needs)| {
-            let mut v: Vec<Need> = needs.into_values().collect();
-            v.sort_by_key(|n| n.offset);
-            (pack, v)
-        })
-        .collect()
-}
-
-/// Reads the blobs one pack contributes (neighbours coalesced into one range read) and writes them out.
-fn fetch_pack(
-    reader: &BlobReader<'_>,
-    target: &Target,
-    pack: &Id,
-    needs: &[Need],
-    jobs: &[FileJob<'_>],
-    progress: &RestoreProgress,
-    failures: &Mutex<Vec<(PathBuf, String)>>,
-) {
-    for run in coalesce(needs) {
-        let blobs: Vec<PackedBlob> = run.iter().map(|n| PackedBlob { info: n.info, offset: n.offset }).collect();
-        let plains = reader.repo.read_blob_run(pack, &blobs);
-        for (k, need) in run.iter().enumerate() {
-            let plain = match &plains {
-                Ok(p) => p[k].as_ref().map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            // A blob of zeros is checked once, however many files (or holes of one file) it fills.
-            let zero = plain.as_ref().is_ok_and(|p| p.iter().all(|b| *b == 0));
-            for (j, offset) in &need.targets {
-                let job = &jobs[*j];
-                match &plain {
-                    Ok(bytes) => write_blob(target, job, bytes, zero, *offset, progress),
-                    Err(why) => job.fail(why.clone()),
-                }
-                if job.remaining.fetch_sub(1, Ordering::SeqCst) == 1 {
-                    finalize(target, job, failures);
-                }
-            }
-        }
-    }
-}
-
 /// Writes one blob into a partial file; a blob of zeros is left as a hole (the file was sized when created).
-fn write_blob(target: &Target, job: &FileJob<'_>, plain: &[u8], zero: bool, offset: u64, progress: &RestoreProgress) {
-    if job.failed.lock().expect("job lock").is_some() {
+fn write_blob(target: &Target, job: &FileJob, plain: &[u8], zero: bool, offset: u64, progress: &RestoreProgress) {
+    if job.has_failed() {
         return;
     }
     progress.bytes.fetch_add(plain.len() as u64, Ordering::Relaxed);
@@ -410,23 +537,7 @@ fn write_blob(target: &Target, job: &FileJob<'_>, plain: &[u8], zero: bool, offs
     }
 }
 
-/// A file's last write is done: into place with its metadata, or, when something failed, removed.
-fn finalize(target: &Target, job: &FileJob<'_>, failures: &Mutex<Vec<(PathBuf, String)>>) {
-    let failed = job.failed.lock().expect("job lock").clone();
-    let outcome = match failed {
-        Some(why) => {
-            let _ = target.remove(job.slot.dir, &job.partial);
-            Err(format!("{why}; the file was not restored"))
-        }
-        None => place_file(target, job),
-    };
-    if let Err(why) = outcome {
-        job.fail(why.clone());
-        failures.lock().expect("failures lock").push((job.entry.path.clone(), why));
-    }
-}
-
-fn place_file(target: &Target, job: &FileJob<'_>) -> PathResult<()> {
+fn place_file(target: &Target, job: &FileJob) -> PathResult<()> {
     let placed = target
         .reopen_file(job.slot.dir, &job.partial, job.ino.load(Ordering::SeqCst))
         .and_then(|f| target.apply_metadata(&f, &job.entry.node))
@@ -435,25 +546,4 @@ fn place_file(target: &Target, job: &FileJob<'_>) -> PathResult<()> {
         let _ = target.remove(job.slot.dir, &job.partial);
     }
     placed
-}
-
-/// Splits a pack's needed blobs (sorted by offset) into runs that one range read each covers: neighbours closer
-/// than [`COALESCE_GAP`], at most 8 MiB from the run's start.
-fn coalesce(needs: &[Need]) -> Vec<&[Need]> {
-    let mut runs = Vec::new();
-    let mut start = 0;
-    while start < needs.len() {
-        let mut end = start + 1;
-        let mut span_end = needs[start].offset + needs[start].info.stored_len as u64;
-        while end < needs.len()
-            && needs[end].offset <= span_end + COALESCE_GAP
-            && needs[end].offset - needs[start].offset < 8 << 20
-        {
-            span_end = span_end.max(needs[end].offset + needs[end].info.stored_len as u64);
-            end += 1;
-        }
-        runs.push(&needs[start..end]);
-        start = end;
-    }
-    runs
 }

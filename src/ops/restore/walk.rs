@@ -1,8 +1,9 @@
 //! Reading a snapshot's tree: every entry (filtered by include patterns, where a matching directory brings
 //! everything below it), or the one node at a path.
 
+use std::collections::VecDeque;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::error::{Error, Result};
 use crate::format::id::Id;
@@ -21,41 +22,113 @@ pub struct Entry {
 
 /// Every entry of a tree, depth first, parents before children; filtered by `includes`.
 pub fn walk(reader: &BlobReader<'_>, root: &Id, includes: Option<&PathGlobs>) -> Result<Vec<Entry>> {
-    let mut out = Vec::new();
-    walk_into(reader, root, Path::new("/"), includes.is_none(), includes, &mut out)?;
-    Ok(out)
+    Walker::new(reader, root, includes)?.map(|e| e.map_err(|u| u.error)).collect()
 }
 
-fn walk_into(
-    reader: &BlobReader<'_>,
-    tree: &Id,
-    dir: &Path,
+/// What a [`Walker`] gives: an entry, or a directory below which nothing could be read.
+pub type Walked = std::result::Result<Entry, Unreadable>;
+
+/// A directory whose tree could not be read: nothing below it is known.
+#[derive(Debug)]
+pub struct Unreadable {
+    /// The directory's path in the snapshot.
+    pub path: PathBuf,
+    /// Why its tree could not be had.
+    pub error: Error,
+}
+
+/// The entries of a tree one at a time, in [`walk`]'s order, holding only the trees on the way to the current
+/// entry (so a restore of millions of files never has them all at once). A directory whose tree cannot be read is
+/// given as [`Unreadable`] and the walk goes on with its neighbours.
+pub struct Walker<'r, 'a> {
+    reader: &'r BlobReader<'a>,
+    includes: Option<&'r PathGlobs>,
+    stack: Vec<Level>,
+    /// Directories on the way to the current entry that no include has matched yet: they come out (before it)
+    /// only once something at or below them does.
+    pending: Vec<Entry>,
+    ready: VecDeque<Walked>,
+}
+
+/// One directory being walked.
+struct Level {
+    dir: PathBuf,
+    /// Everything below is included.
     all: bool,
-    includes: Option<&PathGlobs>,
-    out: &mut Vec<Entry>,
-) -> Result<bool> {
-    let tree = reader.load_tree(tree)?;
-    let mut any = false;
-    for node in tree.nodes {
-        let path = dir.join(std::ffi::OsStr::from_bytes(&node.name.0));
-        let hit = all || includes.is_some_and(|i| i.matches(&path));
-        if node.kind == NodeKind::Dir {
-            let at = out.len();
-            out.push(Entry { path: path.clone(), node: node.clone() });
-            let sub =
-                node.subtree.ok_or_else(|| Error::corrupt(path.display().to_string(), "directory without a tree"))?;
-            let kept = walk_into(reader, &sub, &path, hit, includes, out)?;
-            if !hit && !kept {
-                out.remove(at);
-            } else {
-                any = true;
+    /// Its entry is in `pending`.
+    pending: bool,
+    nodes: std::vec::IntoIter<Node>,
+}
+
+impl<'r, 'a> Walker<'r, 'a> {
+    /// A walk of the tree `root`, filtered by `includes`; an error when the root tree itself cannot be read.
+    pub fn new(reader: &'r BlobReader<'a>, root: &Id, includes: Option<&'r PathGlobs>) -> Result<Self> {
+        let nodes = reader.load_tree(root)?.nodes.into_iter();
+        let top = Level { dir: PathBuf::from("/"), all: includes.is_none(), pending: false, nodes };
+        Ok(Walker { reader, includes, stack: vec![top], pending: Vec::new(), ready: VecDeque::new() })
+    }
+
+    /// The next node of the deepest directory, queued in `ready` when it is to be given out.
+    fn step(&mut self) -> Option<()> {
+        let level = self.stack.last_mut()?;
+        let Some(node) = level.nodes.next() else {
+            if self.stack.pop().is_some_and(|l| l.pending) {
+                self.pending.pop();
             }
-        } else if hit {
-            out.push(Entry { path, node });
-            any = true;
+            return Some(());
+        };
+        let path = level.dir.join(std::ffi::OsStr::from_bytes(&node.name.0));
+        let hit = level.all || self.includes.is_some_and(|i| i.matches(&path));
+        if node.kind != NodeKind::Dir {
+            if hit {
+                self.flush();
+                self.ready.push_back(Ok(Entry { path, node }));
+            }
+            return Some(());
+        }
+        let tree = node
+            .subtree
+            .ok_or_else(|| Error::corrupt(path.display().to_string(), "directory without a tree"))
+            .and_then(|sub| self.reader.load_tree(&sub));
+        match tree {
+            Err(error) => {
+                self.flush();
+                self.ready.push_back(Err(Unreadable { path, error }));
+            }
+            Ok(tree) => {
+                let entry = Entry { path: path.clone(), node };
+                if hit {
+                    self.flush();
+                    self.ready.push_back(Ok(entry));
+                } else {
+                    self.pending.push(entry);
+                }
+                self.stack.push(Level { dir: path, all: hit, pending: !hit, nodes: tree.nodes.into_iter() });
+            }
+        }
+        Some(())
+    }
+
+    /// Something matched: the directories above it come out first.
+    fn flush(&mut self) {
+        for level in &mut self.stack {
+            level.pending = false;
+        }
+        self.ready.extend(self.pending.drain(..).map(Ok));
+    }
+}
+
+impl Iterator for Walker<'_, '_> {
+    type Item = Walked;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(e) = self.ready.pop_front() {
+                return Some(e);
+            }
+            self.step()?;
         }
     }
-    Ok(any)
 }
 
 /// Finds the node at `path` (absolute or relative to the snapshot root).

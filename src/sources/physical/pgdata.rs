@@ -9,7 +9,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::ops::restore::{self, Entry, RestoreOptions, RestoreProgress, RestoreSummary};
+use crate::ops::restore::{self, Entry, RestoreOptions, RestoreProgress, RestoreSummary, Walked};
 use crate::repo::reader::BlobReader;
 
 /// Recovery settings gumvault writes; the same keys from an earlier restore are commented out first, so a base
@@ -133,19 +133,22 @@ fn set_private(dir: &Path) -> Result<()> {
 /// is chosen (the directory itself too).
 pub fn lay_out(
     reader: &BlobReader<'_>,
-    mut entries: Vec<Entry>,
+    entries: impl IntoIterator<Item = Walked>,
     dir: &Path,
     owner: Option<&OsUser>,
     progress: &RestoreProgress,
 ) -> Result<RestoreSummary> {
-    if let Some(o) = owner {
-        for e in &mut entries {
-            e.node.uid = o.uid;
-            e.node.gid = o.gid;
-        }
-    }
+    let owned = entries.into_iter().map(|walked| {
+        walked.map(|mut e: Entry| {
+            if let Some(o) = owner {
+                e.node.uid = o.uid;
+                e.node.gid = o.gid;
+            }
+            e
+        })
+    });
     let opts = RestoreOptions { target: dir.to_path_buf(), overwrite: false };
-    let summary = restore::restore(reader, &entries, &opts, progress)?;
+    let summary = restore::restore(reader, owned, &opts, progress)?;
     give(dir, owner)?;
     set_private(dir)?;
     Ok(summary)

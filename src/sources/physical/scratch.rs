@@ -156,7 +156,7 @@ impl Scratch {
     ) -> Result<PgConn> {
         let owner = opts.os_user.as_ref();
         pgdata::prepare_dir(&self.data())?;
-        let entries = restore::walk(reader, root, None)?;
+        let entries = restore::Walker::new(reader, root, None)?;
         let summary = pgdata::lay_out(reader, entries, &self.data(), owner, &RestoreProgress::default())?;
         if let Some(first) = summary.errors.first() {
             return Err(Error::InvalidInput(format!("{} paths could not be restored: {first}", summary.errors.len())));
