@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Memory and time of every command on a repository of many blobs (default 20 million), made by the test-only
 # generator benches/gen_repo.rs (real packs, index segments, trees and a snapshot written through the library).
-# Usage: benches/scale.sh [path/to/gumvault]   (SCALE_BLOBS, SCALE_WORK override the size and the work dir)
+# Usage: benches/scale.sh [path/to/gumvault]   (SCALE_BLOBS, SCALE_WORK override the size and the work dir;
+# SCALE_RESTORE=0 leaves out the restore of the generated snapshot)
 # Output: TSV on stdout (step, wall_s, max_rss_kb); run from the repository's top level.
 set -euo pipefail
 bin="$(realpath "${1:-target/release/gumvault}")"
@@ -37,5 +38,7 @@ step check "$bin" check -q
 step check_read_data "$bin" check -q --read-data
 step prune_budget_256MiB "$bin" --memory-budget 256MiB prune -q
 step check_budget_256MiB "$bin" --memory-budget 256MiB check -q
-step restore "$bin" restore -q "$id" --target "$work/out"
-du -sb "$work/out" | awk '{printf "# restored: %d bytes\n", $1}' >&2
+if [ "${SCALE_RESTORE:-1}" = 1 ]; then
+  step restore "$bin" restore -q "$id" --target "$work/out"
+  du -sb "$work/out" | awk '{printf "# restored: %d bytes\n", $1}' >&2
+fi
