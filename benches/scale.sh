@@ -19,7 +19,7 @@ printf 'step\twall_s\tmax_rss_kb\n'
 "$bin" init -q
 step generate cargo bench -q --bench gen_repo -- "$n"
 id=$(awk '/^snapshot/ {print $2}' "$work/generate.log")
-du -sb "$work/repo" | awk '{printf "# repository: %d bytes\n", $1}' >&2
+du -sb "$work/repo" | awk '{printf "# repository: %.0f bytes\n", $1}' >&2
 rm -rf "$work/cache"
 step snapshots_fresh_cache "$bin" snapshots
 step catalog_rebuild "$bin" catalog rebuild
@@ -40,5 +40,5 @@ step prune_budget_256MiB "$bin" --memory-budget 256MiB prune -q
 step check_budget_256MiB "$bin" --memory-budget 256MiB check -q
 if [ "${SCALE_RESTORE:-1}" = 1 ]; then
   step restore "$bin" restore -q "$id" --target "$work/out"
-  du -sb "$work/out" | awk '{printf "# restored: %d bytes\n", $1}' >&2
+  du -sb "$work/out" | awk '{printf "# restored: %.0f bytes\n", $1}' >&2
 fi
