@@ -24,10 +24,12 @@ use crate::repo::Repository;
 pub use sorted::{BlobRecord, SortedBlobs};
 use spool::{Spool, SpoolWriter};
 
-/// Index segments downloaded at once (each decoded segment is held until it has been taken in).
-const IN_FLIGHT: usize = 8;
-/// What the budget keeps aside for what is not the blob table: segments in flight, the pack table, the trees.
-const ALLOWANCE: u64 = 64 << 20;
+/// Index segments downloaded at once (each is held sealed, opened and decoded until it has been taken in: about
+/// 16 MiB for a segment of 100,000 blobs).
+const IN_FLIGHT: usize = 4;
+/// What the budget keeps aside for what is not the blob table: segments in flight (4 × 16 MiB), trees being
+/// read (16 MiB), the pack table and the fences.
+const ALLOWANCE: u64 = 96 << 20;
 
 /// How much memory the index may take, and where it spills beyond that.
 #[derive(Clone, Debug)]
