@@ -2,12 +2,12 @@
 # A distant region: backup, restore, check --read-data and sync of a tree (default /tmp/bench-src, the 1.3 GB
 # peer corpus) into s3s-fs on 127.0.0.1, directly and through benches/latency-proxy.py (DELAY_MS on every byte
 # each way, so each request costs 2 x DELAY_MS more), gumvault and restic side by side (restic if installed).
-#   benches/latency.sh [gumvault binary]      SRC=/tmp/bench-src DELAY_MS=80
+#   benches/latency.sh [gumvault binary]      SRC=/tmp/bench-src DELAY_MS=80 TOOLS="gumvault restic"
 # Output: TSV (tool, path, step, wall_s, max_rss_kb) on stdout; docs/benchmarks.md has the figures.
 set -euo pipefail
 bin="$(realpath "${1:-target/release/gumvault}")"
 here="$(cd "$(dirname "$0")" && pwd)"
-: "${SRC:=/tmp/bench-src}" "${DELAY_MS:=80}"
+: "${SRC:=/tmp/bench-src}" "${DELAY_MS:=80}" "${TOOLS:=gumvault restic}"
 work="$(mktemp -d /tmp/latency-bench.XXXXXX)"
 port=$((20000 + RANDOM % 20000)); proxy_port=$((port + 1))
 mkdir -p "$work/s3/bench"
@@ -21,13 +21,13 @@ for p in "$port" "$proxy_port"; do
   (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "nothing listens on port $p (is s3s-fs installed?)" >&2; exit 1; }
 done
 export GUMVAULT_PASSWORD=bench RESTIC_PASSWORD=bench RESTIC_FROM_PASSWORD=bench AWS_ACCESS_KEY_ID=K AWS_SECRET_ACCESS_KEY=S
-step() { # tool path step command...
-  local tool="$1" path="$2" name="$3"; shift 3; sync
+step() { # tool path step command...   (a failing step is reported as such and the run goes on)
+  local tool="$1" path="$2" name="$3" status=ok; shift 3; sync
   /usr/bin/time -f "%e %M" -o "$work/time" "$@" > "$work/$tool-$path-$name.log" 2>&1 \
-    || { cat "$work/$tool-$path-$name.log" >&2; exit 1; }
-  printf '%s\t%s\t%s\t%s\t%s\n' "$tool" "$path" "$name" $(cat "$work/time")
+    || { status=failed; tail -3 "$work/$tool-$path-$name.log" >&2; }
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$tool" "$path" "$name" $(tail -1 "$work/time") "$status"
 }
-printf 'tool\tpath\tstep\twall_s\tmax_rss_kb\n'
+printf 'tool\tpath\tstep\twall_s\tmax_rss_kb\tstatus\n'
 for path in direct distant; do
   p=$port; [ "$path" = distant ] && p=$proxy_port
   url="s3://bench/$path?endpoint=http://127.0.0.1:$p&region=us-east-1"
@@ -39,7 +39,7 @@ for path in direct distant; do
   rm -rf "$work/out-$path"
   step gumvault "$path" check_read_data "$bin" -r "$url" check -q --read-data
   step gumvault "$path" sync_into "$bin" -r "$url" sync -q --into "$copy"
-  if command -v restic >/dev/null; then
+  if [[ " $TOOLS " == *" restic "* ]] && command -v restic >/dev/null; then
     r="s3:http://127.0.0.1:$p/bench/restic-$path"
     restic -r "$r" --cache-dir "$work/rcache-$path" init >/dev/null
     step restic "$path" backup restic -r "$r" --cache-dir "$work/rcache-$path" backup -q "$SRC"

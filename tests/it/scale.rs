@@ -72,16 +72,21 @@ fn a_budget_smaller_than_the_index_spills_and_prune_and_check_decide_the_same() 
     assert_eq!(without(memory.clone(), &same), without(spilled.clone(), &same));
     assert!(memory["blobs"].as_u64().unwrap() >= 4000, "{memory}");
 
-    let target = env.path("restored");
+    restores_as(&env, &copy, "cache-b", &src);
+}
+
+/// Restores the latest snapshot of `repo` with the cache `cache` and compares it with `src`.
+fn restores_as(env: &Env, repo: &str, cache: &str, src: &std::path::Path) {
+    let target = env.path(&format!("restored-{cache}"));
     let out = env
         .cmd()
-        .env("GUMVAULT_REPO", &copy)
-        .env("GUMVAULT_CACHE_DIR", env.path("cache-b"))
+        .env("GUMVAULT_REPO", repo)
+        .env("GUMVAULT_CACHE_DIR", env.path(cache))
         .args(["restore", "latest", "--target", target.to_str().unwrap()])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_same_tree(&src, &target.join(src.strip_prefix("/").unwrap()));
+    assert_same_tree(src, &target.join(src.strip_prefix("/").unwrap()));
 }
 
 /// A stream backup into `repo` with the known blob ids given `in_memory` bytes; returns the blobs it added.
@@ -214,13 +219,5 @@ fn a_catalog_rebuilt_from_many_segments_in_sorted_order_matches_the_one_built_as
     let (grown, rebuilt) = (stats("cache"), stats("new-machine"));
     assert_eq!(grown, rebuilt);
     assert!(rebuilt["blobs"].as_u64().unwrap() >= 18, "{rebuilt}");
-    let target = env.path("restored");
-    let out = env
-        .cmd()
-        .env("GUMVAULT_CACHE_DIR", env.path("new-machine"))
-        .args(["restore", "latest", "--target", target.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_same_tree(&src, &target.join(src.strip_prefix("/").unwrap()));
+    restores_as(&env, &env.repo, "new-machine", &src);
 }
