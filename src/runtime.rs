@@ -22,3 +22,14 @@ pub fn runtime() -> Result<&'static tokio::runtime::Runtime> {
 pub fn block_on<F: std::future::Future>(f: F) -> Result<F::Output> {
     Ok(runtime()?.block_on(f))
 }
+
+/// A pool of `threads` threads for work that mostly waits on storage (downloads, uploads), beside rayon's pool of
+/// one thread per core for work that computes. `what` names the work in the error.
+pub fn io_pool(threads: usize, what: &str) -> Result<rayon::ThreadPool> {
+    let threads = threads.max(1);
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("gumvault-io-{i}"))
+        .build()
+        .map_err(|e| Error::io("start the threads for", what, std::io::Error::other(e.to_string())))
+}

@@ -31,7 +31,9 @@ pub(crate) fn run(g: &Context, a: &CheckArgs) -> anyhow::Result<i32> {
     if a.compare_regions {
         return super::regions::check_regions(g, a.read_data);
     }
-    let s = g.open_for_snapshots()?;
+    let mut s = g.open_for_snapshots()?;
+    // check verifies the repository: every tree is read from it, never from this machine's copy.
+    s.repo.without_tree_cache();
     let ticker = Ticker::start(g.quiet || g.json, || ("checking".to_string(), None));
     let started = std::time::Instant::now();
     let read_data = if a.read_data { Some(DataSubset::All) } else { a.read_data_subset };

@@ -19,6 +19,7 @@ pub mod reader;
 pub mod regions;
 pub mod session;
 mod tombstones;
+mod tree_cache;
 pub mod wal;
 
 use std::collections::BTreeMap;
@@ -79,6 +80,8 @@ pub struct Repository {
     gear: Gear,
     /// The key file this session opened with.
     key_id: String,
+    /// Whole tree packs on local disk, for repositories in object storage ([`Repository::cache_trees_in`]).
+    tree_cache: Option<tree_cache::TreeCache>,
 }
 
 impl Repository {
@@ -126,6 +129,23 @@ impl Repository {
     /// Packs uploaded at once: `GUMVAULT_STORAGE_UPLOADS`, else more for remote regions than for disks.
     pub fn upload_concurrency(&self) -> Result<usize> {
         self.storage.upload_concurrency()
+    }
+
+    /// Keeps whole tree packs in `dir` when a region is in object storage, so that walking a snapshot costs a
+    /// request per tree pack, not per directory (see `tree_cache`). A repository on local disks reads its trees
+    /// directly: a copy beside them would only double them.
+    pub fn cache_trees_in(&mut self, dir: std::path::PathBuf) {
+        self.tree_cache = self.storage.has_remote_region().then(|| tree_cache::TreeCache::new(dir));
+    }
+
+    /// Reads every tree from the repository itself (`check`: it verifies the repository, not a local copy).
+    pub fn without_tree_cache(&mut self) {
+        self.tree_cache = None;
+    }
+
+    /// Range reads a restore keeps in flight (`GUMVAULT_STORAGE_READS`, else more for remote regions).
+    pub fn read_concurrency(&self) -> Result<usize> {
+        self.storage.read_concurrency()
     }
 
     /// How many regions the repository is written to.

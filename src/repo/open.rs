@@ -41,7 +41,7 @@ impl Repository {
         };
         super::lock::check_bucket_settings(&storage, &config)?;
         let gear = Gear::new(key.gear_table());
-        let repo = Repository { storage, key, config, gear, key_id: String::new() };
+        let repo = Repository { storage, key, config, gear, key_id: String::new(), tree_cache: None };
         let key_id = keys::write_key_file(&repo, &repo.key, password, opts.kdf)?;
         repo.put(
             ObjectKind::Config,
@@ -67,7 +67,7 @@ impl Repository {
         };
         let config = parse_config(&plain)?;
         let gear = Gear::new(key.gear_table());
-        Ok(Repository { storage, key, config, gear, key_id })
+        Ok(Repository { storage, key, config, gear, key_id, tree_cache: None })
     }
 
     /// Opens every region the config lists (URLs replaced by `overrides` of the same name), in place of the

@@ -3,6 +3,7 @@
 
 use bytes::Bytes;
 
+use super::tree_cache::TreeCache;
 use super::{Repository, verify_name};
 use crate::error::{Error, Result};
 use crate::format::blob::{self, BlobInfo, BlobKind};
@@ -39,6 +40,11 @@ impl Repository {
         let FinishedPack { id, kind, bytes, blobs } = pack.finish(&self.key);
         let size = bytes.len() as u64;
         let opts = self.write_options(ObjectKind::Pack, kind == BlobKind::Data);
+        if let (BlobKind::Tree, Some(cache)) = (kind, &self.tree_cache) {
+            // The next backup reads these trees as its parent's: kept now, they need no download then. Kept
+            // before the upload, a pack whose upload fails is in the cache under its true name, which is harmless.
+            let _ = cache.store(&id, &bytes);
+        }
         self.storage.write_with(&ObjectKind::Pack.path_of(&id), bytes, &opts)?;
         Ok(PackEntry { id, kind, size, blobs })
     }
@@ -90,7 +96,7 @@ impl Repository {
         candidates.dedup();
         let (mut blobs, damaged) = pack::authentic_blobs(&self.key, &bytes, &candidates);
         let (elsewhere, lost): (Vec<PackedBlob>, Vec<PackedBlob>) = if self.region_count() > 1 {
-            damaged.into_iter().partition(|b| self.read_blob(id, b.offset, &b.info).is_ok())
+            damaged.into_iter().partition(|b| self.read_blob_range(id, b.offset, &b.info).is_ok())
         } else {
             (Vec::new(), damaged)
         };
@@ -138,8 +144,50 @@ impl Repository {
         })
     }
 
-    /// Reads, decrypts and verifies one blob from its pack with a range read.
+    /// Reads, decrypts and verifies one blob from its pack: a tree blob from the tree cache when there is one
+    /// (fetching its whole pack the first time), any other with a range read.
     pub fn read_blob(&self, pack: &Id, offset: u64, info: &BlobInfo) -> Result<Vec<u8>> {
+        if let (BlobKind::Tree, Some(cache)) = (info.kind, &self.tree_cache) {
+            return self.read_cached_tree_blob(cache, pack, offset, info);
+        }
+        self.read_blob_range(pack, offset, info)
+    }
+
+    /// A tree blob from its cached pack. A pack not yet cached is fetched whole (once, however many threads want
+    /// it), checked against its name and kept; a cached copy whose blob does not authenticate is dropped. When the
+    /// whole pack cannot be had, the blob alone is read, so the cache never makes a readable blob unreadable.
+    fn read_cached_tree_blob(&self, cache: &TreeCache, pack: &Id, offset: u64, info: &BlobInfo) -> Result<Vec<u8>> {
+        let b = PackedBlob { info: *info, offset };
+        let len = info.stored_len as usize;
+        let from_cache = || {
+            let sealed = cache.read(pack, offset, len)?;
+            let opened = self.open_blob(pack, &b, &sealed).ok();
+            if opened.is_none() {
+                cache.remove(pack);
+            }
+            opened
+        };
+        if let Some(plain) = from_cache() {
+            return Ok(plain);
+        }
+        let fetched = cache.fetching(pack, || {
+            if let Some(plain) = from_cache() {
+                return Some(plain);
+            }
+            let bytes = self.read_pack(pack).ok()?;
+            let start = usize::try_from(offset).ok()?;
+            let plain = self.open_blob(pack, &b, bytes.get(start..start.checked_add(len)?)?).ok()?;
+            let _ = cache.store(pack, &bytes);
+            Some(plain)
+        });
+        match fetched {
+            Some(plain) => Ok(plain),
+            None => self.read_blob_range(pack, offset, info),
+        }
+    }
+
+    /// Reads, decrypts and verifies one blob from its pack with a range read.
+    fn read_blob_range(&self, pack: &Id, offset: u64, info: &BlobInfo) -> Result<Vec<u8>> {
         let path = ObjectKind::Pack.path_of(pack);
         self.storage.read_range_with(&path, offset, info.stored_len as u64, |sealed| {
             blob::decode(&self.key, info, &sealed)

@@ -80,7 +80,9 @@ impl Session {
         password: &[u8],
         open_catalog: fn(&std::path::Path, &Repository) -> Result<Catalog>,
     ) -> Result<Session> {
-        let repo = Repository::open_with(opts, password)?;
+        let mut repo = Repository::open_with(opts, password)?;
+        // Packs never change under their names, so a view of the past shares the everyday tree cache.
+        repo.cache_trees_in(opts.cache_dir.join(repo.id()).join("trees"));
         // A view of the past has a catalog of its own, so the everyday one is not rebuilt back and forth.
         let catalog_dir = match opts.as_of {
             Some(at) => opts.cache_dir.join("as-of").join(at.as_second().to_string()),

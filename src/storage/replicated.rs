@@ -140,8 +140,19 @@ impl Storage {
     /// Packs uploaded at once: `GUMVAULT_STORAGE_UPLOADS`, else 4 when a region is remote (one connection to a
     /// distant S3 region carries far less than the pipeline produces; benches/uploads.sh), 2 for local disks.
     pub fn upload_concurrency(&self) -> Result<usize> {
-        let remote = self.regions.iter().any(|r| matches!(Location::parse(&r.url), Ok(Location::S3 { .. })));
-        Ok(StorageTuning::from_env()?.uploads.unwrap_or(if remote { 4 } else { 2 }))
+        Ok(StorageTuning::from_env()?.uploads.unwrap_or(if self.has_remote_region() { 4 } else { 2 }))
+    }
+
+    /// Range reads a restore keeps in flight: `GUMVAULT_STORAGE_READS`, else 16 when a region is remote (each read
+    /// waits a round trip, so the threads mostly wait), else one per core (local reads wait little).
+    pub fn read_concurrency(&self) -> Result<usize> {
+        let local = rayon::current_num_threads();
+        Ok(StorageTuning::from_env()?.reads.unwrap_or(if self.has_remote_region() { local.max(16) } else { local }))
+    }
+
+    /// Whether any region is in object storage (where each request costs a round trip).
+    pub fn has_remote_region(&self) -> bool {
+        self.regions.iter().any(|r| matches!(Location::parse(&r.url), Ok(Location::S3 { .. })))
     }
 
     /// Failovers and region failures seen so far (drained).

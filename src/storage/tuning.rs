@@ -4,8 +4,9 @@ use crate::error::{Error, Result};
 
 /// Retries, timeouts and upload concurrency of storage operations, from `GUMVAULT_STORAGE_RETRIES` (default 4),
 /// `GUMVAULT_STORAGE_TIMEOUT` (seconds per operation, default 120), `GUMVAULT_STORAGE_IO_TIMEOUT` (seconds
-/// without progress on one read or write, default 10) and `GUMVAULT_STORAGE_UPLOADS` (packs uploaded at once;
-/// each holds one pack in memory). A region that keeps failing is then set aside.
+/// without progress on one read or write, default 10), `GUMVAULT_STORAGE_UPLOADS` (packs uploaded at once;
+/// each holds one pack in memory) and `GUMVAULT_STORAGE_READS` (range reads a restore keeps in flight; each holds
+/// at most 8 MiB). A region that keeps failing is then set aside.
 #[derive(Clone, Copy, Debug)]
 pub struct StorageTuning {
     /// Retries of a failed operation.
@@ -16,6 +17,8 @@ pub struct StorageTuning {
     pub io_timeout_secs: u64,
     /// None: [`crate::storage::Storage::upload_concurrency`] decides.
     pub uploads: Option<usize>,
+    /// None: [`crate::storage::Storage::read_concurrency`] decides.
+    pub reads: Option<usize>,
 }
 
 impl StorageTuning {
@@ -39,6 +42,7 @@ impl StorageTuning {
             timeout_secs: get("GUMVAULT_STORAGE_TIMEOUT", 1, 86_400, " of seconds")?.unwrap_or(120),
             io_timeout_secs: get("GUMVAULT_STORAGE_IO_TIMEOUT", 1, 86_400, " of seconds")?.unwrap_or(10),
             uploads: get("GUMVAULT_STORAGE_UPLOADS", 1, 64, "")?.map(|n| n as usize),
+            reads: get("GUMVAULT_STORAGE_READS", 1, 64, "")?.map(|n| n as usize),
         })
     }
 }

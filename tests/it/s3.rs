@@ -66,3 +66,91 @@ fn bad_credentials_and_missing_buckets_are_reported() {
     assert_ne!(code(&out), 0);
     assert!(stderr(&out).contains("absent-bucket"), "{}", stderr(&out));
 }
+
+/// The packs in `dir` (a tree cache or a bucket's `data/`), as (name, bytes).
+fn packs_in(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for e in walk_files(dir) {
+        let name = e.file_name().unwrap().to_string_lossy().into_owned();
+        if name.len() == 64 {
+            out.push((name, std::fs::read(&e).unwrap()));
+        }
+    }
+    out.sort();
+    out
+}
+
+fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() { out.extend(walk_files(&p)) } else { out.push(p) }
+    }
+    out
+}
+
+/// Over S3 the trees of a snapshot come from whole tree packs kept in the cache (one request per pack, not per
+/// directory). The cache is a byte-exact, private copy of the repository's tree packs; a damaged cached pack is
+/// noticed when its blobs fail to authenticate and fetched again, and `check` reads the repository, never the cache.
+#[test]
+fn tree_packs_are_cached_privately_and_a_damaged_copy_is_fetched_again() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let server = S3Server::start(&tmp.path().join("s3"), &["trees"]);
+    let env = s3_env(&server, "trees");
+    assert!(with_keys(&env, &["init", "--kdf-memory", "8"]).status.success());
+    let src = env.path("src");
+    for d in 0..40 {
+        let dir = src.join(format!("d{d}/sub"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("f.txt"), format!("file {d}\n")).unwrap();
+    }
+    let out = with_keys(&env, &["backup", src.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let catalog = walk_files(&env.cache).into_iter().find(|p| p.ends_with("catalog.sqlite")).unwrap();
+    let trees = catalog.parent().unwrap().join("trees");
+    let bucket_packs = packs_in(&server.root.join("trees/backups/app/data"));
+    // The backup kept the tree packs it wrote.
+    let cached = packs_in(&trees);
+    assert!(!cached.is_empty(), "no tree pack cached by the backup");
+    assert!(cached.iter().all(|c| bucket_packs.contains(c)), "a cached pack differs from the repository's");
+    assert_eq!(std::fs::metadata(&trees).unwrap().permissions().mode() & 0o777, 0o700);
+    for (name, _) in &cached {
+        assert_eq!(std::fs::metadata(trees.join(name)).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    // A new machine: the restore fetches the tree packs whole and keeps them.
+    std::fs::remove_dir_all(&env.cache).unwrap();
+    let target = env.path("restore-1");
+    let out = with_keys(&env, &["restore", "latest", "--target", target.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_same_tree(&src, &target.join(src.strip_prefix("/").unwrap()));
+    assert_eq!(packs_in(&trees), cached, "the restore did not cache exactly the tree packs");
+
+    // A cached pack damaged on this disk is not believed: the restore is still whole, and the copy is repaired.
+    for (name, bytes) in &cached {
+        let mut bad = bytes.clone();
+        for b in bad.iter_mut().step_by(97) {
+            *b ^= 0x5a;
+        }
+        std::fs::write(trees.join(name), bad).unwrap();
+    }
+    let target = env.path("restore-2");
+    let out = with_keys(&env, &["restore", "latest", "--target", target.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_same_tree(&src, &target.join(src.strip_prefix("/").unwrap()));
+    assert_eq!(packs_in(&trees), cached, "damaged cached packs were not fetched again");
+
+    // check verifies the repository: a tree pack damaged in the bucket is found although the cache is good.
+    let data = server.root.join("trees/backups/app/data");
+    let (name, bytes) = &cached[0];
+    let stored = walk_files(&data).into_iter().find(|p| p.file_name().unwrap().to_string_lossy() == *name).unwrap();
+    let mut bad = bytes.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0xff;
+    std::fs::write(&stored, bad).unwrap();
+    let out = with_keys(&env, &["check", "--read-data"]);
+    assert_ne!(code(&out), 0, "check passed a damaged tree pack: {}", stderr(&out));
+    let out = with_keys(&env, &["check"]);
+    assert_ne!(code(&out), 0, "check without --read-data trusted the cached trees: {}", stderr(&out));
+}

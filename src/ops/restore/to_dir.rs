@@ -17,6 +17,7 @@
 
 use std::collections::HashMap;
 use std::ffi::OsString;
+use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -158,18 +159,39 @@ pub fn restore_within(
     limits: Limits,
 ) -> Result<RestoreSummary> {
     let target = Target::open(&opts.target)?;
-    let writer = Writer { reader, target: &target, progress, failures: Mutex::default(), placed: AtomicU64::new(0) };
-    let mut run = Run::new(&writer, opts.overwrite, limits);
-    for item in entries {
-        match item {
-            Ok(entry) => run.add(entry),
-            Err(u) => {
-                let why = format!("its directory listing cannot be read: {}; nothing below it was restored", u.error);
-                run.summary.fail(&u.path, why);
+    let reads = reader.repo.read_concurrency()?;
+    // Remote reads mostly wait: they get threads of their own, more than the cores.
+    let downloads = (reads > rayon::current_num_threads())
+        .then(|| crate::runtime::io_pool(reads, "restore downloads"))
+        .transpose()?;
+    let writer = Writer {
+        reader,
+        target: &target,
+        progress,
+        downloads,
+        reads,
+        failures: Mutex::default(),
+        placed: AtomicU64::new(0),
+    };
+    // Two stages overlap: this thread walks, lays out and creates the files of the next window while the
+    // fetcher writes the content of the last one (a window of 16,384 files takes seconds to create).
+    let (ready, windows) = std::sync::mpsc::sync_channel::<Window<Arc<FileJob>>>(1);
+    let (mut summary, dirs) = std::thread::scope(|scope| {
+        let writer = &writer;
+        scope.spawn(move || writer.fetch_windows(windows.into_iter()));
+        let mut run = Run::new(writer, ready, opts.overwrite, limits);
+        for item in entries {
+            match item {
+                Ok(entry) => run.add(entry),
+                Err(u) => {
+                    let why =
+                        format!("its directory listing cannot be read: {}; nothing below it was restored", u.error);
+                    run.summary.fail(&u.path, why);
+                }
             }
         }
-    }
-    let (mut summary, dirs) = run.finish();
+        run.finish()
+    });
     summary.files = writer.placed.load(Ordering::Relaxed);
     summary.bytes = progress.bytes.load(Ordering::Relaxed);
     for (dir, entry) in dirs.iter().rev() {
@@ -199,11 +221,19 @@ struct Run<'w, 'r, 'a> {
     batch: Vec<FileJob>,
     batch_blobs: usize,
     windows: Windows<Arc<FileJob>>,
+    /// Windows whose files are created, to the fetcher.
+    ready: std::sync::mpsc::SyncSender<Window<Arc<FileJob>>>,
 }
 
 impl<'w, 'r, 'a> Run<'w, 'r, 'a> {
-    fn new(writer: &'w Writer<'r, 'a>, overwrite: bool, limits: Limits) -> Self {
+    fn new(
+        writer: &'w Writer<'r, 'a>,
+        ready: std::sync::mpsc::SyncSender<Window<Arc<FileJob>>>,
+        overwrite: bool,
+        limits: Limits,
+    ) -> Self {
         Run {
+            ready,
             writer,
             overwrite,
             limits,
@@ -272,16 +302,24 @@ impl<'w, 'r, 'a> Run<'w, 'r, 'a> {
             let blobs = job.entry.node.content.len();
             self.windows.push(Arc::new(job), blobs, &mut |w| full.push(w));
             for w in full.drain(..) {
-                self.writer.write_window(w);
+                self.hand_over(w);
             }
         }
     }
 
-    /// Everything still gathered is written; the summary so far and the directories made.
+    /// Creates the window's new files, then hands it to the fetcher (waiting while it still has one queued).
+    fn hand_over(&self, w: Window<Arc<FileJob>>) {
+        self.writer.create_files(&w);
+        // The fetcher ends only when this sender is dropped, so it is there to receive.
+        let _ = self.ready.send(w);
+    }
+
+    /// Everything still gathered is handed over; the summary so far and the directories made. The fetcher
+    /// finishes once the sender is dropped, here.
     fn finish(mut self) -> (RestoreSummary, Vec<(usize, Entry)>) {
         self.settle_batch();
-        if let Some(w) = self.windows.finish() {
-            self.writer.write_window(w);
+        if let Some(w) = std::mem::replace(&mut self.windows, Windows::new(self.limits)).finish() {
+            self.hand_over(w);
         }
         (self.summary, self.dirs)
     }
@@ -383,6 +421,10 @@ struct Writer<'r, 'a> {
     reader: &'r BlobReader<'a>,
     target: &'r Target,
     progress: &'r RestoreProgress,
+    /// Threads for range reads when there are to be more in flight than cores (remote regions).
+    downloads: Option<rayon::ThreadPool>,
+    /// Range reads in flight.
+    reads: usize,
     failures: Mutex<Vec<(PathBuf, String)>>,
     /// Files put into place.
     placed: AtomicU64,
@@ -393,22 +435,65 @@ impl Writer<'_, '_> {
         self.failures.lock().expect("failures lock").push((path.to_path_buf(), why));
     }
 
-    /// Files whose first piece is here are created under their partial names; then the window's blobs are
-    /// fetched pack by pack, in capped range reads spread over the threads.
-    fn write_window(&self, w: Window<Arc<FileJob>>) {
+    /// Files whose first piece is in the window are created under their partial names; empty ones are done.
+    fn create_files(&self, w: &Window<Arc<FileJob>>) {
         let firsts = || w.pieces.iter().filter(|p| p.is_first()).map(|p| &w.items[p.item]);
         firsts().collect::<Vec<_>>().par_iter().for_each(|job| create_partial(self.target, job));
-        // Empty files are done before any data comes.
         for job in firsts().filter(|j| j.entry.node.content.is_empty()) {
             self.finalize(job);
         }
-        let plan = self.plan_by_pack(&w);
-        let per_run = plan::blobs_per_run(w.blobs, rayon::current_num_threads());
-        let runs: Vec<(&Id, &[Need])> = plan
-            .iter()
-            .flat_map(|(pack, needs)| plan::coalesce(needs, per_run).into_iter().map(move |r| (pack, r)))
-            .collect();
-        runs.par_iter().for_each(|(pack, run)| self.fetch_run(pack, run, &w.items));
+    }
+
+    /// The windows' blobs (their files created) are fetched pack by pack, in capped range reads spread over the
+    /// download threads, and written where they go. Windows are planned in order, so a file's pieces are planned
+    /// in order; the reads of the next window start while the last ones of the previous are still out, so no
+    /// thread waits for a window's slowest read. At most [`WINDOWS_IN_FLIGHT`] windows are planned and unfinished.
+    fn fetch_windows(&self, windows: impl Iterator<Item = Window<Arc<FileJob>>>) {
+        let gate = Gate::new(WINDOWS_IN_FLIGHT);
+        match &self.downloads {
+            Some(pool) => pool.in_place_scope(|scope| self.spawn_reads(scope, &gate, windows)),
+            None => rayon::in_place_scope(|scope| self.spawn_reads(scope, &gate, windows)),
+        }
+    }
+
+    /// Plans each window and spawns its range reads into `scope`, waiting at `gate` for room.
+    fn spawn_reads<'s>(
+        &'s self,
+        scope: &rayon::Scope<'s>,
+        gate: &'s Gate,
+        windows: impl Iterator<Item = Window<Arc<FileJob>>>,
+    ) {
+        for w in windows {
+            gate.enter();
+            let plan = self.plan_by_pack(&w);
+            let per_run = plan::blobs_per_run(w.blobs, self.reads);
+            let runs: Vec<(usize, Range<usize>)> = plan
+                .iter()
+                .enumerate()
+                .flat_map(|(p, (_, needs))| {
+                    let mut at = 0;
+                    plan::coalesce(needs, per_run).into_iter().map(move |r| {
+                        at += r.len();
+                        (p, at - r.len()..at)
+                    })
+                })
+                .collect();
+            if runs.is_empty() {
+                gate.leave();
+                continue;
+            }
+            let window = Arc::new((w.items, plan, AtomicUsize::new(runs.len())));
+            for (p, range) in runs {
+                let window = window.clone();
+                scope.spawn(move |_| {
+                    let (items, plan, left) = &*window;
+                    self.fetch_run(&plan[p].0, &plan[p].1[range], items);
+                    if left.fetch_sub(1, Ordering::SeqCst) == 1 {
+                        gate.leave();
+                    }
+                });
+            }
+        }
     }
 
     /// Groups the window's blobs by pack, each pack's in offset order. A file that failed has its blobs given up.
@@ -504,6 +589,33 @@ impl Writer<'_, '_> {
                 self.fail(&job.entry.path, why);
             }
         }
+    }
+}
+
+/// Windows planned and not yet written: two, so reads of the next go out while the last of one come in.
+const WINDOWS_IN_FLIGHT: usize = 2;
+
+/// Lets at most a number of holders in at once; the others wait.
+struct Gate {
+    inside: Mutex<usize>,
+    room: std::sync::Condvar,
+    max: usize,
+}
+
+impl Gate {
+    fn new(max: usize) -> Self {
+        Gate { inside: Mutex::new(0), room: std::sync::Condvar::new(), max }
+    }
+
+    fn enter(&self) {
+        let inside = self.inside.lock().expect("gate lock");
+        let mut inside = self.room.wait_while(inside, |n| *n >= self.max).expect("gate lock");
+        *inside += 1;
+    }
+
+    fn leave(&self) {
+        *self.inside.lock().expect("gate lock") -= 1;
+        self.room.notify_one();
     }
 }
 

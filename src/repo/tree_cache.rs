@@ -1,0 +1,108 @@
+//! Whole tree packs kept on local disk, so that walking snapshots of a distant repository costs one request per
+//! tree pack instead of one per directory. A restore, `ls`, `diff` or an incremental backup reads trees one after
+//! another, each waiting for the last (a child's id is in its parent): at 100 ms a request, a snapshot of
+//! 50,000 directories would spend over an hour in round trips. Tree packs are small (a quarter of a data pack) and
+//! few (1–2% of a repository), so they are worth keeping whole, as restic keeps them.
+//!
+//! The files are the packs' sealed bytes, exactly as stored, so the cache holds nothing readable without the key.
+//! A pack enters the cache only after its bytes matched its name, and every blob taken from it is authenticated
+//! again when it is opened; a cached pack that fails that is removed and the blob is read from the repository.
+//! Files are created 0600 under a temporary name and renamed into place, so a crash leaves no partial pack under a
+//! pack's name. The cache is never needed: when it cannot be written, blobs are read from the repository.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::format::id::Id;
+
+/// A directory of whole tree packs, named by their ids.
+pub(crate) struct TreeCache {
+    dir: PathBuf,
+    /// One lock per pack being fetched, so threads that want the same pack wait for one download.
+    fetching: Mutex<HashMap<Id, Arc<Mutex<()>>>>,
+}
+
+impl TreeCache {
+    /// The cache in `dir` (made 0700 when the first pack is stored).
+    pub(crate) fn new(dir: PathBuf) -> Self {
+        TreeCache { dir, fetching: Mutex::default() }
+    }
+
+    fn path_of(&self, pack: &Id) -> PathBuf {
+        self.dir.join(pack.to_string())
+    }
+
+    /// The `len` bytes at `offset` of a cached pack, or `None` when the pack is not cached (or is shorter).
+    pub(crate) fn read(&self, pack: &Id, offset: u64, len: usize) -> Option<Vec<u8>> {
+        let file = File::open(self.path_of(pack)).ok()?;
+        let mut buf = vec![0; len];
+        file.read_exact_at(&mut buf, offset).ok()?;
+        Some(buf)
+    }
+
+    /// Keeps a verified pack. Failure only means the next read goes to the repository again.
+    pub(crate) fn store(&self, pack: &Id, bytes: &[u8]) -> std::io::Result<()> {
+        make_private_dir(&self.dir)?;
+        let mut tmp =
+            tempfile::Builder::new().prefix(".fetching-").permissions(private_file()).tempfile_in(&self.dir)?;
+        tmp.write_all(bytes)?;
+        tmp.persist(self.path_of(pack)).map_err(|e| e.error)?;
+        Ok(())
+    }
+
+    /// Drops a cached pack (damaged, or deleted from the repository).
+    pub(crate) fn remove(&self, pack: &Id) {
+        let _ = std::fs::remove_file(self.path_of(pack));
+    }
+
+    /// Holds the pack's fetch lock while `f` runs, so one thread downloads a pack while the others wait for it.
+    pub(crate) fn fetching<T>(&self, pack: &Id, f: impl FnOnce() -> T) -> T {
+        let lock = self.fetching.lock().expect("tree cache lock").entry(*pack).or_default().clone();
+        let out = {
+            let _held = lock.lock().expect("tree pack lock");
+            f()
+        };
+        let mut map = self.fetching.lock().expect("tree cache lock");
+        if Arc::strong_count(&lock) == 2 {
+            map.remove(pack);
+        }
+        out
+    }
+}
+
+fn private_file() -> std::fs::Permissions {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::Permissions::from_mode(0o600)
+}
+
+fn make_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_stored_pack_is_read_back_private_and_a_removed_one_is_gone() {
+        let root = tempfile::tempdir().unwrap();
+        let cache = TreeCache::new(root.path().join("trees"));
+        let id = Id([7; 32]);
+        assert_eq!(cache.read(&id, 0, 1), None);
+        cache.store(&id, b"sealed bytes").unwrap();
+        assert_eq!(cache.read(&id, 7, 5).as_deref(), Some(&b"bytes"[..]));
+        assert_eq!(cache.read(&id, 7, 6), None, "a read past the end is a miss, not a short blob");
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&root.path().join("trees")), 0o700);
+        assert_eq!(mode(&cache.path_of(&id)), 0o600);
+        assert_eq!(std::fs::read_dir(root.path().join("trees")).unwrap().count(), 1, "no temporary file left");
+        cache.remove(&id);
+        assert_eq!(cache.read(&id, 0, 1), None);
+    }
+}
