@@ -58,7 +58,11 @@ impl Repository {
 
     /// Deletes an object in every region; a region that could not is remembered for [`Repository::write_tombstone`].
     pub fn delete_object(&self, kind: ObjectKind, id: &Id) -> Result<()> {
-        self.storage.delete(&kind.path_of(id))
+        self.storage.delete(&kind.path_of(id))?;
+        if let (ObjectKind::Pack, Some(cache)) = (kind, &self.tree_cache) {
+            cache.remove(id);
+        }
+        Ok(())
     }
 
     /// The size of an object, `None` when no region has it.

@@ -1,6 +1,8 @@
 //! Blobs and packs: sealing blobs into packs and uploading them, and every way of reading them back (one blob,
 //! a run of neighbouring blobs with one range read, a pack's header, a whole pack), each verified.
 
+use std::io::Read;
+
 use bytes::Bytes;
 
 use super::tree_cache::TreeCache;
@@ -12,6 +14,9 @@ use crate::format::index::PackEntry;
 use crate::format::objects::ObjectKind;
 use crate::format::pack::{self, FinishedPack, PackWriter, PackedBlob, SalvagedPack};
 use crate::format::tree::Tree;
+
+/// The most bytes of a pack read at once when a streamed run has to be read again the careful way.
+const RETRY_SPAN: u64 = 4 << 20;
 
 impl Repository {
     /// The id of a blob: keyed BLAKE3 of its plaintext.
@@ -193,6 +198,64 @@ impl Repository {
             blob::decode(&self.key, info, &sealed)
                 .map_err(|e| Error::corrupt(format!("{path} (blob {} at offset {offset})", info.id.short()), e))
         })
+    }
+
+    /// Reads a run of blobs of one pack (sorted by offset) with one streamed range read, handing each blob to
+    /// `each` (with its index in `run`) as soon as it is in, so only one blob is held at a time however long the
+    /// run. When the stream fails or a blob does not authenticate, the rest of the run is read the careful way
+    /// ([`Repository::read_blob_run`]: other regions, then blob by blob) in pieces of at most `RETRY_SPAN` bytes,
+    /// so every good blob is still delivered and every bad one is an error.
+    pub fn stream_blob_run(&self, pack: &Id, run: &[PackedBlob], mut each: impl FnMut(usize, Result<Vec<u8>, &Error>)) {
+        let done = self.stream_blobs(pack, run, &mut each);
+        let mut start = done;
+        while start < run.len() {
+            let base = run[start].offset;
+            let mut end = start + 1;
+            while end < run.len() && run[end].offset + u64::from(run[end].info.stored_len) - base <= RETRY_SPAN {
+                end += 1;
+            }
+            match self.read_blob_run(pack, &run[start..end]) {
+                Ok(plains) => plains.into_iter().enumerate().for_each(|(k, p)| match p {
+                    Ok(plain) => each(start + k, Ok(plain)),
+                    Err(e) => each(start + k, Err(&e)),
+                }),
+                Err(e) => (start..end).for_each(|k| each(k, Err(&e))),
+            }
+            start = end;
+        }
+    }
+
+    /// The streaming part of [`Repository::stream_blob_run`]: how many blobs, from the first, it delivered.
+    fn stream_blobs(
+        &self,
+        pack: &Id,
+        run: &[PackedBlob],
+        each: &mut impl FnMut(usize, Result<Vec<u8>, &Error>),
+    ) -> usize {
+        let (Some(first), Some(_)) = (run.first(), run.last()) else { return 0 };
+        let end = run.iter().map(|b| b.offset + u64::from(b.info.stored_len)).max().unwrap_or(first.offset);
+        let path = ObjectKind::Pack.path_of(pack);
+        let Ok(mut stream) = self.storage.read_range_stream(&path, first.offset, end - first.offset) else { return 0 };
+        let mut at = first.offset;
+        let mut sealed = Vec::new();
+        for (k, b) in run.iter().enumerate() {
+            // A blob overlapping the last (an index that lies) is left to the careful way.
+            let Some(gap) = b.offset.checked_sub(at) else { return k };
+            let skipped = std::io::copy(&mut (&mut stream).take(gap), &mut std::io::sink());
+            if skipped.ok() != Some(gap) {
+                return k;
+            }
+            sealed.resize(b.info.stored_len as usize, 0);
+            if stream.read_exact(&mut sealed).is_err() {
+                return k;
+            }
+            at = b.offset + u64::from(b.info.stored_len);
+            match self.open_blob(pack, b, &sealed) {
+                Ok(plain) => each(k, Ok(plain)),
+                Err(_) => return k,
+            }
+        }
+        run.len()
     }
 
     /// Reads a run of blobs of one pack (sorted by offset) with one range read. A region whose copy of the run

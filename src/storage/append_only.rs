@@ -28,6 +28,10 @@ impl Backend for AppendOnly {
         self.inner.read_range(path, offset, len)
     }
 
+    fn read_range_stream(&self, path: &str, offset: u64, len: u64) -> Result<Box<dyn std::io::Read + Send>> {
+        self.inner.read_range_stream(path, offset, len)
+    }
+
     fn write(&self, path: &str, data: Bytes) -> Result<()> {
         self.inner.write(path, data)
     }

@@ -77,6 +77,11 @@ pub trait Backend: Send + Sync {
     fn read(&self, path: &str) -> Result<Bytes>;
     /// `len` bytes at `offset`.
     fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Bytes>;
+    /// `len` bytes at `offset` as a stream, so a long range is not held whole (a reader that ends early or fails
+    /// mid-way is the caller's to notice). By default the range is read whole.
+    fn read_range_stream(&self, path: &str, offset: u64, len: u64) -> Result<Box<dyn std::io::Read + Send>> {
+        Ok(Box::new(std::io::Cursor::new(self.read_range(path, offset, len)?)))
+    }
     /// Stores a whole object durably.
     fn write(&self, path: &str, data: Bytes) -> Result<()>;
     /// Stores a whole object with a retention or storage class (S3 only; elsewhere only plain options).
@@ -187,6 +192,12 @@ impl Backend for OpendalBackend {
             return Err(StorageError::new("read", path, &self.region, StorageErrorKind::ShortRead, message).into());
         }
         Ok(buf.to_bytes())
+    }
+
+    fn read_range_stream(&self, path: &str, offset: u64, len: u64) -> Result<Box<dyn std::io::Read + Send>> {
+        let reader = self.op.reader(path).map_err(|e| self.err("read", path, e))?;
+        let stream = reader.into_std_read(offset..offset + len).map_err(|e| self.err("read", path, e))?;
+        Ok(Box::new(stream))
     }
 
     fn write_with(&self, path: &str, data: Bytes, opts: &WriteOptions) -> Result<()> {

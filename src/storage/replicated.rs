@@ -212,6 +212,19 @@ impl Storage {
         self.read_range_with(path, offset, len, Ok)
     }
 
+    /// A range of an object as a stream from the first region that opens it. Nothing here passes over a copy
+    /// that turns out bad mid-way: a caller that finds one reads the rest with [`Storage::read_range_with`].
+    pub fn read_range_stream(&self, path: &str, offset: u64, len: u64) -> Result<Box<dyn std::io::Read + Send>> {
+        let mut last = None;
+        for r in self.read_order() {
+            match r.backend.read_range_stream(path, offset, len) {
+                Ok(stream) => return Ok(stream),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::InvalidInput("the repository has no regions".into())))
+    }
+
     /// Reads an object and hands it to `check` (which decrypts or verifies it); a region whose copy is absent,
     /// unreadable or fails `check` with [`Error::Corrupt`] is passed over for the next one.
     pub fn read_with<T>(&self, path: &str, check: impl Fn(Bytes) -> Result<T>) -> Result<T> {

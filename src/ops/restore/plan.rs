@@ -1,6 +1,6 @@
-//! How a restore bounds its memory: files are planned and written a window at a time, and each range read is
-//! capped, so what is held depends on the window and the parallelism, never on the size of the snapshot or of
-//! its files.
+//! How a restore bounds its memory: files are planned and written a window at a time (two windows in flight),
+//! and each range read is streamed blob by blob, so what is held depends on the window and the parallelism, never
+//! on the size of the snapshot or of its files.
 //!
 //! A window holds at most [`Limits::files`] files and [`Limits::blobs`] blobs. A file with more blobs than fit is
 //! cut into pieces that go into consecutive windows, in content order. Within a window the blobs are grouped by
@@ -13,10 +13,9 @@ use crate::format::blob::BlobInfo;
 
 /// Neighbouring blobs closer than this are fetched with one range read.
 pub const COALESCE_GAP: u64 = 1 << 20;
-/// A range read covers at most this many bytes of a pack.
-pub const MAX_RUN_SPAN: u64 = 4 << 20;
-/// The blobs of one range read decode to at most this many bytes (a run's first blob may alone exceed it).
-pub const MAX_RUN_PLAIN: u64 = 4 << 20;
+/// A range read covers at most this many bytes of a pack (a data pack's usual size). Reads are streamed blob by
+/// blob, so what a read holds is one blob, not its span: the span only bounds how much work one read is.
+pub const MAX_RUN_SPAN: u64 = 16 << 20;
 
 /// How much one window may hold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,25 +128,22 @@ impl Need {
 }
 
 /// Splits a pack's needed blobs (sorted by offset) into runs that one range read each covers: neighbours closer
-/// than [`COALESCE_GAP`], at most [`MAX_RUN_SPAN`] bytes of the pack and [`MAX_RUN_PLAIN`] bytes of plaintext, and
-/// at most `max_blobs` blobs (so that one window still gives every thread work).
+/// than [`COALESCE_GAP`], at most [`MAX_RUN_SPAN`] bytes of the pack, and at most `max_blobs` blobs (so that one
+/// window still gives every thread work).
 pub fn coalesce(needs: &[Need], max_blobs: usize) -> Vec<&[Need]> {
     let mut runs = Vec::new();
     let mut start = 0;
     while start < needs.len() {
         let mut end = start + 1;
         let mut span_end = needs[start].end();
-        let mut plain = u64::from(needs[start].info.raw_len);
         while end < needs.len() && end - start < max_blobs.max(1) {
             let next = &needs[end];
             let fits = next.offset <= span_end + COALESCE_GAP
-                && span_end.max(next.end()) - needs[start].offset <= MAX_RUN_SPAN
-                && plain + u64::from(next.info.raw_len) <= MAX_RUN_PLAIN;
+                && span_end.max(next.end()) - needs[start].offset <= MAX_RUN_SPAN;
             if !fits {
                 break;
             }
             span_end = span_end.max(next.end());
-            plain += u64::from(next.info.raw_len);
             end += 1;
         }
         runs.push(&needs[start..end]);
@@ -156,9 +152,10 @@ pub fn coalesce(needs: &[Need], max_blobs: usize) -> Vec<&[Need]> {
     runs
 }
 
-/// The most blobs one range read takes so that a window of `total` blobs makes about four runs per thread.
+/// The most blobs one range read takes so that a window of `total` blobs makes about one run per read in flight
+/// (windows overlap, so no thread waits for the others; fewer, longer reads cost fewer round trips).
 pub fn blobs_per_run(total: usize, threads: usize) -> usize {
-    total.div_ceil(4 * threads.max(1)).max(16)
+    total.div_ceil(threads.max(1)).max(16)
 }
 
 #[cfg(test)]
@@ -220,9 +217,9 @@ mod tests {
         Need { offset, info, targets: Vec::new() }
     }
 
-    /// However a pack's blobs lie, no range read (beyond a single blob) spans or decodes to more than its caps.
+    /// However a pack's blobs lie, no range read (beyond a single blob) spans more than its cap.
     #[test]
-    fn runs_are_capped_in_bytes_read_and_bytes_decoded() {
+    fn runs_are_capped_in_bytes_read() {
         let mut needs = Vec::new();
         let mut at = 0;
         for i in 0..4000u64 {
@@ -237,11 +234,10 @@ mod tests {
         for r in runs.iter().filter(|r| r.len() > 1) {
             let span = r.last().unwrap().end() - r[0].offset;
             assert!(span <= MAX_RUN_SPAN, "{span}");
-            assert!(r.iter().map(|n| u64::from(n.info.raw_len)).sum::<u64>() <= MAX_RUN_PLAIN);
             assert!(r.windows(2).all(|p| p[1].offset <= p[0].end() + COALESCE_GAP));
         }
         assert!(coalesce(&needs, 16).iter().all(|r| r.len() <= 16));
-        assert_eq!(blobs_per_run(16_384, 2), 2048);
+        assert_eq!(blobs_per_run(16_384, 2), 8192);
         assert_eq!(blobs_per_run(10, 64), 16);
     }
 }

@@ -3,12 +3,14 @@
 //! Every path is reached through [`Target`]: directory descriptors and `O_NOFOLLOW`, so nothing is written
 //! outside the target or through a link the restore did not make. The entries come one at a time from the walk
 //! of the snapshot, and the work goes in four steps, the middle two a window of files at a time ([`plan`]), so
-//! memory does not grow with the snapshot or its files:
+//! memory does not grow with the snapshot or its files. Laying out and settling the next window overlaps with
+//! writing the last one, and the reads of two windows can be in flight, on download threads of their own when a
+//! region is remote (`GUMVAULT_STORAGE_READS`):
 //! 1. lay out: directories (0700 for now), symlinks and FIFOs are made in snapshot order; each file gets a job;
 //! 2. settle: a file already at its place with the snapshot's size and time is read and compared blob by blob;
 //!    when identical it is kept (so a second restore continues where an interrupted one stopped);
 //! 3. write: each file is written under a temporary name (`NAME.gumvault-partial`, mode 0600), pack by pack
-//!    within its window (one capped range read covers neighbouring blobs, every blob verified), holes left where
+//!    within its window (one streamed range read covers neighbouring blobs, every blob verified), holes left where
 //!    the snapshot has zeros; when its last blob is in, it gets its owner, mode and time and is renamed into
 //!    place; a file whose content could not be had is removed, never left looking whole;
 //! 4. finish: directories get their owners, modes and times, deepest first.
@@ -444,7 +446,7 @@ impl Writer<'_, '_> {
         }
     }
 
-    /// The windows' blobs (their files created) are fetched pack by pack, in capped range reads spread over the
+    /// The windows' blobs (their files created) are fetched pack by pack, in streamed range reads spread over the
     /// download threads, and written where they go. Windows are planned in order, so a file's pieces are planned
     /// in order; the reads of the next window start while the last ones of the previous are still out, so no
     /// thread waits for a window's slowest read. At most [`WINDOWS_IN_FLIGHT`] windows are planned and unfinished.
@@ -546,18 +548,14 @@ impl Writer<'_, '_> {
         }
     }
 
-    /// Reads one run of a pack's blobs with one range read and writes each where it goes.
+    /// Reads one run of a pack's blobs with one streamed range read and writes each where it goes as it comes.
     fn fetch_run(&self, pack: &Id, run: &[Need], jobs: &[Arc<FileJob>]) {
         let blobs: Vec<PackedBlob> = run.iter().map(|n| PackedBlob { info: n.info, offset: n.offset }).collect();
-        let plains = self.reader.repo.read_blob_run(pack, &blobs);
-        for (k, need) in run.iter().enumerate() {
-            let plain = match &plains {
-                Ok(p) => p[k].as_ref().map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
+        self.reader.repo.stream_blob_run(pack, &blobs, |k, plain| {
+            let plain = plain.map_err(|e| e.to_string());
             // A blob of zeros is checked once, however many files (or holes of one file) it fills.
             let zero = plain.as_ref().is_ok_and(|p| p.iter().all(|b| *b == 0));
-            for (j, offset) in &need.targets {
+            for (j, offset) in &run[k].targets {
                 let job = &jobs[*j];
                 match &plain {
                     Ok(bytes) => write_blob(self.target, job, bytes, zero, *offset, self.progress),
@@ -567,7 +565,7 @@ impl Writer<'_, '_> {
                     self.finalize(job);
                 }
             }
-        }
+        });
     }
 
     /// A file's last write is done: into place with its metadata, or, when something failed, removed.
