@@ -32,8 +32,14 @@ pub(crate) fn run(g: &Context, a: &CheckArgs) -> anyhow::Result<i32> {
         return super::regions::check_regions(g, a.read_data);
     }
     let mut s = g.open_for_snapshots()?;
-    // check verifies the repository: every tree is read from it, never from this machine's copy.
-    s.repo.without_tree_cache();
+    // check verifies the repository, so its trees never come from this machine's tree cache. Over S3 they come
+    // from whole tree packs read from the repository during this run (a request per tree pack, not per tree),
+    // kept in a private scratch directory that goes with the run.
+    let scratch = tempfile::Builder::new()
+        .prefix("check-trees-")
+        .tempdir_in(s.cache_dir.join(s.repo.id()))
+        .map_err(|e| crate::Error::io("create a scratch directory in", s.cache_dir.join(s.repo.id()), e))?;
+    s.repo.cache_trees_in(scratch.path().to_path_buf());
     let ticker = Ticker::start(g.quiet || g.json, || ("checking".to_string(), None));
     let started = std::time::Instant::now();
     let read_data = if a.read_data { Some(DataSubset::All) } else { a.read_data_subset };

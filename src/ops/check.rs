@@ -334,23 +334,39 @@ fn read_packs(
     let (tx, rx) = std::sync::mpsc::channel::<(Id, bool)>();
     let mut record_err = None;
     let mut verified = Vec::new();
+    // Remote regions: as many packs in memory at once as uploads, since each read waits a round trip. Local
+    // disks: one, which keeps the cores busy. Each pack's blobs are verified in parallel (verify_pack).
+    let in_flight = if repo.has_remote_region() { repo.upload_concurrency()? } else { 1 };
+    let (to_verify, queue) = std::sync::mpsc::sync_channel::<PackEntry>(in_flight);
+    let queue = Mutex::new(queue);
     let walked = std::thread::scope(|s| {
-        let reader = s.spawn(|| {
-            let tx = tx; // moved in, so the receiver below ends when this thread does
-            // One pack in memory at a time; its blobs are verified in parallel (verify_pack).
-            index.for_each_pack(|p| {
-                if !index.pack_number(&p.id).is_some_and(|n| wanted[n as usize]) {
-                    return Ok(());
+        for _ in 0..in_flight {
+            let tx = tx.clone();
+            let (queue, problems, bytes) = (&queue, &problems, &bytes);
+            s.spawn(move || {
+                loop {
+                    // The lock is held only to take the next pack, not while it is verified.
+                    let next = queue.lock().expect("queue lock").recv();
+                    let Ok(p) = next else { break };
+                    let ok = match verify_pack(repo, &p) {
+                        Ok(()) => true,
+                        Err(msg) => {
+                            problems.lock().expect("problems lock").push(format!("pack {}: {msg}", p.id.short()));
+                            false
+                        }
+                    };
+                    bytes.fetch_add(p.size, std::sync::atomic::Ordering::Relaxed);
+                    let _ = tx.send((p.id, ok));
                 }
-                let ok = match verify_pack(repo, &p) {
-                    Ok(()) => true,
-                    Err(msg) => {
-                        problems.lock().expect("problems lock").push(format!("pack {}: {msg}", p.id.short()));
-                        false
-                    }
-                };
-                bytes.fetch_add(p.size, std::sync::atomic::Ordering::Relaxed);
-                let _ = tx.send((p.id, ok));
+            });
+        }
+        drop(tx); // the receiver below ends when the verifiers do
+        let reader = s.spawn(move || {
+            let to_verify = to_verify; // moved in, so the verifiers end when this thread does
+            index.for_each_pack(|p| {
+                if index.pack_number(&p.id).is_some_and(|n| wanted[n as usize]) {
+                    let _ = to_verify.send(p);
+                }
                 Ok(())
             })
         });

@@ -65,10 +65,7 @@ pub fn extend_these(repo: &Repository, objects: &[(ObjectKind, String)], now: Ti
     let indexed: BTreeSet<String> =
         objects.iter().filter(|(k, _)| *k == ObjectKind::Pack).map(|(_, n)| n.clone()).collect();
     let obsolete_left = repo.list_packs()?.iter().filter(|(id, _)| !indexed.contains(&id.to_hex())).count();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(PARALLEL)
-        .build()
-        .map_err(|e| Error::InvalidInput(format!("cannot start threads: {e}")))?;
+    let pool = crate::runtime::io_pool(PARALLEL, "lock extensions")?;
     let extended = AtomicUsize::new(0);
     pool.install(|| {
         objects.par_iter().try_for_each(|(kind, name)| -> Result<()> {

@@ -31,14 +31,6 @@ pub enum Visit {
     NotIndexed,
 }
 
-/// A pool of threads for reads that wait on the network.
-fn io_pool() -> Result<rayon::ThreadPool> {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(IN_FLIGHT)
-        .build()
-        .map_err(|e| Error::InvalidInput(format!("cannot start {IN_FLIGHT} download threads: {e}")))
-}
-
 /// Walks the trees from `roots` (each with a label, e.g. its path). `locate` says where a tree lies; `visit` gets
 /// each tree once and returns the subtrees to walk next, with their labels.
 pub fn walk<L>(
@@ -47,7 +39,7 @@ pub fn walk<L>(
     mut locate: impl FnMut(&Id) -> Result<Option<(Id, PackedBlob)>>,
     mut visit: impl FnMut(Id, L, Visit) -> Result<Vec<(Id, L)>>,
 ) -> Result<()> {
-    let pool = io_pool()?;
+    let pool = crate::runtime::io_pool(IN_FLIGHT, "tree downloads")?;
     let mut seen: HashSet<Id> = HashSet::new();
     let mut queue: VecDeque<(Id, L)> = roots.into();
     while !queue.is_empty() {
@@ -83,6 +75,6 @@ fn read_tree(repo: &Repository, id: &Id, at: &Option<(Id, PackedBlob)>) -> Visit
 
 /// Loads snapshots [`IN_FLIGHT`] at a time; each with its id, in the order given.
 pub fn load_snapshots(repo: &Repository, ids: &[Id]) -> Result<Vec<(Id, Result<Snapshot>)>> {
-    let pool = io_pool()?;
+    let pool = crate::runtime::io_pool(IN_FLIGHT, "tree downloads")?;
     Ok(pool.install(|| ids.par_iter().map(|id| (*id, repo.load_snapshot(id))).collect()))
 }

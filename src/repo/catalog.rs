@@ -234,11 +234,14 @@ impl Catalog {
         self.sync(repo)
     }
 
-    /// Brings the catalog up to date with the repository's index segments and snapshots.
+    /// Brings the catalog up to date with the repository's snapshots and index segments, in that order: a
+    /// snapshot is stored only after its index segments, so every snapshot listed first has its segments in the
+    /// listing after. (Index first, a backup that finished between the two listings would leave a snapshot whose
+    /// blobs the catalog cannot place, and its restore would report them lost.)
     pub fn sync(&mut self, repo: &Repository) -> Result<()> {
         self.warnings.clear();
-        self.sync_index(repo)?;
-        self.sync_snapshots(repo)
+        self.sync_snapshots(repo)?;
+        self.sync_index(repo)
     }
 
     /// Adds the index segments that are new; if one it knows has gone (a prune rewrote the index), rebuilds the

@@ -126,6 +126,12 @@ impl Repository {
         }
     }
 
+    /// Objects copied at once by `sync`, into this repository's regions or (`remote_target`: in object
+    /// storage) elsewhere: as many as uploads, each holding one object in memory.
+    pub fn copy_concurrency(&self, remote_target: bool) -> Result<usize> {
+        self.storage.upload_concurrency_to(remote_target)
+    }
+
     /// Packs uploaded at once: `GUMVAULT_STORAGE_UPLOADS`, else more for remote regions than for disks.
     pub fn upload_concurrency(&self) -> Result<usize> {
         self.storage.upload_concurrency()
@@ -135,12 +141,12 @@ impl Repository {
     /// request per tree pack, not per directory (see `tree_cache`). A repository on local disks reads its trees
     /// directly: a copy beside them would only double them.
     pub fn cache_trees_in(&mut self, dir: std::path::PathBuf) {
-        self.tree_cache = self.storage.has_remote_region().then(|| tree_cache::TreeCache::new(dir));
+        self.tree_cache = self.has_remote_region().then(|| tree_cache::TreeCache::new(dir));
     }
 
-    /// Reads every tree from the repository itself (`check`: it verifies the repository, not a local copy).
-    pub fn without_tree_cache(&mut self) {
-        self.tree_cache = None;
+    /// Whether a region is in object storage, where every request waits a round trip.
+    pub fn has_remote_region(&self) -> bool {
+        self.storage.has_remote_region()
     }
 
     /// Range reads a restore keeps in flight (`GUMVAULT_STORAGE_READS`, else more for remote regions).

@@ -124,10 +124,7 @@ impl Repository {
     ) -> Result<()> {
         use rayon::prelude::*;
         let in_flight = in_flight.max(1);
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(in_flight)
-            .build()
-            .map_err(|e| Error::InvalidInput(format!("cannot start {in_flight} download threads: {e}")))?;
+        let pool = crate::runtime::io_pool(in_flight, "index downloads")?;
         for group in names.chunks(in_flight) {
             let loaded: Vec<Result<Vec<PackEntry>>> =
                 pool.install(|| group.par_iter().map(|id| self.load_index(id)).collect());

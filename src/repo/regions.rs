@@ -42,13 +42,22 @@ impl RegionView<'_> {
 
     /// Every object the region holds that every region should hold (leases are left out), with its size.
     pub fn list_all(&self) -> Result<BTreeMap<String, u64>> {
-        let mut out = BTreeMap::new();
         let config = ObjectKind::Config.path("");
-        if let Some(size) = self.region.backend.stat(&config)? {
+        let kinds: Vec<ObjectKind> =
+            ObjectKind::ALL.into_iter().filter(|k| k.is_replicated() && *k != ObjectKind::Config).collect();
+        // One listing per kind, all at once: against a distant region each is a round trip of its own.
+        let (config_size, listings) = std::thread::scope(|scope| {
+            let listings: Vec<_> =
+                kinds.iter().map(|kind| scope.spawn(move || self.region.backend.list(kind.prefix()))).collect();
+            let config_size = self.region.backend.stat(&config);
+            (config_size, listings.into_iter().map(|h| h.join().expect("a listing does not panic")).collect::<Vec<_>>())
+        });
+        let mut out = BTreeMap::new();
+        if let Some(size) = config_size? {
             out.insert(config, size);
         }
-        for kind in ObjectKind::ALL.into_iter().filter(|k| k.is_replicated() && *k != ObjectKind::Config) {
-            out.extend(self.region.backend.list(kind.prefix())?);
+        for listing in listings {
+            out.extend(listing?);
         }
         Ok(out)
     }
@@ -123,11 +132,16 @@ impl CopyTarget<'_> {
     /// Stores a copy (already verified) of the object at `path`.
     pub fn write(&self, path: &str, bytes: Bytes) -> Result<()> {
         let opts = self.repo.copy_options(path, &bytes);
-        self.storage.write_with(path, bytes.to_vec(), &opts)
+        self.storage.write_with(path, bytes, &opts)
     }
 
     /// Where the copy goes.
     pub fn url(&self) -> &str {
         self.storage.url()
+    }
+
+    /// Whether the copy goes into object storage.
+    pub fn is_remote(&self) -> bool {
+        self.storage.has_remote_region()
     }
 }

@@ -140,7 +140,13 @@ impl Storage {
     /// Packs uploaded at once: `GUMVAULT_STORAGE_UPLOADS`, else 4 when a region is remote (one connection to a
     /// distant S3 region carries far less than the pipeline produces; benches/uploads.sh), 2 for local disks.
     pub fn upload_concurrency(&self) -> Result<usize> {
-        Ok(StorageTuning::from_env()?.uploads.unwrap_or(if self.has_remote_region() { 4 } else { 2 }))
+        self.upload_concurrency_to(false)
+    }
+
+    /// [`Storage::upload_concurrency`] for uploads that may go to another place, remote when `remote_target`.
+    pub fn upload_concurrency_to(&self, remote_target: bool) -> Result<usize> {
+        let remote = remote_target || self.has_remote_region();
+        Ok(StorageTuning::from_env()?.uploads.unwrap_or(if remote { 4 } else { 2 }))
     }
 
     /// Range reads a restore keeps in flight: `GUMVAULT_STORAGE_READS`, else 16 when a region is remote (each read
@@ -290,8 +296,8 @@ impl Storage {
     }
 
     /// [`Storage::write`] with a retention and storage class for every region.
-    pub fn write_with(&self, path: &str, data: Vec<u8>, opts: &WriteOptions) -> Result<()> {
-        let data = Bytes::from(data);
+    pub fn write_with(&self, path: &str, data: impl Into<Bytes>, opts: &WriteOptions) -> Result<()> {
+        let data: Bytes = data.into();
         if let [only] = self.regions.as_slice() {
             return only.backend.write_with(path, data, opts);
         }

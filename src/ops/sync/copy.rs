@@ -31,20 +31,24 @@ pub fn copy_into(repo: &Repository, url: &str, dry_run: bool) -> Result<SyncRepo
     let last = |p: &str| matches!(ObjectKind::parse_path(p), Some((ObjectKind::Key | ObjectKind::Config, _)));
     let (tail, body): (Vec<_>, Vec<_>) = sources.into_iter().partition(|(p, _)| last(p));
     let mut report = SyncReport::default();
+    let in_flight = repo.copy_concurrency(target.is_remote())?;
     for batch in [body, tail] {
-        let copied: Vec<(String, Result<u64>)> = batch
-            .par_iter()
-            .map(|(path, i)| {
-                let outcome = regions[*i].read_verified(path).and_then(|bytes| {
-                    let n = bytes.len() as u64;
-                    if !dry_run {
-                        target.write(path, bytes)?;
-                    }
-                    Ok(n)
-                });
-                (path.clone(), outcome)
-            })
-            .collect();
+        let copied: Vec<(String, Result<u64>)> = super::with_copy_threads(in_flight, || {
+            batch
+                .par_iter()
+                .with_max_len(1)
+                .map(|(path, i)| {
+                    let outcome = regions[*i].read_verified(path).and_then(|bytes| {
+                        let n = bytes.len() as u64;
+                        if !dry_run {
+                            target.write(path, bytes)?;
+                        }
+                        Ok(n)
+                    });
+                    (path.clone(), outcome)
+                })
+                .collect()
+        })?;
         for (path, outcome) in copied {
             match outcome {
                 Ok(n) => {

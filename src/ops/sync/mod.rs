@@ -107,6 +107,14 @@ fn bad_suspects(repo: &Repository, opts: &SyncOptions, known: &[Difference]) -> 
     out
 }
 
+/// Runs `f` on threads for `in_flight` copies at once (rayon's own when that is no more than the cores).
+pub(crate) fn with_copy_threads<T: Send>(in_flight: usize, f: impl FnOnce() -> T + Send) -> Result<T> {
+    if in_flight <= rayon::current_num_threads() {
+        return Ok(f());
+    }
+    Ok(crate::runtime::io_pool(in_flight, "copies")?.install(f))
+}
+
 /// Copies what is missing or bad into every targeted region, several objects in parallel.
 fn copy_missing(
     repo: &Repository,
@@ -120,13 +128,19 @@ fn copy_missing(
         diffs.iter().filter(|d| d.kind == "corrupt").map(|d| (d.region.as_str(), d.path.as_str())).collect();
     let work: Vec<&Difference> =
         diffs.iter().filter(|d| matches!(d.kind, "missing" | "size" | "corrupt") && targeted(&d.region)).collect();
-    let results: Vec<(String, String, Result<u64>)> = work
-        .par_iter()
-        .map(|d| {
-            let outcome = copy_one(repo, listings, &bad, opts, &d.path, &d.region);
-            (d.region.clone(), d.path.clone(), outcome)
-        })
-        .collect();
+    let copy_all = || -> Vec<(String, String, Result<u64>)> {
+        work.par_iter()
+            .with_max_len(1)
+            .map(|d| {
+                let outcome = copy_one(repo, listings, &bad, opts, &d.path, &d.region);
+                (d.region.clone(), d.path.clone(), outcome)
+            })
+            .collect()
+    };
+    let results = match repo.copy_concurrency(false).and_then(|n| with_copy_threads(n, copy_all)) {
+        Ok(results) => results,
+        Err(e) => return report.failed.push(format!("cannot start the copies: {e}")),
+    };
     for (region, path, outcome) in results {
         match outcome {
             Ok(n) => {

@@ -154,7 +154,7 @@ fn following(file: &WalFile, seg_size: Option<u32>, n: usize) -> Vec<WalFile> {
 
 /// Fetches files in parallel (at most `concurrency` at once), in order.
 fn fetch_all(repo: &Repository, system_id: u64, files: &[WalFile], concurrency: usize) -> Vec<Fetched> {
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(concurrency.max(1)).build();
+    let pool = crate::runtime::io_pool(concurrency, "WAL downloads");
     match pool {
         Ok(pool) => pool.install(|| files.par_iter().map(|f| repo.fetch_wal(system_id, f)).collect()),
         Err(_) => files.iter().map(|f| repo.fetch_wal(system_id, f)).collect(),

@@ -17,7 +17,7 @@ use super::local::{LocalDir, Marker};
 use super::pgdata::{data_dir, read_wal_file, ready_files, system_id};
 use super::state;
 use super::tuning::WalTuning;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::format::wal::WalFile;
 use crate::repo::Repository;
 
@@ -92,10 +92,7 @@ fn push_unrecorded(
         })
         .take(opts.tuning.push_ahead)
         .collect();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(opts.tuning.concurrency)
-        .build()
-        .map_err(|e| Error::InvalidInput(format!("cannot start {} upload threads: {e}", opts.tuning.concurrency)))?;
+    let pool = crate::runtime::io_pool(opts.tuning.concurrency, "WAL uploads")?;
     let current = Job { path: opts.file.clone(), read: Some((file, content)) };
     let jobs: Vec<Job> =
         std::iter::once(current).chain(ahead.into_iter().map(|path| Job { path, read: None })).collect();

@@ -43,10 +43,7 @@ pub fn restore_to_bucket(
     if !overwrite {
         refuse_existing(&bucket.op, url, &files)?;
     }
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(concurrency.max(1))
-        .build()
-        .map_err(|e| Error::InvalidInput(format!("cannot start upload threads: {e}")))?;
+    let pool = crate::runtime::io_pool(concurrency, "uploads to the bucket")?;
     let done = pool.install(|| {
         files.par_iter().map(|(entry, key)| upload(reader, &bucket, entry, key, progress)).collect::<Result<Vec<u64>>>()
     })?;
