@@ -1,5 +1,7 @@
 //! `gumvault check`.
 
+use std::os::unix::fs::DirBuilderExt;
+
 use clap::Args;
 use serde_json::json;
 
@@ -35,11 +37,19 @@ pub(crate) fn run(g: &Context, a: &CheckArgs) -> anyhow::Result<i32> {
     // check verifies the repository, so its trees never come from this machine's tree cache. Over S3 they come
     // from whole tree packs read from the repository during this run (a request per tree pack, not per tree),
     // kept in a private scratch directory that goes with the run.
-    let scratch = tempfile::Builder::new()
-        .prefix("check-trees-")
-        .tempdir_in(s.cache_dir.join(s.repo.id()))
-        .map_err(|e| crate::Error::io("create a scratch directory in", s.cache_dir.join(s.repo.id()), e))?;
-    s.repo.cache_trees_in(scratch.path().to_path_buf());
+    let _scratch = if s.repo.has_remote_region() {
+        let dir = s.cache_dir.join(s.repo.id());
+        let made = std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .and_then(|()| tempfile::Builder::new().prefix("check-trees-").tempdir_in(&dir));
+        let scratch = made.map_err(|e| crate::Error::io("create a scratch directory in", &dir, e))?;
+        s.repo.cache_trees_in(scratch.path().to_path_buf());
+        Some(scratch)
+    } else {
+        None
+    };
     let ticker = Ticker::start(g.quiet || g.json, || ("checking".to_string(), None));
     let started = std::time::Instant::now();
     let read_data = if a.read_data { Some(DataSubset::All) } else { a.read_data_subset };

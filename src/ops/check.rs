@@ -338,34 +338,22 @@ fn read_packs(
     // disks: one, which keeps the cores busy. Each pack's blobs are verified in parallel (verify_pack).
     let in_flight = if repo.has_remote_region() { repo.upload_concurrency()? } else { 1 };
     let (to_verify, queue) = std::sync::mpsc::sync_channel::<PackEntry>(in_flight);
-    let queue = Mutex::new(queue);
+    // Each verifier holds the queue: should they all die, it goes with them and the reader's sends fail.
+    let queue = std::sync::Arc::new(Mutex::new(queue));
     let walked = std::thread::scope(|s| {
         for _ in 0..in_flight {
             let tx = tx.clone();
-            let (queue, problems, bytes) = (&queue, &problems, &bytes);
-            s.spawn(move || {
-                loop {
-                    // The lock is held only to take the next pack, not while it is verified.
-                    let next = queue.lock().expect("queue lock").recv();
-                    let Ok(p) = next else { break };
-                    let ok = match verify_pack(repo, &p) {
-                        Ok(()) => true,
-                        Err(msg) => {
-                            problems.lock().expect("problems lock").push(format!("pack {}: {msg}", p.id.short()));
-                            false
-                        }
-                    };
-                    bytes.fetch_add(p.size, std::sync::atomic::Ordering::Relaxed);
-                    let _ = tx.send((p.id, ok));
-                }
-            });
+            let queue = queue.clone();
+            let (problems, bytes) = (&problems, &bytes);
+            s.spawn(move || verify_queued(repo, &queue, &tx, problems, bytes));
         }
         drop(tx); // the receiver below ends when the verifiers do
+        drop(queue);
         let reader = s.spawn(move || {
             let to_verify = to_verify; // moved in, so the verifiers end when this thread does
             index.for_each_pack(|p| {
-                if index.pack_number(&p.id).is_some_and(|n| wanted[n as usize]) {
-                    let _ = to_verify.send(p);
+                if index.pack_number(&p.id).is_some_and(|n| wanted[n as usize]) && to_verify.send(p).is_err() {
+                    return Err(Error::InvalidInput("the pack verifiers stopped".into()));
                 }
                 Ok(())
             })
@@ -390,6 +378,31 @@ fn read_packs(
     Ok(())
 }
 
+/// One verifier of [`read_packs`]: takes packs from `queue` until it closes, verifies each, and sends whether it
+/// was sound to `done`, with its problem in `problems` and its size counted in `bytes`.
+fn verify_queued(
+    repo: &Repository,
+    queue: &Mutex<std::sync::mpsc::Receiver<PackEntry>>,
+    done: &std::sync::mpsc::Sender<(Id, bool)>,
+    problems: &Mutex<Vec<String>>,
+    bytes: &std::sync::atomic::AtomicU64,
+) {
+    loop {
+        // The lock is held only to take the next pack, not while it is verified.
+        let next = queue.lock().expect("queue lock").recv();
+        let Ok(p) = next else { return };
+        let ok = match verify_pack(repo, &p) {
+            Ok(()) => true,
+            Err(msg) => {
+                problems.lock().expect("problems lock").push(format!("pack {}: {msg}", p.id.short()));
+                false
+            }
+        };
+        bytes.fetch_add(p.size, std::sync::atomic::Ordering::Relaxed);
+        let _ = done.send((p.id, ok));
+    }
+}
+
 /// Verifies one pack whole. A pack that fails says how many of its indexed blobs still authenticate on their
 /// own (range reads, any region): a pack with bytes appended or a damaged header may still restore completely.
 fn verify_pack(repo: &Repository, p: &PackEntry) -> std::result::Result<(), String> {
@@ -410,7 +423,7 @@ fn verify_pack(repo: &Repository, p: &PackEntry) -> std::result::Result<(), Stri
     match whole() {
         Ok(()) => Ok(()),
         Err(e @ Error::Corrupt { .. }) => {
-            let good = p.blobs.par_iter().filter(|b| repo.read_blob(&p.id, b.offset, &b.info).is_ok()).count();
+            let good = p.blobs.par_iter().filter(|b| repo.read_blob_range(&p.id, b.offset, &b.info).is_ok()).count();
             Err(format!("{e}; {good} of its {} indexed blobs still authenticate", p.blobs.len()))
         }
         Err(e) => Err(e.to_string()),

@@ -127,7 +127,8 @@ impl Repository {
     }
 
     /// Objects copied at once by `sync`, into this repository's regions or (`remote_target`: in object
-    /// storage) elsewhere: as many as uploads, each holding one object in memory.
+    /// storage) elsewhere: as many as uploads, each holding one object in memory (never fewer than one per core:
+    /// below that, rayon's own threads copy).
     pub fn copy_concurrency(&self, remote_target: bool) -> Result<usize> {
         self.storage.upload_concurrency_to(remote_target)
     }

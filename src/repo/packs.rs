@@ -15,7 +15,8 @@ use crate::format::objects::ObjectKind;
 use crate::format::pack::{self, FinishedPack, PackWriter, PackedBlob, SalvagedPack};
 use crate::format::tree::Tree;
 
-/// The most bytes of a pack read at once when a streamed run has to be read again the careful way.
+/// The most bytes of a pack read (and of plaintext decoded) at once when a streamed run has to be read again the
+/// careful way.
 const RETRY_SPAN: u64 = 4 << 20;
 
 impl Repository {
@@ -160,7 +161,8 @@ impl Repository {
 
     /// A tree blob from its cached pack. A pack not yet cached is fetched whole (once, however many threads want
     /// it), checked against its name and kept; a cached copy whose blob does not authenticate is dropped. When the
-    /// whole pack cannot be had, the blob alone is read, so the cache never makes a readable blob unreadable.
+    /// whole pack cannot be had or kept, the blob alone is read, and so is every later blob of that pack in this
+    /// run (no pack is downloaded twice), so the cache never makes a readable blob unreadable.
     fn read_cached_tree_blob(&self, cache: &TreeCache, pack: &Id, offset: u64, info: &BlobInfo) -> Result<Vec<u8>> {
         let b = PackedBlob { info: *info, offset };
         let len = info.stored_len as usize;
@@ -179,11 +181,19 @@ impl Repository {
             if let Some(plain) = from_cache() {
                 return Some(plain);
             }
-            let bytes = self.read_pack(pack).ok()?;
-            let start = usize::try_from(offset).ok()?;
-            let plain = self.open_blob(pack, &b, bytes.get(start..start.checked_add(len)?)?).ok()?;
-            let _ = cache.store(pack, &bytes);
-            Some(plain)
+            if cache.has_given_up(pack) {
+                return None;
+            }
+            let kept = self.read_pack(pack).ok().and_then(|bytes| {
+                let start = usize::try_from(offset).ok()?;
+                let plain = self.open_blob(pack, &b, bytes.get(start..start.checked_add(len)?)?).ok()?;
+                cache.store(pack, &bytes).ok()?;
+                Some(plain)
+            });
+            if kept.is_none() {
+                cache.give_up(pack);
+            }
+            kept
         });
         match fetched {
             Some(plain) => Ok(plain),
@@ -191,8 +201,9 @@ impl Repository {
         }
     }
 
-    /// Reads, decrypts and verifies one blob from its pack with a range read.
-    fn read_blob_range(&self, pack: &Id, offset: u64, info: &BlobInfo) -> Result<Vec<u8>> {
+    /// Reads, decrypts and verifies one blob from its pack with a range read, never from the tree cache (what
+    /// `check` and salvage ask of the repository itself).
+    pub fn read_blob_range(&self, pack: &Id, offset: u64, info: &BlobInfo) -> Result<Vec<u8>> {
         let path = ObjectKind::Pack.path_of(pack);
         self.storage.read_range_with(&path, offset, info.stored_len as u64, |sealed| {
             blob::decode(&self.key, info, &sealed)
@@ -203,15 +214,19 @@ impl Repository {
     /// Reads a run of blobs of one pack (sorted by offset) with one streamed range read, handing each blob to
     /// `each` (with its index in `run`) as soon as it is in, so only one blob is held at a time however long the
     /// run. When the stream fails or a blob does not authenticate, the rest of the run is read the careful way
-    /// ([`Repository::read_blob_run`]: other regions, then blob by blob) in pieces of at most `RETRY_SPAN` bytes,
-    /// so every good blob is still delivered and every bad one is an error.
+    /// ([`Repository::read_blob_run`]: other regions, then blob by blob) in pieces of at most `RETRY_SPAN` bytes
+    /// read and decoded, so every good blob is still delivered and every bad one is an error.
     pub fn stream_blob_run(&self, pack: &Id, run: &[PackedBlob], mut each: impl FnMut(usize, Result<Vec<u8>, &Error>)) {
         let done = self.stream_blobs(pack, run, &mut each);
         let mut start = done;
         while start < run.len() {
             let base = run[start].offset;
-            let mut end = start + 1;
-            while end < run.len() && run[end].offset + u64::from(run[end].info.stored_len) - base <= RETRY_SPAN {
+            let (mut end, mut plain) = (start + 1, u64::from(run[start].info.raw_len));
+            while end < run.len()
+                && run[end].offset + u64::from(run[end].info.stored_len) - base <= RETRY_SPAN
+                && plain + u64::from(run[end].info.raw_len) <= RETRY_SPAN
+            {
+                plain += u64::from(run[end].info.raw_len);
                 end += 1;
             }
             match self.read_blob_run(pack, &run[start..end]) {

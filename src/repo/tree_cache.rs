@@ -8,9 +8,10 @@
 //! A pack enters the cache only after its bytes matched its name, and every blob taken from it is authenticated
 //! again when it is opened; a cached pack that fails that is removed and the blob is read from the repository.
 //! Files are created 0600 under a temporary name and renamed into place, so a crash leaves no partial pack under a
-//! pack's name. The cache is never needed: when it cannot be written, blobs are read from the repository.
+//! pack's name. The cache is never needed: a pack that cannot be fetched whole, verified or written is given up
+//! for the run, and its blobs are read from the repository one by one.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
@@ -24,12 +25,14 @@ pub(crate) struct TreeCache {
     dir: PathBuf,
     /// One lock per pack being fetched, so threads that want the same pack wait for one download.
     fetching: Mutex<HashMap<Id, Arc<Mutex<()>>>>,
+    /// Packs that could not be fetched whole, verified or kept in this run: their blobs are read one by one.
+    given_up: Mutex<HashSet<Id>>,
 }
 
 impl TreeCache {
     /// The cache in `dir` (made 0700 when the first pack is stored).
     pub(crate) fn new(dir: PathBuf) -> Self {
-        TreeCache { dir, fetching: Mutex::default() }
+        TreeCache { dir, fetching: Mutex::default(), given_up: Mutex::default() }
     }
 
     fn path_of(&self, pack: &Id) -> PathBuf {
@@ -52,6 +55,16 @@ impl TreeCache {
         tmp.write_all(bytes)?;
         tmp.persist(self.path_of(pack)).map_err(|e| e.error)?;
         Ok(())
+    }
+
+    /// Remembers that `pack` cannot be cached in this run (unreadable whole, damaged, or the disk refused it).
+    pub(crate) fn give_up(&self, pack: &Id) {
+        self.given_up.lock().expect("tree cache lock").insert(*pack);
+    }
+
+    /// Whether [`TreeCache::give_up`] was called for `pack`.
+    pub(crate) fn has_given_up(&self, pack: &Id) -> bool {
+        self.given_up.lock().expect("tree cache lock").contains(pack)
     }
 
     /// Drops a cached pack (damaged, or deleted from the repository).

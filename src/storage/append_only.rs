@@ -28,7 +28,7 @@ impl Backend for AppendOnly {
         self.inner.read_range(path, offset, len)
     }
 
-    fn read_range_stream(&self, path: &str, offset: u64, len: u64) -> Result<Box<dyn std::io::Read + Send>> {
+    fn read_range_stream(&self, path: &str, offset: u64, len: u64) -> Result<Box<dyn std::io::Read + Send + '_>> {
         self.inner.read_range_stream(path, offset, len)
     }
 

@@ -78,9 +78,15 @@ pub trait Backend: Send + Sync {
     /// `len` bytes at `offset`.
     fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Bytes>;
     /// `len` bytes at `offset` as a stream, so a long range is not held whole (a reader that ends early or fails
-    /// mid-way is the caller's to notice). By default the range is read whole.
-    fn read_range_stream(&self, path: &str, offset: u64, len: u64) -> Result<Box<dyn std::io::Read + Send>> {
-        Ok(Box::new(std::io::Cursor::new(self.read_range(path, offset, len)?)))
+    /// mid-way is the caller's to notice). By default the range is read in range reads of at most 4 MiB.
+    fn read_range_stream(&self, path: &str, offset: u64, len: u64) -> Result<Box<dyn std::io::Read + Send + '_>> {
+        Ok(Box::new(RangeChunks {
+            backend: self,
+            path: path.to_string(),
+            at: offset,
+            end: offset + len,
+            buf: Default::default(),
+        }))
     }
     /// Stores a whole object durably.
     fn write(&self, path: &str, data: Bytes) -> Result<()>;
@@ -134,6 +140,27 @@ pub struct Listed {
     pub size: u64,
     /// When it was last written, if the service says.
     pub modified: Option<jiff::Timestamp>,
+}
+
+/// A range of an object read a piece at a time with range reads: the stream of a backend that has no stream.
+struct RangeChunks<'b, B: ?Sized> {
+    backend: &'b B,
+    path: String,
+    at: u64,
+    end: u64,
+    buf: std::io::Cursor<Bytes>,
+}
+
+impl<B: Backend + ?Sized> std::io::Read for RangeChunks<'_, B> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.buf.position() as usize >= self.buf.get_ref().len() && self.at < self.end {
+            let n = (self.end - self.at).min(4 << 20);
+            let piece = self.backend.read_range(&self.path, self.at, n).map_err(std::io::Error::other)?;
+            self.at += n;
+            self.buf = std::io::Cursor::new(piece);
+        }
+        std::io::Read::read(&mut self.buf, out)
+    }
 }
 
 /// A [`Backend`] over an opendal blocking operator.
@@ -194,7 +221,7 @@ impl Backend for OpendalBackend {
         Ok(buf.to_bytes())
     }
 
-    fn read_range_stream(&self, path: &str, offset: u64, len: u64) -> Result<Box<dyn std::io::Read + Send>> {
+    fn read_range_stream(&self, path: &str, offset: u64, len: u64) -> Result<Box<dyn std::io::Read + Send + '_>> {
         let reader = self.op.reader(path).map_err(|e| self.err("read", path, e))?;
         let stream = reader.into_std_read(offset..offset + len).map_err(|e| self.err("read", path, e))?;
         Ok(Box::new(stream))

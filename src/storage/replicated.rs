@@ -220,7 +220,7 @@ impl Storage {
 
     /// A range of an object as a stream from the first region that opens it. Nothing here passes over a copy
     /// that turns out bad mid-way: a caller that finds one reads the rest with [`Storage::read_range_with`].
-    pub fn read_range_stream(&self, path: &str, offset: u64, len: u64) -> Result<Box<dyn std::io::Read + Send>> {
+    pub fn read_range_stream(&self, path: &str, offset: u64, len: u64) -> Result<Box<dyn std::io::Read + Send + '_>> {
         let mut last = None;
         for r in self.read_order() {
             match r.backend.read_range_stream(path, offset, len) {

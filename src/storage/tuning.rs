@@ -5,8 +5,8 @@ use crate::error::{Error, Result};
 /// Retries, timeouts and upload concurrency of storage operations, from `GUMVAULT_STORAGE_RETRIES` (default 4),
 /// `GUMVAULT_STORAGE_TIMEOUT` (seconds per operation, default 120), `GUMVAULT_STORAGE_IO_TIMEOUT` (seconds
 /// without progress on one read or write, default 10), `GUMVAULT_STORAGE_UPLOADS` (packs uploaded at once;
-/// each holds one pack in memory) and `GUMVAULT_STORAGE_READS` (range reads a restore keeps in flight; each holds
-/// at most 8 MiB). A region that keeps failing is then set aside.
+/// each holds one pack in memory) and `GUMVAULT_STORAGE_READS` (range reads a restore keeps in flight, streamed,
+/// each holding about one blob; never fewer than one per core). A region that keeps failing is then set aside.
 #[derive(Clone, Copy, Debug)]
 pub struct StorageTuning {
     /// Retries of a failed operation.

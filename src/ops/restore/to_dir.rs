@@ -183,6 +183,9 @@ pub fn restore_within(
         scope.spawn(move || writer.fetch_windows(windows.into_iter()));
         let mut run = Run::new(writer, ready, opts.overwrite, limits);
         for item in entries {
+            if run.fetcher_gone {
+                break; // it panicked: the scope re-raises that, and nothing more is laid out meanwhile
+            }
             match item {
                 Ok(entry) => run.add(entry),
                 Err(u) => {
@@ -225,6 +228,8 @@ struct Run<'w, 'r, 'a> {
     windows: Windows<Arc<FileJob>>,
     /// Windows whose files are created, to the fetcher.
     ready: std::sync::mpsc::SyncSender<Window<Arc<FileJob>>>,
+    /// The fetcher stopped taking windows (it can only have panicked).
+    fetcher_gone: bool,
 }
 
 impl<'w, 'r, 'a> Run<'w, 'r, 'a> {
@@ -236,6 +241,7 @@ impl<'w, 'r, 'a> Run<'w, 'r, 'a> {
     ) -> Self {
         Run {
             ready,
+            fetcher_gone: false,
             writer,
             overwrite,
             limits,
@@ -310,10 +316,13 @@ impl<'w, 'r, 'a> Run<'w, 'r, 'a> {
     }
 
     /// Creates the window's new files, then hands it to the fetcher (waiting while it still has one queued).
-    fn hand_over(&self, w: Window<Arc<FileJob>>) {
+    fn hand_over(&mut self, w: Window<Arc<FileJob>>) {
+        if self.fetcher_gone {
+            return;
+        }
         self.writer.create_files(&w);
-        // The fetcher ends only when this sender is dropped, so it is there to receive.
-        let _ = self.ready.send(w);
+        // The fetcher takes windows until this sender is dropped; a send fails only if it panicked.
+        self.fetcher_gone = self.ready.send(w).is_err();
     }
 
     /// Everything still gathered is handed over; the summary so far and the directories made. The fetcher
@@ -425,7 +434,8 @@ struct Writer<'r, 'a> {
     progress: &'r RestoreProgress,
     /// Threads for range reads when there are to be more in flight than cores (remote regions).
     downloads: Option<rayon::ThreadPool>,
-    /// Range reads in flight.
+    /// Range reads to keep in flight: runs are sized for it. Without download threads of their own (local
+    /// disks), rayon's one per core do the reads.
     reads: usize,
     failures: Mutex<Vec<(PathBuf, String)>>,
     /// Files put into place.
@@ -489,10 +499,9 @@ impl Writer<'_, '_> {
                 let window = window.clone();
                 scope.spawn(move |_| {
                     let (items, plan, left) = &*window;
+                    // Counted off even if the read panics, so the gate opens and the scope can end and re-raise.
+                    let _done = RunDone { left, gate };
                     self.fetch_run(&plan[p].0, &plan[p].1[range], items);
-                    if left.fetch_sub(1, Ordering::SeqCst) == 1 {
-                        gate.leave();
-                    }
                 });
             }
         }
@@ -590,8 +599,23 @@ impl Writer<'_, '_> {
     }
 }
 
-/// Windows planned and not yet written: two, so reads of the next go out while the last of one come in.
+/// Windows planned and not yet written: two, so reads of the next go out while the last of one come in. (One
+/// more may wait in the channel, and the walker fills the one after: at most four windows are held.)
 const WINDOWS_IN_FLIGHT: usize = 2;
+
+/// One read of a window is over: the window's last lets the next one through the gate.
+struct RunDone<'a> {
+    left: &'a AtomicUsize,
+    gate: &'a Gate,
+}
+
+impl Drop for RunDone<'_> {
+    fn drop(&mut self) {
+        if self.left.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.gate.leave();
+        }
+    }
+}
 
 /// Lets at most a number of holders in at once; the others wait.
 struct Gate {
