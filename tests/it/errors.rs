@@ -134,3 +134,20 @@ fn storage_tuning_variables_are_checked_not_ignored() {
     }
     assert_eq!(listings[0], listings[1]);
 }
+
+/// A memory budget that is not a size stops the command before it touches the repository, naming the flag (or
+/// variable) and showing sizes that would do; a prune given a valid budget still works.
+#[test]
+fn a_bad_memory_budget_is_refused_with_examples() {
+    let env = Env::new();
+    for bad in ["--memory-budget=lots", "--memory-budget=12Q", "--memory-budget=-5M", "--memory-budget=1.5.2G"] {
+        let out = env.run(&[bad, "prune"]);
+        assert_eq!(code(&out), exit::USAGE, "{bad}: {}", stderr(&out));
+        assert!(stderr(&out).contains("--memory-budget") && stderr(&out).contains("512MiB"), "{}", stderr(&out));
+    }
+    let out = env.cmd().env("GUMVAULT_MEMORY_BUDGET", "a lot").arg("check").output().unwrap();
+    assert_eq!(code(&out), exit::USAGE, "{}", stderr(&out));
+    assert!(stderr(&out).contains("invalid size"), "{}", stderr(&out));
+    let out = env.run(&["--memory-budget", "64MiB", "prune"]);
+    assert_eq!(code(&out), exit::OK, "{}", stderr(&out));
+}
