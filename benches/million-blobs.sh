@@ -9,17 +9,7 @@ n="${MILLION_FILES:-1000000}"
 mkdir -p "$work"
 if [ ! -f "$work/tree.complete" ]; then
   rm -rf "$work/tree"
-  python3 - "$work/tree" "$n" <<'PY'
-import os, sys
-root, n = sys.argv[1], int(sys.argv[2])
-for d in range(n // 1000):
-    p = os.path.join(root, f"d{d:04}")
-    os.makedirs(p)
-    for f in range(1000):
-        i = d * 1000 + f
-        with open(os.path.join(p, f"f{f:03}"), "w") as fh:
-            fh.write(f"row {i} user{i}@example.com {i * 2654435761 % 4294967296:08x}\n" * 3)
-PY
+  python3 "$(dirname "$0")/small-files.py" "$work/tree" "$n"
   touch "$work/tree.complete"
 fi
 export GUMVAULT_PASSWORD=bench RESTIC_PASSWORD=bench

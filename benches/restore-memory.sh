@@ -38,14 +38,8 @@ for k, part in enumerate([2, 1]):
             page = (os.urandom(200) + rows)[:8192]
             f.write(page + b"\0" * (8192 - len(page)))
             w += 8192
-for d in range(n // 1000):
-    p = os.path.join(work, "small", f"d{d:04}")
-    os.makedirs(p)
-    for f in range(1000):
-        i = d * 1000 + f
-        with open(os.path.join(p, f"f{f:03}"), "w") as fh:
-            fh.write(f"row {i} user{i}@example.com {i * 2654435761 % 4294967296:08x}\n" * 3)
 PY
+  python3 "$(dirname "$0")/small-files.py" "$work/small" "$n"
   touch "$work/data.complete"
 fi
 export GUMVAULT_PASSWORD=bench
