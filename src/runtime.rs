@@ -33,3 +33,8 @@ pub fn io_pool(threads: usize, what: &str) -> Result<rayon::ThreadPool> {
         .build()
         .map_err(|e| Error::io("start the threads for", what, std::io::Error::other(e.to_string())))
 }
+
+/// [`io_pool`] when `threads` is more than rayon's one per core, else `None`: rayon's own threads will do.
+pub fn io_pool_beyond_cores(threads: usize, what: &str) -> Result<Option<rayon::ThreadPool>> {
+    (threads > rayon::current_num_threads()).then(|| io_pool(threads, what)).transpose()
+}

@@ -247,7 +247,7 @@ impl Repository {
         run: &[PackedBlob],
         each: &mut impl FnMut(usize, Result<Vec<u8>, &Error>),
     ) -> usize {
-        let (Some(first), Some(_)) = (run.first(), run.last()) else { return 0 };
+        let Some(first) = run.first() else { return 0 };
         let end = run.iter().map(|b| b.offset + u64::from(b.info.stored_len)).max().unwrap_or(first.offset);
         let path = ObjectKind::Pack.path_of(pack);
         let Ok(mut stream) = self.storage.read_range_stream(&path, first.offset, end - first.offset) else { return 0 };

@@ -163,9 +163,7 @@ pub fn restore_within(
     let target = Target::open(&opts.target)?;
     let reads = reader.repo.read_concurrency()?;
     // Remote reads mostly wait: they get threads of their own, more than the cores.
-    let downloads = (reads > rayon::current_num_threads())
-        .then(|| crate::runtime::io_pool(reads, "restore downloads"))
-        .transpose()?;
+    let downloads = crate::runtime::io_pool_beyond_cores(reads, "restore downloads")?;
     let writer = Writer {
         reader,
         target: &target,

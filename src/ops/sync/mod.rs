@@ -109,10 +109,10 @@ fn bad_suspects(repo: &Repository, opts: &SyncOptions, known: &[Difference]) -> 
 
 /// Runs `f` on threads for `in_flight` copies at once (rayon's own when that is no more than the cores).
 pub(crate) fn with_copy_threads<T: Send>(in_flight: usize, f: impl FnOnce() -> T + Send) -> Result<T> {
-    if in_flight <= rayon::current_num_threads() {
-        return Ok(f());
-    }
-    Ok(crate::runtime::io_pool(in_flight, "copies")?.install(f))
+    Ok(match crate::runtime::io_pool_beyond_cores(in_flight, "copies")? {
+        Some(pool) => pool.install(f),
+        None => f(),
+    })
 }
 
 /// Copies what is missing or bad into every targeted region, several objects in parallel.
