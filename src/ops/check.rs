@@ -16,13 +16,13 @@ use crate::error::{Error, Result};
 use crate::format::blob::BlobKind;
 use crate::format::id::Id;
 use crate::format::index::PackEntry;
-use crate::format::snapshot::BaseBackup;
+use crate::format::snapshot::{BaseBackup, Snapshot};
 use crate::format::tree::{NodeKind, Tree};
 use crate::ops::tree_walk::{self, Visit};
 use crate::repo::Repository;
 use crate::repo::blob_index::{BlobIndex, MemoryBudget, PackRow};
 use crate::repo::catalog::Catalog;
-use crate::repo::wal::WalObject;
+use crate::repo::wal::{WalListing, WalObject};
 
 /// Which packs `--read-data` downloads and verifies.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -105,16 +105,105 @@ pub struct CheckReport {
     pub wal_files_read: usize,
 }
 
+impl CheckReport {
+    /// Adds what another part of the check found.
+    fn absorb(&mut self, other: CheckReport) {
+        let CheckReport {
+            snapshots,
+            trees,
+            packs,
+            blobs,
+            packs_read,
+            bytes_read,
+            index_spilled,
+            packs_verified,
+            problems,
+            notes,
+            wal_files,
+            wal_base_backups,
+            wal_segments_needed,
+            wal_files_read,
+        } = other;
+        self.snapshots += snapshots;
+        self.trees += trees;
+        self.packs += packs;
+        self.blobs += blobs;
+        self.packs_read += packs_read;
+        self.bytes_read += bytes_read;
+        self.index_spilled |= index_spilled;
+        self.packs_verified.extend(packs_verified);
+        self.problems.extend(problems);
+        self.notes.extend(notes);
+        self.wal_files += wal_files;
+        self.wal_base_backups += wal_base_backups;
+        self.wal_segments_needed += wal_segments_needed;
+        self.wal_files_read += wal_files_read;
+    }
+}
+
 /// Runs the check.
 pub fn check(repo: &Repository, catalog: &Catalog, opts: &CheckOptions) -> Result<CheckReport> {
     let mut report = CheckReport::default();
-    let stored: HashMap<Id, u64> = repo.list_packs()?.into_iter().collect();
-    let mut bad_segments = Vec::new();
-    let index = BlobIndex::load(repo, &opts.memory, |idx, e| {
-        bad_segments.push(format!("index {}: {e}", idx.short()));
-        Ok(())
-    })?;
+    // Listed in the reverse of the order a backup writes (packs, then index segments, then the snapshot): all a
+    // listed snapshot refers to is then in the listings after it, so a backup running beside the check raises
+    // no false alarm. What does not depend on another listing is fetched beside it.
+    let snapshot_ids = repo.list_snapshots()?;
+    let (manifests, wal, indexed) = std::thread::scope(|scope| {
+        let manifests = scope.spawn(|| repo.load_snapshots(&snapshot_ids));
+        let wal = scope.spawn(|| repo.list_wal());
+        let indexed = load_index(repo, &opts.memory);
+        (joined(manifests), joined(wal), indexed)
+    });
+    let (index, stored, bad_segments) = indexed?;
     report.problems.extend(bad_segments);
+    compare_packs(&index, &stored, &mut report);
+    report.packs = index.packs().len();
+    report.blobs = index.distinct_blobs() as usize;
+    report.index_spilled = index.blobs().on_disk();
+    let (manifests, wal) = (manifests?, wal?);
+    // The walk of the trees and the reading of the data at once: each waits on storage for its own requests.
+    let (walked, read) = std::thread::scope(|scope| {
+        let walk = scope.spawn(|| -> Result<CheckReport> {
+            let mut walked = CheckReport::default();
+            let base_backups = check_snapshots(repo, &index, manifests, &mut walked)?;
+            check_wal(repo, &wal, &base_backups, opts.read_data, &mut walked)?;
+            Ok(walked)
+        });
+        let mut read = CheckReport::default();
+        let outcome = match opts.read_data {
+            Some(subset) => read_data(repo, catalog, &index, subset, &mut read),
+            None => Ok(()),
+        };
+        (joined(walk), outcome.map(|()| read))
+    });
+    report.absorb(walked?);
+    report.absorb(read?);
+    Ok(report)
+}
+
+/// A scoped thread's result; the work it runs does not panic.
+fn joined<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    handle.join().expect("a check task does not panic")
+}
+
+/// The index, the stored packs and the segments that could not be read. The packs are listed once the index is
+/// (see [`check`]), while its segments download.
+fn load_index(repo: &Repository, memory: &MemoryBudget) -> Result<(BlobIndex, HashMap<Id, u64>, Vec<String>)> {
+    let listed = repo.list_indexes_sized()?;
+    let mut bad_segments = Vec::new();
+    let (index, stored) = std::thread::scope(|scope| {
+        let stored = scope.spawn(|| repo.list_packs());
+        let index = BlobIndex::load_listed(repo, memory, listed, |idx, e| {
+            bad_segments.push(format!("index {}: {e}", idx.short()));
+            Ok(())
+        });
+        (index, joined(stored))
+    });
+    Ok((index?, stored?.into_iter().collect(), bad_segments))
+}
+
+/// Every indexed pack must be stored with the size the index says; stored packs no index lists are noted.
+fn compare_packs(index: &BlobIndex, stored: &HashMap<Id, u64>, report: &mut CheckReport) {
     for p in index.packs() {
         match stored.get(&p.id) {
             None => report.problems.push(format!("pack {} is indexed but missing from the repository", p.id.short())),
@@ -130,27 +219,36 @@ pub fn check(repo: &Repository, catalog: &Catalog, opts: &CheckOptions) -> Resul
             .notes
             .push(format!("{unindexed} packs are not in any index (left by interrupted backups; prune removes them)"));
     }
-    report.packs = index.packs().len();
-    report.blobs = index.distinct_blobs() as usize;
-    report.index_spilled = index.blobs().on_disk();
-    let base_backups = check_snapshots(repo, &index, &mut report)?;
-    check_wal(repo, &base_backups, opts.read_data, &mut report)?;
-    if let Some(subset) = opts.read_data {
-        let chosen = choose_packs(catalog, &index, subset, &mut report)?;
-        read_packs(repo, catalog, &index, &chosen, &mut report)?;
-        if subset == DataSubset::All {
-            catalog.set_meta(RUN_KEY, None)?;
-        }
+}
+
+/// `--read-data`: picks the packs of the subset, downloads and verifies them; a full run that completes clears
+/// the mark that lets an interrupted one resume.
+fn read_data(
+    repo: &Repository,
+    catalog: &Catalog,
+    index: &BlobIndex,
+    subset: DataSubset,
+    report: &mut CheckReport,
+) -> Result<()> {
+    let chosen = choose_packs(catalog, index, subset, report)?;
+    read_packs(repo, catalog, index, &chosen, report)?;
+    if subset == DataSubset::All {
+        catalog.set_meta(RUN_KEY, None)?;
     }
-    Ok(report)
+    Ok(())
 }
 
 /// Walks every snapshot's trees, many read at once; each tree is read once however many snapshots share it.
 /// Returns the base backups the snapshots hold.
-fn check_snapshots(repo: &Repository, index: &BlobIndex, report: &mut CheckReport) -> Result<Vec<(Id, BaseBackup)>> {
+fn check_snapshots(
+    repo: &Repository,
+    index: &BlobIndex,
+    manifests: Vec<(Id, Result<Snapshot>)>,
+    report: &mut CheckReport,
+) -> Result<Vec<(Id, BaseBackup)>> {
     let mut base_backups = Vec::new();
     let mut roots = Vec::new();
-    for (sid, snap) in tree_walk::load_snapshots(repo, &repo.list_snapshots()?)? {
+    for (sid, snap) in manifests {
         match snap {
             Ok(snap) => {
                 report.snapshots += 1;
@@ -218,18 +316,18 @@ fn check_tree(
 /// the files themselves.
 fn check_wal(
     repo: &Repository,
+    listing: &WalListing,
     base_backups: &[(Id, BaseBackup)],
     read_data: Option<DataSubset>,
     report: &mut CheckReport,
 ) -> Result<()> {
-    let listing = repo.list_wal()?;
     report.wal_files = listing.files.len();
     for path in &listing.foreign {
         report
             .problems
             .push(format!("{path}: not an archived WAL file of this repository (its name does not open with the key)"));
     }
-    let chains = crate::ops::wal::chain::check_chains(repo, &listing, base_backups);
+    let chains = crate::ops::wal::chain::check_chains(repo, listing, base_backups);
     report.wal_base_backups = chains.base_backups;
     report.wal_segments_needed = chains.segments_needed;
     report.problems.extend(chains.problems);

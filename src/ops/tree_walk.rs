@@ -11,7 +11,6 @@ use rayon::prelude::*;
 use crate::error::{Error, Result};
 use crate::format::id::Id;
 use crate::format::pack::PackedBlob;
-use crate::format::snapshot::Snapshot;
 use crate::format::tree::Tree;
 use crate::repo::Repository;
 
@@ -71,10 +70,4 @@ fn read_tree(repo: &Repository, id: &Id, at: &Option<(Id, PackedBlob)>) -> Visit
         Ok(t) => Visit::Tree(t),
         Err(e) => Visit::Failed(e),
     }
-}
-
-/// Loads snapshots [`IN_FLIGHT`] at a time; each with its id, in the order given.
-pub fn load_snapshots(repo: &Repository, ids: &[Id]) -> Result<Vec<(Id, Result<Snapshot>)>> {
-    let pool = crate::runtime::io_pool(IN_FLIGHT, "tree downloads")?;
-    Ok(pool.install(|| ids.par_iter().map(|id| (*id, repo.load_snapshot(id))).collect()))
 }

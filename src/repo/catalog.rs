@@ -6,7 +6,6 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use rayon::prelude::*;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::{Error, Result};
@@ -155,13 +154,35 @@ pub fn default_cache_dir() -> PathBuf {
     }
 }
 
+/// What a command needs of the catalog as it opens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Needs {
+    /// Snapshots and blob locations (restore, backup, ls, stats).
+    Everything,
+    /// The snapshots only (listing and selecting snapshots, forget, check).
+    Snapshots,
+}
+
+/// How the catalog's snapshots differ from the repository's.
+struct SnapshotChanges {
+    gone: Vec<Id>,
+    new: Vec<Id>,
+}
+
+/// Listings a catalog sync starts from when the caller took them already, in the order the sync needs: the
+/// snapshots first, then the index segments (none for [`Needs::Snapshots`]).
+#[derive(Debug)]
+pub struct Listing {
+    /// Ids of the snapshot manifests.
+    pub snapshots: Vec<Id>,
+    /// Ids of the index segments, listed after the snapshots.
+    pub index: Option<Vec<Id>>,
+}
+
 impl Catalog {
     /// Opens (creating or recreating as needed) the catalog of `repo` under `cache_dir`, then syncs it.
     pub fn open(cache_dir: &Path, repo: &Repository) -> Result<Catalog> {
-        let (mut cat, shared) = Catalog::open_unsynced(cache_dir, repo)?;
-        cat.sync(repo)?;
-        cat.warnings.extend(shared);
-        Ok(cat)
+        Catalog::open_listed(cache_dir, repo, Needs::Everything, None)
     }
 
     /// Opens the catalog of `repo` and brings only its snapshots up to date: all that listing and selecting
@@ -169,9 +190,24 @@ impl Catalog {
     /// answers in seconds however many blobs the repository has; the index follows with the first command that
     /// needs it.
     pub fn open_for_snapshots(cache_dir: &Path, repo: &Repository) -> Result<Catalog> {
+        Catalog::open_listed(cache_dir, repo, Needs::Snapshots, None)
+    }
+
+    /// Opens the catalog and brings what `needs` says up to date, from `listed` when the caller has listed
+    /// already.
+    pub fn open_listed(cache_dir: &Path, repo: &Repository, needs: Needs, listed: Option<Listing>) -> Result<Catalog> {
         let (mut cat, shared) = Catalog::open_unsynced(cache_dir, repo)?;
-        cat.warnings.clear();
-        cat.sync_snapshots(repo)?;
+        match (needs, listed) {
+            (Needs::Everything, listed) => cat.sync_from(repo, listed)?,
+            (Needs::Snapshots, Some(listed)) => {
+                cat.warnings.clear();
+                cat.apply_snapshots(repo, listed.snapshots)?;
+            }
+            (Needs::Snapshots, None) => {
+                cat.warnings.clear();
+                cat.sync_snapshots(repo)?;
+            }
+        }
         cat.warnings.extend(shared);
         Ok(cat)
     }
@@ -239,23 +275,52 @@ impl Catalog {
     /// listing after. (Index first, a backup that finished between the two listings would leave a snapshot whose
     /// blobs the catalog cannot place, and its restore would report them lost.)
     pub fn sync(&mut self, repo: &Repository) -> Result<()> {
+        self.sync_from(repo, None)
+    }
+
+    /// [`Catalog::sync`] from listings the caller already took in the same order (while the repository was
+    /// being opened), or, without them, listing now. The index is listed once the snapshots are, while the new
+    /// snapshot manifests load.
+    pub(super) fn sync_from(&mut self, repo: &Repository, listed: Option<Listing>) -> Result<()> {
         self.warnings.clear();
-        self.sync_snapshots(repo)?;
-        self.sync_index(repo)
+        let (snapshots, index) = match listed {
+            Some(l) => (l.snapshots, l.index),
+            None => (repo.list_snapshots()?, None),
+        };
+        let changes = self.snapshot_changes(snapshots)?;
+        std::thread::scope(|scope| {
+            let listing = index.is_none().then(|| scope.spawn(|| repo.list_indexes()));
+            let manifests = scope.spawn(|| repo.load_snapshots(&changes.new));
+            let index = match (index, listing) {
+                (Some(ids), _) => Ok(ids),
+                (None, Some(listing)) => listing.join().expect("a listing does not panic"),
+                (None, None) => unreachable!("the index is either listed already or being listed"),
+            };
+            let indexed = index.and_then(|ids| self.apply_index(repo, ids));
+            let loaded = manifests.join().expect("loading manifests does not panic")?;
+            self.store_snapshots(&changes.gone, loaded)?;
+            indexed
+        })
     }
 
     /// Adds the index segments that are new; if one it knows has gone (a prune rewrote the index), rebuilds the
-    /// blob tables from scratch. Segments are downloaded a few at a time and each is written in its own
-    /// transaction, so memory holds a handful of segments however large the index, and an interrupted rebuild
-    /// keeps what it had written.
+    /// blob tables from scratch.
     pub fn sync_index(&mut self, repo: &Repository) -> Result<()> {
-        let remote_idx: HashSet<Id> = repo.list_indexes()?.into_iter().collect();
+        let listed = repo.list_indexes()?;
+        self.apply_index(repo, listed)
+    }
+
+    /// [`Catalog::sync_index`] from a listing of the index segments. Segments are downloaded a few at a time and
+    /// each is written in its own transaction, so memory holds a handful of segments however large the index,
+    /// and an interrupted rebuild keeps what it had written.
+    fn apply_index(&mut self, repo: &Repository, listed: Vec<Id>) -> Result<()> {
+        let remote_idx: HashSet<Id> = listed.into_iter().collect();
         let local_idx = self.id_set("SELECT id FROM index_objects")?;
         if local_idx.iter().any(|id| !remote_idx.contains(id)) {
             self.conn
                 .execute_batch("BEGIN; DELETE FROM index_objects; DELETE FROM packs; DELETE FROM blobs; COMMIT;")
                 .map_err(|e| self.err(e))?;
-            return self.sync_index(repo);
+            return self.apply_index(repo, remote_idx.into_iter().collect());
         }
         let mut new_idx: Vec<Id> = remote_idx.into_iter().filter(|id| !local_idx.contains(id)).collect();
         new_idx.sort_unstable();
@@ -293,17 +358,36 @@ impl Catalog {
 
     /// Adds new snapshots and drops those that are gone.
     pub fn sync_snapshots(&mut self, repo: &Repository) -> Result<()> {
-        let remote_snaps: HashSet<Id> = repo.list_snapshots()?.into_iter().collect();
-        let local_snaps = self.id_set("SELECT id FROM snapshots")?;
-        for gone in local_snaps.iter().filter(|id| !remote_snaps.contains(id)) {
+        let listed = repo.list_snapshots()?;
+        self.apply_snapshots(repo, listed)
+    }
+
+    /// [`Catalog::sync_snapshots`] from a listing of the snapshots.
+    fn apply_snapshots(&mut self, repo: &Repository, listed: Vec<Id>) -> Result<()> {
+        let changes = self.snapshot_changes(listed)?;
+        let loaded = repo.load_snapshots(&changes.new)?;
+        self.store_snapshots(&changes.gone, loaded)
+    }
+
+    /// Which listed snapshots are new to the catalog and which it has that are gone.
+    fn snapshot_changes(&self, listed: Vec<Id>) -> Result<SnapshotChanges> {
+        let remote: HashSet<Id> = listed.into_iter().collect();
+        let local = self.id_set("SELECT id FROM snapshots")?;
+        Ok(SnapshotChanges {
+            gone: local.iter().filter(|id| !remote.contains(id)).copied().collect(),
+            new: remote.into_iter().filter(|id| !local.contains(id)).collect(),
+        })
+    }
+
+    /// Drops the snapshots that are gone and adds the loaded ones; a manifest that is damaged is skipped with a
+    /// warning.
+    fn store_snapshots(&mut self, gone: &[Id], loaded: Vec<(Id, Result<Snapshot>)>) -> Result<()> {
+        for gone in gone {
             self.conn.execute("DELETE FROM snapshots WHERE id = ?1", [&gone.0[..]]).map_err(|e| self.err(e))?;
             self.conn
                 .execute("DELETE FROM base_backups WHERE snapshot = ?1", [&gone.0[..]])
                 .map_err(|e| self.err(e))?;
         }
-        let new_snaps: Vec<Id> = remote_snaps.into_iter().filter(|id| !local_snaps.contains(id)).collect();
-        let loaded: Vec<(Id, Result<Snapshot>)> =
-            new_snaps.par_iter().map(|id| (*id, repo.load_snapshot(id))).collect();
         for (id, snap) in loaded {
             match snap {
                 Ok(snap) => self.add_snapshot(&id, &snap)?,

@@ -81,6 +81,17 @@ impl Repository {
         Snapshot::from_bytes(&plain).map_err(|e| Error::corrupt(ObjectKind::Snapshot.path_of(id), e))
     }
 
+    /// Loads snapshot manifests many at once (each is a round trip to a distant region), each with its id, in the
+    /// order given.
+    pub fn load_snapshots(&self, ids: &[Id]) -> Result<Vec<(Id, Result<Snapshot>)>> {
+        use rayon::prelude::*;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pool = crate::runtime::io_pool(self.read_concurrency()?.min(ids.len()), "snapshot downloads")?;
+        Ok(pool.install(|| ids.par_iter().map(|id| (*id, self.load_snapshot(id))).collect()))
+    }
+
     /// Ids of every snapshot in the repository.
     pub fn list_snapshots(&self) -> Result<Vec<Id>> {
         self.list_ids(ObjectKind::Snapshot)

@@ -52,18 +52,29 @@ impl Repository {
         Ok(Repository { key_id, ..repo })
     }
 
-    /// Opens a repository with a password.
+    /// Opens a repository with a password. The config is fetched while the key files are listed and unlocked,
+    /// so against a distant region opening costs the key's round trips and not one more.
     pub fn open(storage: Storage, password: &[u8]) -> Result<Repository> {
-        let (key, key_id) = keys::unlock(&storage, password)?;
         let config_path = ObjectKind::Config.path("");
-        let plain = match storage.read_with(&config_path, |sealed| {
-            key.open(ObjectKind::Config.aad(), &sealed).ok_or_else(|| Error::corrupt("config", "authentication failed"))
-        }) {
-            Ok(p) => p,
-            Err(e) if e.is_not_found() => {
-                return Err(Error::corrupt("config", "the repository has keys but no config object"));
-            }
-            Err(e) => return Err(e),
+        let (unlocked, early_config) = std::thread::scope(|scope| {
+            let early = scope.spawn(|| storage.read(&config_path));
+            let unlocked = keys::unlock(&storage, password);
+            (unlocked, early.join().ok().and_then(|r| r.ok()))
+        });
+        let (key, key_id) = unlocked?;
+        let open_config = |sealed: &[u8]| {
+            key.open(ObjectKind::Config.aad(), sealed).ok_or_else(|| Error::corrupt("config", "authentication failed"))
+        };
+        // The early copy is taken only when it opens; otherwise every region is tried in turn, as for any read.
+        let plain = match early_config.as_deref().map(open_config) {
+            Some(Ok(plain)) => plain,
+            _ => match storage.read_with(&config_path, |sealed| open_config(&sealed)) {
+                Ok(p) => p,
+                Err(e) if e.is_not_found() => {
+                    return Err(Error::corrupt("config", "the repository has keys but no config object"));
+                }
+                Err(e) => return Err(e),
+            },
         };
         let config = parse_config(&plain)?;
         let gear = Gear::new(key.gear_table());
@@ -125,8 +136,13 @@ impl Repository {
     /// would lack everything it deduplicates against (a disk not mounted, a bucket of another repository).
     fn verify_regions(&self) {
         let path = ObjectKind::Config.path("");
-        for r in self.storage.regions() {
-            let verdict = match r.backend.read(&path) {
+        // Every region's config at once: against distant regions each read is a round trip of its own.
+        let copies: Vec<Result<bytes::Bytes>> = std::thread::scope(|scope| {
+            let reads: Vec<_> = self.storage.regions().iter().map(|r| scope.spawn(|| r.backend.read(&path))).collect();
+            reads.into_iter().map(|h| h.join().expect("a config read does not panic")).collect()
+        });
+        for (r, copy) in self.storage.regions().iter().zip(copies) {
+            let verdict = match copy {
                 Ok(sealed) => match self.key.open(ObjectKind::Config.aad(), &sealed).map(|p| parse_config(&p)) {
                     Some(Ok(c)) if c.id == self.config.id => None,
                     Some(Ok(c)) => {
@@ -173,11 +189,27 @@ impl Repository {
 
 /// Every region must answer, and hold no repository, before anything is written: a repository is created whole
 /// or not at all.
+/// Every region's config and key listing are asked for at once (two round trips each to a distant region).
 pub(super) fn refuse_existing(storage: &Storage) -> Result<()> {
     let config = ObjectKind::Config.path("");
     let keys = ObjectKind::Key.prefix();
-    for r in storage.regions() {
-        if r.backend.stat(&config)?.is_some() || !r.backend.list(keys)?.is_empty() {
+    let answers: Vec<Result<bool>> = std::thread::scope(|scope| {
+        let asked: Vec<_> = storage
+            .regions()
+            .iter()
+            .map(|r| (scope.spawn(|| r.backend.stat(&config)), scope.spawn(|| r.backend.list(keys))))
+            .collect();
+        asked
+            .into_iter()
+            .map(|(stat, list)| {
+                let config = stat.join().expect("a stat does not panic");
+                let keys = list.join().expect("a listing does not panic");
+                Ok(config?.is_some() || !keys?.is_empty())
+            })
+            .collect()
+    });
+    for (r, holds_one) in storage.regions().iter().zip(answers) {
+        if holds_one? {
             return Err(Error::RepoExists { url: r.url.clone() });
         }
     }

@@ -4,8 +4,10 @@
 use std::path::PathBuf;
 
 use super::Repository;
-use super::catalog::Catalog;
+use super::catalog::{Catalog, Listing, Needs};
 use crate::error::{Error, Result};
+use crate::format::id::Id;
+use crate::format::objects::ObjectKind;
 use crate::format::repo_config::RegionSpec;
 use crate::storage::Storage;
 
@@ -67,20 +69,17 @@ impl Repository {
 impl Session {
     /// Opens the repository and brings its catalog up to date.
     pub fn open(opts: &OpenOptions, password: &[u8]) -> Result<Session> {
-        Session::open_syncing(opts, password, Catalog::open)
+        Session::open_syncing(opts, password, Needs::Everything)
     }
 
     /// Opens the repository and brings only the catalog's snapshots up to date (listing, forget).
     pub fn open_for_snapshots(opts: &OpenOptions, password: &[u8]) -> Result<Session> {
-        Session::open_syncing(opts, password, Catalog::open_for_snapshots)
+        Session::open_syncing(opts, password, Needs::Snapshots)
     }
 
-    fn open_syncing(
-        opts: &OpenOptions,
-        password: &[u8],
-        open_catalog: fn(&std::path::Path, &Repository) -> Result<Catalog>,
-    ) -> Result<Session> {
-        let mut repo = Repository::open_with(opts, password)?;
+    fn open_syncing(opts: &OpenOptions, password: &[u8], needs: Needs) -> Result<Session> {
+        let (opened, listed) = open_listing(opts, password, needs);
+        let mut repo = opened?;
         // Packs never change under their names, so a view of the past shares the everyday tree cache.
         repo.cache_trees_in(opts.cache_dir.join(repo.id()).join("trees"));
         // A view of the past has a catalog of its own, so the everyday one is not rebuilt back and forth.
@@ -88,7 +87,38 @@ impl Session {
             Some(at) => opts.cache_dir.join("as-of").join(at.as_second().to_string()),
             None => opts.cache_dir.clone(),
         };
-        let catalog = open_catalog(&catalog_dir, &repo)?;
+        // The early listings describe the repository only when it is that one location.
+        let listed = listed.filter(|_| matches!(repo.storage.regions(), [only] if only.url == opts.url));
+        let catalog = Catalog::open_listed(&catalog_dir, &repo, needs, listed)?;
         Ok(Session { repo, catalog, url: opts.url.clone(), cache_dir: opts.cache_dir.clone() })
     }
+}
+
+/// Opens the repository while, against object storage, the catalog's listings are taken beside it: the listing
+/// needs no key, and a distant region makes each of the opening's requests and each listing a round trip. The
+/// listings are `None` when not taken or when one failed (the catalog then lists again, and says why).
+fn open_listing(opts: &OpenOptions, password: &[u8], needs: Needs) -> (Result<Repository>, Option<Listing>) {
+    let early = match Storage::open_url(&opts.url) {
+        Ok(s) if s.has_remote_region() && opts.as_of.is_none() && opts.rebuild.is_empty() => Some(s),
+        _ => None,
+    };
+    let Some(early) = early else { return (Repository::open_with(opts, password), None) };
+    std::thread::scope(|scope| {
+        let listing = scope.spawn(|| list_early(&early, needs));
+        let opened = Repository::open_with(opts, password);
+        (opened, listing.join().ok().and_then(|l| l.ok()))
+    })
+}
+
+/// The snapshots, then (after them, see [`Catalog::sync`]) the index segments when `needs` wants them.
+fn list_early(storage: &Storage, needs: Needs) -> Result<Listing> {
+    let ids = |kind: ObjectKind| -> Result<Vec<Id>> {
+        Ok(storage.list(kind.prefix())?.into_iter().filter_map(|(p, _)| ObjectKind::id_of_path(&p)).collect())
+    };
+    let snapshots = ids(ObjectKind::Snapshot)?;
+    let index = match needs {
+        Needs::Everything => Some(ids(ObjectKind::Index)?),
+        Needs::Snapshots => None,
+    };
+    Ok(Listing { snapshots, index })
 }

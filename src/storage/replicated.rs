@@ -474,12 +474,24 @@ impl Storage {
 
     /// Lists every healthy region (every region when none is healthy) with `list`, handing each entry to `add`;
     /// a region that fails is marked failed and said, and the listing fails only when no region answered.
-    fn list_each<T>(&self, list: impl Fn(&Region) -> Result<Vec<T>>, mut add: impl FnMut(T)) -> Result<()> {
+    /// The regions are listed at once (a distant region's listing is a round trip or more each) and their entries
+    /// handed over in read order.
+    fn list_each<T: Send>(
+        &self,
+        list: impl Fn(&Region) -> Result<Vec<T>> + Sync,
+        mut add: impl FnMut(T),
+    ) -> Result<()> {
         let mut answered = 0;
         let mut last_err = None;
         let any_healthy = self.regions.iter().any(Region::is_healthy);
-        for r in self.read_order().filter(|r| r.is_healthy() || !any_healthy) {
-            match list(r) {
+        let listed: Vec<&Region> = self.read_order().filter(|r| r.is_healthy() || !any_healthy).collect();
+        let listings: Vec<Result<Vec<T>>> = std::thread::scope(|scope| {
+            let list = &list;
+            let running: Vec<_> = listed.iter().map(|r| scope.spawn(move || list(r))).collect();
+            running.into_iter().map(|h| h.join().expect("a listing does not panic")).collect()
+        });
+        for (r, listing) in listed.into_iter().zip(listings) {
+            match listing {
                 Ok(entries) => {
                     answered += 1;
                     entries.into_iter().for_each(&mut add);

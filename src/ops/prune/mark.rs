@@ -105,7 +105,7 @@ pub(super) fn used_blobs(repo: &Repository, st: &State) -> Result<Marked> {
     let snaps = repo.list_snapshots()?;
     let mut roots = Vec::new();
     let mut base_backups = Vec::new();
-    for (_, snap) in tree_walk::load_snapshots(repo, &snaps)? {
+    for (_, snap) in repo.load_snapshots(&snaps)? {
         let snap = snap?;
         roots.push((snap.tree, ()));
         base_backups.extend(snap.base_backups);

@@ -116,6 +116,16 @@ impl BlobIndex {
     pub fn load(
         repo: &Repository,
         budget: &MemoryBudget,
+        on_bad: impl FnMut(&Id, Error) -> Result<()>,
+    ) -> Result<BlobIndex> {
+        BlobIndex::load_listed(repo, budget, repo.list_indexes_sized()?, on_bad)
+    }
+
+    /// [`BlobIndex::load`] of the segments listed (with their sizes) by the caller.
+    pub fn load_listed(
+        repo: &Repository,
+        budget: &MemoryBudget,
+        listed: Vec<(Id, u64)>,
         mut on_bad: impl FnMut(&Id, Error) -> Result<()>,
     ) -> Result<BlobIndex> {
         // Made when missing (0700), never re-moded: the default is the system's temporary directory, and the
@@ -125,7 +135,6 @@ impl BlobIndex {
             .mode(0o700)
             .create(&budget.scratch)
             .map_err(|e| Error::io("create the scratch directory", &budget.scratch, e))?;
-        let listed = repo.list_indexes_sized()?;
         let bytes: u64 = listed.iter().map(|(_, size)| *size).sum();
         let expected = (bytes / (crate::format::pack::ENTRY_LEN as u64 + 8)) as usize;
         let mut loader = Loader {
