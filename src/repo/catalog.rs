@@ -135,6 +135,8 @@ pub struct Catalog {
     path: PathBuf,
     /// Damaged objects skipped by the last sync (they are retried on the next one).
     pub warnings: Vec<String>,
+    /// Whether the last sync found index segments gone (a prune rewrote the index) and rebuilt the blob tables.
+    rewritten: bool,
 }
 
 /// Index segments a catalog sync downloads at once.
@@ -233,7 +235,7 @@ impl Catalog {
             .optional()
             .unwrap_or(None)
             .and_then(|v| v.parse().ok());
-        let cat = Catalog { conn, path: path.to_path_buf(), warnings: Vec::new() };
+        let cat = Catalog { conn, path: path.to_path_buf(), warnings: Vec::new(), rewritten: false };
         if version != Some(SCHEMA_VERSION) {
             cat.recreate()?;
         }
@@ -317,6 +319,7 @@ impl Catalog {
         let remote_idx: HashSet<Id> = listed.into_iter().collect();
         let local_idx = self.id_set("SELECT id FROM index_objects")?;
         if local_idx.iter().any(|id| !remote_idx.contains(id)) {
+            self.rewritten = true;
             self.conn
                 .execute_batch("BEGIN; DELETE FROM index_objects; DELETE FROM packs; DELETE FROM blobs; COMMIT;")
                 .map_err(|e| self.err(e))?;
@@ -398,6 +401,20 @@ impl Catalog {
             }
         }
         Ok(())
+    }
+
+    /// Whether the last sync found that a prune had rewritten the index (packs may have been deleted).
+    pub fn index_was_rewritten(&self) -> bool {
+        self.rewritten
+    }
+
+    /// Whether the index lists the pack.
+    pub fn knows_pack(&self, id: &Id) -> Result<bool> {
+        self.conn
+            .query_row("SELECT 1 FROM packs WHERE id = ?1", [&id.0[..]], |_| Ok(()))
+            .optional()
+            .map(|found| found.is_some())
+            .map_err(|e| self.err(e))
     }
 
     fn id_set(&self, sql: &str) -> Result<HashSet<Id>> {

@@ -29,6 +29,7 @@ use crate::format::blob::BlobKind;
 use crate::format::chunker::{ChunkerParams, Gear};
 pub use crate::format::crypto::KdfParams;
 use crate::format::crypto::MasterKey;
+use crate::format::id::Id;
 #[cfg(test)]
 use crate::format::objects::ObjectKind;
 pub use crate::format::repo_config::{REPO_VERSION, RegionSpec, RepoConfig, default_profiles};
@@ -143,6 +144,11 @@ impl Repository {
     /// directly: a copy beside them would only double them.
     pub fn cache_trees_in(&mut self, dir: std::path::PathBuf) {
         self.tree_cache = self.has_remote_region().then(|| tree_cache::TreeCache::new(dir));
+    }
+
+    /// Removes from the tree cache the packs `still_stored` denies and old temporary files; how many went.
+    pub fn sweep_tree_cache(&self, still_stored: impl FnMut(&Id) -> bool) -> usize {
+        self.tree_cache.as_ref().map_or(0, |c| c.sweep(still_stored))
     }
 
     /// Whether a region is in object storage, where every request waits a round trip.

@@ -90,6 +90,10 @@ impl Session {
         // The early listings describe the repository only when it is that one location.
         let listed = listed.filter(|_| matches!(repo.storage.regions(), [only] if only.url == opts.url));
         let catalog = Catalog::open_listed(&catalog_dir, &repo, needs, listed)?;
+        if catalog.index_was_rewritten() && opts.as_of.is_none() {
+            // A prune (maybe another machine's) deleted packs: the tree cache lets go of the ones it held.
+            repo.sweep_tree_cache(|id| catalog.knows_pack(id).unwrap_or(true));
+        }
         Ok(Session { repo, catalog, url: opts.url.clone(), cache_dir: opts.cache_dir.clone() })
     }
 }

@@ -20,6 +20,9 @@ use std::sync::{Arc, Mutex};
 
 use crate::format::id::Id;
 
+/// How old a temporary file must be before a sweep takes it for a crash's leftover.
+const LEFTOVER_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// A directory of whole tree packs, named by their ids.
 pub(crate) struct TreeCache {
     dir: PathBuf,
@@ -72,6 +75,29 @@ impl TreeCache {
         let _ = std::fs::remove_file(self.path_of(pack));
     }
 
+    /// Removes the cached packs the repository no longer has (another machine's prune deleted them) and
+    /// temporary files a crash left over an hour ago (a younger one may be another process's download). Other
+    /// entries are left alone. Returns how many files went.
+    pub(crate) fn sweep(&self, mut still_stored: impl FnMut(&Id) -> bool) -> usize {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else { return 0 };
+        let stale = |e: &std::fs::DirEntry| {
+            e.metadata().and_then(|m| m.modified()).is_ok_and(|t| t.elapsed().is_ok_and(|age| age > LEFTOVER_AGE))
+        };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let gone = match Id::from_hex(&name) {
+                Some(id) => !still_stored(&id),
+                None => name.starts_with(".fetching-") && stale(&entry),
+            };
+            if gone && std::fs::remove_file(entry.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        removed
+    }
+
     /// Holds the pack's fetch lock while `f` runs, so one thread downloads a pack while the others wait for it.
     pub(crate) fn fetching<T>(&self, pack: &Id, f: impl FnOnce() -> T) -> T {
         let lock = self.fetching.lock().expect("tree cache lock").entry(*pack).or_default().clone();
@@ -117,5 +143,27 @@ mod tests {
         assert_eq!(std::fs::read_dir(root.path().join("trees")).unwrap().count(), 1, "no temporary file left");
         cache.remove(&id);
         assert_eq!(cache.read(&id, 0, 1), None);
+    }
+
+    #[test]
+    fn a_sweep_removes_deleted_packs_and_old_leftovers_only() {
+        let root = tempfile::tempdir().unwrap();
+        let cache = TreeCache::new(root.path().join("trees"));
+        let (kept, deleted) = (Id([1; 32]), Id([2; 32]));
+        cache.store(&kept, b"kept").unwrap();
+        cache.store(&deleted, b"deleted").unwrap();
+        let dir = root.path().join("trees");
+        let (old, young, other) = (dir.join(".fetching-old"), dir.join(".fetching-young"), dir.join("notes.txt"));
+        for p in [&old, &young, &other] {
+            std::fs::write(p, b"x").unwrap();
+        }
+        let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+        File::options().write(true).open(&old).unwrap().set_modified(two_hours_ago).unwrap();
+        assert_eq!(cache.sweep(|id| *id == kept), 2);
+        assert!(cache.read(&kept, 0, 4).is_some());
+        assert!(cache.read(&deleted, 0, 1).is_none());
+        assert!(!old.exists(), "a leftover over an hour old goes");
+        assert!(young.exists(), "a young temporary file may be another process's download");
+        assert!(other.exists(), "what is not the cache's is left alone");
     }
 }

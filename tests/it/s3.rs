@@ -154,3 +154,63 @@ fn tree_packs_are_cached_privately_and_a_damaged_copy_is_fetched_again() {
     let out = with_keys(&env, &["check"]);
     assert_ne!(code(&out), 0, "check without --read-data trusted the cached trees: {}", stderr(&out));
 }
+
+/// A tree pack that another machine's prune deleted leaves this machine's tree cache at its next command, and so
+/// does a temporary file a crash left there long ago; a young one (another process's download) stays.
+#[test]
+fn tree_packs_pruned_elsewhere_leave_the_cache() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = S3Server::start(&tmp.path().join("s3"), &["sweep"]);
+    let env = s3_env(&server, "sweep");
+    assert!(with_keys(&env, &["init", "--kdf-memory", "8"]).status.success());
+    let src = env.path("src");
+    for round in 0..2 {
+        for d in 0..20 {
+            let dir = src.join(format!("d{d}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("f.txt"), format!("round {round} file {d}\n")).unwrap();
+        }
+        let out = with_keys(&env, &["backup", src.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let catalog = walk_files(&env.cache).into_iter().find(|p| p.ends_with("catalog.sqlite")).unwrap();
+    let trees = catalog.parent().unwrap().join("trees");
+    let before = packs_in(&trees);
+    assert!(before.len() >= 2, "each backup cached its tree pack: {before:?}");
+    let (old, young) = (trees.join(".fetching-crashed"), trees.join(".fetching-running"));
+    std::fs::write(&old, b"partial").unwrap();
+    std::fs::write(&young, b"partial").unwrap();
+    let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 3600);
+    std::fs::File::options().write(true).open(&old).unwrap().set_modified(long_ago).unwrap();
+
+    // Another machine forgets the first snapshot and prunes.
+    let other_cache = env.path("other-machine-cache");
+    let elsewhere = |args: &[&str]| {
+        let out = env
+            .cmd()
+            .env("GUMVAULT_CACHE_DIR", &other_cache)
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    };
+    elsewhere(&["forget", "--keep-last", "1"]);
+    elsewhere(&["prune", "--grace", "0s"]); // marks the first snapshot's packs
+    elsewhere(&["prune", "--grace", "0s"]); // deletes them
+    let bucket: Vec<String> =
+        packs_in(&server.root.join("sweep/backups/app/data")).into_iter().map(|(name, _)| name).collect();
+    let pruned: Vec<&String> = before.iter().map(|(name, _)| name).filter(|n| !bucket.contains(n)).collect();
+    assert!(!pruned.is_empty(), "the prune deleted no tree pack, so this test shows nothing");
+
+    // This machine's next command that reads the index lets go of them.
+    let target = env.path("restore");
+    let out = with_keys(&env, &["restore", "latest", "--target", target.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_same_tree(&src, &target.join(src.strip_prefix("/").unwrap()));
+    let after: Vec<String> = packs_in(&trees).into_iter().map(|(name, _)| name).collect();
+    assert!(after.iter().all(|n| bucket.contains(n)), "a pruned pack stayed cached: {after:?} vs {bucket:?}");
+    assert!(!old.exists(), "a crash's leftover from hours ago stayed");
+    assert!(young.exists(), "a young temporary file was removed");
+}
