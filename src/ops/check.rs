@@ -505,7 +505,7 @@ fn verify_queued(
 /// own (range reads, any region): a pack with bytes appended or a damaged header may still restore completely.
 fn verify_pack(repo: &Repository, p: &PackEntry) -> std::result::Result<(), String> {
     let whole = || -> Result<()> {
-        let bytes = repo.read_pack_copy(&p.id)?;
+        let bytes = repo.read_pack_copy(&p.id, p.size)?;
         let header = repo.parse_pack(&p.id, &bytes)?;
         if header.len() != p.blobs.len() || header.iter().zip(&p.blobs).any(|(a, b)| a != b) {
             return Err(Error::corrupt(

@@ -128,10 +128,10 @@ impl Repository {
     }
 
     /// Objects copied at once by `sync`, into this repository's regions or (`remote_target`: in object
-    /// storage) elsewhere: as many as uploads, each holding one object in memory (never fewer than one per core:
-    /// below that, rayon's own threads copy).
+    /// storage) elsewhere, each holding one object in memory (never fewer than one per core: below that,
+    /// rayon's own threads copy).
     pub fn copy_concurrency(&self, remote_target: bool) -> Result<usize> {
-        self.storage.upload_concurrency_to(remote_target)
+        self.storage.copy_concurrency_to(remote_target)
     }
 
     /// Packs uploaded at once: `GUMVAULT_STORAGE_UPLOADS`, else more for remote regions than for disks.

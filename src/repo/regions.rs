@@ -69,6 +69,14 @@ impl RegionView<'_> {
         Ok(bytes)
     }
 
+    /// [`RegionView::read_verified`] of an object whose size a listing gave, read into one buffer of that size
+    /// ([`crate::storage::Region::read_sized`]).
+    pub fn read_verified_sized(&self, path: &str, size: u64) -> Result<Bytes> {
+        let bytes = self.region.read_sized(path, size)?;
+        self.repo.verify_copy(path, &bytes)?;
+        Ok(bytes)
+    }
+
     /// This region's copy of an object, checked on its own; for a WAL file also BLAKE3 of the file it holds, so
     /// copies sealed apart (byte for byte different) can be compared.
     pub fn read_verified_content(&self, path: &str) -> Result<(Bytes, Option<[u8; 32]>)> {

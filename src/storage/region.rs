@@ -2,7 +2,10 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use bytes::Bytes;
+
 use super::backend::Backend;
+use crate::error::{Result, StorageError, StorageErrorKind};
 
 /// A named region of a repository.
 pub struct Region {
@@ -22,6 +25,30 @@ pub struct Region {
 }
 
 impl Region {
+    /// The whole object at `path`, whose size a listing or the index gave: streamed into one buffer of that
+    /// size, so that a pack is not held twice while the pieces of its download are joined (sync and check keep
+    /// several in flight). A shorter copy is an error; what a longer one holds past `size` is not read (the
+    /// callers verify what they read against its name or tag).
+    pub fn read_sized(&self, path: &str, size: u64) -> Result<Bytes> {
+        use std::io::Read;
+        let failed = |kind, message: String| StorageError::new("read", path, &self.name, kind, message);
+        let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        let mut stream = self.backend.read_range_stream(path, 0, size)?;
+        stream.read_to_end(&mut buf).map_err(|e| {
+            let kind = match e.kind() {
+                std::io::ErrorKind::NotFound => StorageErrorKind::NotFound,
+                std::io::ErrorKind::PermissionDenied => StorageErrorKind::PermissionDenied,
+                _ => StorageErrorKind::Other,
+            };
+            failed(kind, e.to_string())
+        })?;
+        if buf.len() as u64 != size {
+            let message = format!("{} bytes where {size} were expected", buf.len());
+            return Err(failed(StorageErrorKind::ShortRead, message).into());
+        }
+        Ok(Bytes::from(buf))
+    }
+
     /// A region, healthy until an operation in it fails.
     pub fn new(name: impl Into<String>, url: impl Into<String>, backend: Box<dyn Backend>) -> Region {
         Region {

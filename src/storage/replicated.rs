@@ -140,13 +140,15 @@ impl Storage {
     /// Packs uploaded at once: `GUMVAULT_STORAGE_UPLOADS`, else 4 when a region is remote (one connection to a
     /// distant S3 region carries far less than the pipeline produces; benches/uploads.sh), 2 for local disks.
     pub fn upload_concurrency(&self) -> Result<usize> {
-        self.upload_concurrency_to(false)
+        Ok(StorageTuning::from_env()?.uploads.unwrap_or(if self.has_remote_region() { 4 } else { 2 }))
     }
 
-    /// [`Storage::upload_concurrency`] for uploads that may go to another place, remote when `remote_target`.
-    pub fn upload_concurrency_to(&self, remote_target: bool) -> Result<usize> {
+    /// Objects a copy between locations keeps in flight: `GUMVAULT_STORAGE_UPLOADS`, else 8 when either side is
+    /// remote (each object waits two round trips, its read and its write, and holds only its own bytes, read
+    /// into one buffer of its listed size), else 2.
+    pub fn copy_concurrency_to(&self, remote_target: bool) -> Result<usize> {
         let remote = remote_target || self.has_remote_region();
-        Ok(StorageTuning::from_env()?.uploads.unwrap_or(if remote { 4 } else { 2 }))
+        Ok(StorageTuning::from_env()?.uploads.unwrap_or(if remote { 8 } else { 2 }))
     }
 
     /// Range reads a restore keeps in flight: `GUMVAULT_STORAGE_READS`, else 16 when a region is remote (each read
@@ -211,6 +213,11 @@ impl Storage {
     /// Reads from the first region that has the object.
     pub fn read(&self, path: &str) -> Result<Bytes> {
         self.read_with(path, Ok)
+    }
+
+    /// Reads from the first region that has the object, whose size is known ([`Region::read_sized`]).
+    pub fn read_sized(&self, path: &str, size: u64) -> Result<Bytes> {
+        self.try_regions(path, |r| r.read_sized(path, size), Ok)
     }
 
     /// Reads a range from the first region that has the object.

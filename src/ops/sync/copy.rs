@@ -31,18 +31,18 @@ pub fn copy_into(repo: &Repository, url: &str, dry_run: bool) -> Result<SyncRepo
     let (tail, body): (Vec<_>, Vec<_>) = sources.into_iter().partition(|(p, _)| last(p));
     let mut report = SyncReport::default();
     let in_flight = repo.copy_concurrency(target.is_remote())?;
-    let read = |path: &str, i: usize| regions[i].read_verified(path);
+    let read = |path: &str, (i, size): (usize, u64)| regions[i].read_verified_sized(path, size);
     // The tail is read and verified beside the body's copies, and written once they are all in place.
     let (copied, tail_read) = std::thread::scope(|scope| {
         let tail_read = scope.spawn(|| {
-            let read: HashMap<String, Result<Bytes>> = tail.iter().map(|(p, i)| (p.clone(), read(p, *i))).collect();
+            let read: HashMap<String, Result<Bytes>> = tail.iter().map(|(p, at)| (p.clone(), read(p, *at))).collect();
             Mutex::new(read)
         });
         let copied = super::with_copy_threads(in_flight, || copy_all(&body, read, &target, dry_run));
         (copied, tail_read.join().expect("reading the key files does not panic"))
     });
     tally(copied?, &target, &mut report)?;
-    let take_read = |path: &str, _: usize| {
+    let take_read = |path: &str, _: (usize, u64)| {
         tail_read.lock().expect("tail lock").remove(path).unwrap_or_else(|| Err(Error::corrupt(path, "not read")))
     };
     let copied = super::with_copy_threads(in_flight, || copy_all(&tail, take_read, &target, dry_run));
@@ -50,8 +50,9 @@ pub fn copy_into(repo: &Repository, url: &str, dry_run: bool) -> Result<SyncRepo
     Ok(report)
 }
 
-/// Each object from the first region (in read order) that lists it; the regions are listed at once.
-fn list_sources(regions: &[RegionView<'_>]) -> Result<BTreeMap<String, usize>> {
+/// Each object from the first region (in read order) that lists it, with its size there; the regions are listed
+/// at once.
+fn list_sources(regions: &[RegionView<'_>]) -> Result<BTreeMap<String, (usize, u64)>> {
     let listings: Vec<(usize, Result<BTreeMap<String, u64>>)> = std::thread::scope(|scope| {
         let running: Vec<_> = regions
             .iter()
@@ -61,11 +62,11 @@ fn list_sources(regions: &[RegionView<'_>]) -> Result<BTreeMap<String, usize>> {
             .collect();
         running.into_iter().map(|(i, h)| (i, h.join().expect("a listing does not panic"))).collect()
     });
-    let mut sources: BTreeMap<String, usize> = BTreeMap::new();
+    let mut sources: BTreeMap<String, (usize, u64)> = BTreeMap::new();
     for (i, listing) in listings {
         match listing {
-            Ok(listing) => listing.into_keys().for_each(|p| {
-                sources.entry(p).or_insert(i);
+            Ok(listing) => listing.into_iter().for_each(|(p, size)| {
+                sources.entry(p).or_insert((i, size));
             }),
             Err(e) if regions.len() == 1 => return Err(e),
             Err(_) => {}
@@ -76,16 +77,16 @@ fn list_sources(regions: &[RegionView<'_>]) -> Result<BTreeMap<String, usize>> {
 
 /// Reads (with `read`) and writes every object, several at once; each path with the bytes copied or the error.
 fn copy_all(
-    items: &[(String, usize)],
-    read: impl Fn(&str, usize) -> Result<Bytes> + Sync,
+    items: &[(String, (usize, u64))],
+    read: impl Fn(&str, (usize, u64)) -> Result<Bytes> + Sync,
     target: &CopyTarget<'_>,
     dry_run: bool,
 ) -> Vec<(String, Result<u64>)> {
     items
         .par_iter()
         .with_max_len(1)
-        .map(|(path, i)| {
-            let outcome = read(path, *i).and_then(|bytes| {
+        .map(|(path, at)| {
+            let outcome = read(path, *at).and_then(|bytes| {
                 let n = bytes.len() as u64;
                 if !dry_run {
                     target.write(path, bytes)?;

@@ -226,14 +226,14 @@ fn copy_one(
     let regions = repo.regions();
     let mut tried = Vec::new();
     for (l, r) in listings.iter().zip(&regions) {
-        let has = l.objects.as_ref().is_some_and(|o| o.contains_key(path));
-        if r.name() == target || !has || bad.contains(&(r.name(), path)) {
+        let Some(&size) = l.objects.as_ref().and_then(|o| o.get(path)) else { continue };
+        if r.name() == target || bad.contains(&(r.name(), path)) {
             continue;
         }
         if !opts.from.is_empty() && !opts.from.iter().any(|f| f == r.name()) {
             continue;
         }
-        let bytes = match r.read_verified(path) {
+        let bytes = match r.read_verified_sized(path, size) {
             Ok(b) => b,
             Err(e) => {
                 tried.push(format!("{}: {e}", r.name()));
