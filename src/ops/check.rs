@@ -432,9 +432,9 @@ fn read_packs(
     let (tx, rx) = std::sync::mpsc::channel::<(Id, bool)>();
     let mut record_err = None;
     let mut verified = Vec::new();
-    // Remote regions: as many packs in memory at once as uploads, since each read waits a round trip. Local
-    // disks: one, which keeps the cores busy. Each pack's blobs are verified in parallel (verify_pack).
-    let in_flight = if repo.has_remote_region() { repo.upload_concurrency()? } else { 1 };
+    // Packs are verified as they stream in, each holding one blob: as many in flight as a restore keeps reads
+    // (16 for a remote region, where each read waits a round trip; one per core for local disks).
+    let in_flight = repo.read_concurrency()?;
     let (to_verify, queue) = std::sync::mpsc::sync_channel::<PackEntry>(in_flight);
     // Each verifier holds the queue: should they all die, it goes with them and the reader's sends fail.
     let queue = std::sync::Arc::new(Mutex::new(queue));
@@ -504,21 +504,13 @@ fn verify_queued(
 /// Verifies one pack whole. A pack that fails says how many of its indexed blobs still authenticate on their
 /// own (range reads, any region): a pack with bytes appended or a damaged header may still restore completely.
 fn verify_pack(repo: &Repository, p: &PackEntry) -> std::result::Result<(), String> {
-    let whole = || -> Result<()> {
-        let bytes = repo.read_pack_copy(&p.id, p.size)?;
-        let header = repo.parse_pack(&p.id, &bytes)?;
-        if header.len() != p.blobs.len() || header.iter().zip(&p.blobs).any(|(a, b)| a != b) {
-            return Err(Error::corrupt(
-                crate::format::objects::ObjectKind::Pack.path_of(&p.id),
-                "its header disagrees with the index",
-            ));
-        }
-        header.par_iter().try_for_each(|b| {
-            let sealed = &bytes[b.offset as usize..(b.offset + b.info.stored_len as u64) as usize];
-            repo.open_blob(&p.id, b, sealed).map(drop)
-        })
+    let outcome = match repo.verify_pack_streamed(p) {
+        // A read that failed on the way, or a copy shorter than the index says: the careful whole read, from
+        // any region that has the pack, says what is wrong (or that another region's copy is sound).
+        Err(e) if !matches!(e, Error::Corrupt { .. }) => verify_pack_whole(repo, p),
+        streamed => streamed,
     };
-    match whole() {
+    match outcome {
         Ok(()) => Ok(()),
         Err(e @ Error::Corrupt { .. }) => {
             let good = p.blobs.par_iter().filter(|b| repo.read_blob_range(&p.id, b.offset, &b.info).is_ok()).count();
@@ -526,6 +518,22 @@ fn verify_pack(repo: &Repository, p: &PackEntry) -> std::result::Result<(), Stri
         }
         Err(e) => Err(e.to_string()),
     }
+}
+
+/// [`Repository::verify_pack_streamed`] from the pack read whole.
+fn verify_pack_whole(repo: &Repository, p: &PackEntry) -> Result<()> {
+    let bytes = repo.read_pack_copy(&p.id)?;
+    let header = repo.parse_pack(&p.id, &bytes)?;
+    if header.len() != p.blobs.len() || header.iter().zip(&p.blobs).any(|(a, b)| a != b) {
+        return Err(Error::corrupt(
+            crate::format::objects::ObjectKind::Pack.path_of(&p.id),
+            "its header disagrees with the index",
+        ));
+    }
+    header.par_iter().try_for_each(|b| {
+        let sealed = &bytes[b.offset as usize..(b.offset + b.info.stored_len as u64) as usize];
+        repo.open_blob(&p.id, b, sealed).map(drop)
+    })
 }
 
 #[cfg(test)]

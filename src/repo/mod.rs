@@ -13,6 +13,7 @@ pub mod lock;
 mod objects;
 pub mod obsolete;
 mod open;
+mod pack_verify;
 mod packs;
 mod private;
 pub mod reader;

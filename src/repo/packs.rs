@@ -128,10 +128,9 @@ impl Repository {
 
     /// The first region's copy of a whole pack, checked against its name. A bad copy is an error, not a reason
     /// to read another region: `check` wants to know.
-    /// `size` is the index's: the pack is read into one buffer of that size, and a copy of another size fails.
-    pub fn read_pack_copy(&self, id: &Id, size: u64) -> Result<Bytes> {
+    pub fn read_pack_copy(&self, id: &Id) -> Result<Bytes> {
         let path = ObjectKind::Pack.path_of(id);
-        let bytes = self.storage.read_sized(&path, size)?;
+        let bytes = self.storage.read(&path)?;
         verify_name(&path, id, &bytes)?;
         Ok(bytes)
     }

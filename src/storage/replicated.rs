@@ -215,11 +215,6 @@ impl Storage {
         self.read_with(path, Ok)
     }
 
-    /// Reads from the first region that has the object, whose size is known ([`Region::read_sized`]).
-    pub fn read_sized(&self, path: &str, size: u64) -> Result<Bytes> {
-        self.try_regions(path, |r| r.read_sized(path, size), Ok)
-    }
-
     /// Reads a range from the first region that has the object.
     pub fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Bytes> {
         self.read_range_with(path, offset, len, Ok)
