@@ -26,6 +26,9 @@ impl Repository {
                 bad_blob.get_or_insert_with(|| Error::corrupt(&path, "the index places two blobs on the same bytes"));
                 continue;
             }
+            if b.offset + u64::from(b.info.stored_len) > entry.size {
+                return Err(Error::corrupt(&path, "the index places blobs past its end"));
+            }
             stream.skip(b.offset - at, &mut buf, &path)?;
             stream.take(u64::from(b.info.stored_len), &mut buf, &path)?;
             at = b.offset + u64::from(b.info.stored_len);
@@ -98,4 +101,66 @@ impl<R: Read> Hashing<R> {
 
 fn failed(path: &str, kind: StorageErrorKind, message: String) -> Error {
     StorageError::new("read", path, "", kind, message).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::blob::BlobKind;
+    use crate::format::crypto::KdfParams;
+    use crate::repo::InitOptions;
+    use crate::storage::Storage;
+
+    /// A repository in a temporary directory with one data pack of three blobs.
+    fn repo_with_pack() -> (tempfile::TempDir, Repository, PackEntry) {
+        let dir = tempfile::tempdir().unwrap();
+        let opts =
+            InitOptions { kdf: KdfParams { memory_kib: 1024, iterations: 1, parallelism: 1 }, ..Default::default() };
+        let repo = Repository::init(Storage::open_url(dir.path().to_str().unwrap()).unwrap(), b"pw", &opts).unwrap();
+        let mut pack = repo.new_pack(BlobKind::Data);
+        for i in 0..3u8 {
+            let plain = vec![i; 5000 + usize::from(i)];
+            let (info, sealed) = repo.seal_blob(BlobKind::Data, repo.blob_id(&plain), &plain, None);
+            pack.add(info, &sealed);
+        }
+        let entry = repo.write_pack(pack).unwrap();
+        (dir, repo, entry)
+    }
+
+    /// Rewrites the stored pack with `damage` applied to its bytes.
+    fn damage(repo: &Repository, entry: &PackEntry, damage: impl FnOnce(&mut Vec<u8>)) {
+        let path = ObjectKind::Pack.path_of(&entry.id);
+        let mut bytes = repo.storage.read(&path).unwrap().to_vec();
+        damage(&mut bytes);
+        repo.storage.write(&path, bytes).unwrap();
+    }
+
+    fn message(result: Result<()>) -> String {
+        match result {
+            Err(e @ Error::Corrupt { .. }) => e.to_string(),
+            other => panic!("not reported as damage: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_sound_pack_passes_and_each_kind_of_damage_is_named() {
+        let (_dir, repo, entry) = repo_with_pack();
+        repo.verify_pack_streamed(&entry).unwrap();
+
+        damage(&repo, &entry, |b| b[100] ^= 1);
+        assert!(message(repo.verify_pack_streamed(&entry)).contains("does not match its name"));
+
+        // An index that disagrees with a sound pack: another blob order, a blob placed past the end.
+        let (_dir, repo, entry) = repo_with_pack();
+        let mut swapped = entry.clone();
+        swapped.blobs.swap(0, 1);
+        assert!(message(repo.verify_pack_streamed(&swapped)).contains("header disagrees with the index"));
+        let mut past_end = entry.clone();
+        past_end.blobs[2].offset = entry.size;
+        assert!(message(repo.verify_pack_streamed(&past_end)).contains("past its end"));
+
+        // A copy cut short is a read error here; check then reads it whole and names the damage.
+        damage(&repo, &entry, |b| b.truncate(b.len() - 10));
+        assert!(!matches!(repo.verify_pack_streamed(&entry), Ok(()) | Err(Error::Corrupt { .. })));
+    }
 }
