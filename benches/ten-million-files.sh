@@ -2,6 +2,7 @@
 # Backup, warm backup and restore of a tree of 10,000,000 small files (10,000 directories of 1,000), gumvault and
 # restic side by side (restic if installed; each restic step is given at most RESTIC_LIMIT seconds).
 #   sudo benches/ten-million-files.sh [gumvault binary]      TEN_WORK=/tmp/ten TEN_FILES=10000000 RESTIC_LIMIT=3600
+#                                                             TOOLS="gumvault restic"
 # Ten million files of a few hundred bytes each would take 40 GB of 4 KiB blocks, so the tree and each restore
 # live on loop-mounted ext4 images with inline_data: a file of under 60 bytes (one line of small-files.py) is
 # kept in its inode. Root is needed for the mounts. The tree is made once and kept; each restore gets a freshly
@@ -13,13 +14,16 @@ here="$(cd "$(dirname "$0")" && pwd)"
 work="${TEN_WORK:-/tmp/ten}"
 n="${TEN_FILES:-10000000}"
 limit="${RESTIC_LIMIT:-3600}"
+tools="${TOOLS:-gumvault restic}"
 inodes=$((n + n / 10 + 100000))
 mkdir -p "$work/tree-mnt" "$work/out-mnt"
 # An ext4 image for n small files, mounted at $2 (made and mounted unless it already is).
 fs() { # image mountpoint
   mountpoint -q "$2" && return
-  truncate -s $((n / 1000 * 2))M "$1"
-  mkfs.ext4 -q -F -O inline_data -N "$inodes" "$1"
+  if [ ! -f "$1" ]; then
+    truncate -s $((n / 1000 * 2))M "$1"
+    mkfs.ext4 -q -F -O inline_data -N "$inodes" "$1"
+  fi
   mount -o loop,noatime "$1" "$2"
 }
 fs "$work/tree.img" "$work/tree-mnt"
@@ -41,15 +45,18 @@ step() { # tool step command...
 }
 tree="$work/tree-mnt/tree"
 printf 'tool\tstep\twall_s\tmax_rss_kb\tstatus\n'
-rm -rf "$work/repo-ours" "$work/cache-ours" "$work/repo-restic" "$work/cache-restic"
-export GUMVAULT_REPO="$work/repo-ours" GUMVAULT_CACHE_DIR="$work/cache-ours"
-"$bin" init -q
-step ours backup "$bin" backup -q "$tree"
-step ours warm_backup "$bin" backup -q "$tree"
-fresh_out
-step ours restore "$bin" restore -q latest --target "$work/out-mnt/ours"
-"$bin" stats > "$work/ours-stats.log" 2>&1 || true
-if command -v restic >/dev/null; then
+if [[ " $tools " == *" gumvault "* ]]; then
+  rm -rf "$work/repo-ours" "$work/cache-ours"
+  export GUMVAULT_REPO="$work/repo-ours" GUMVAULT_CACHE_DIR="$work/cache-ours"
+  "$bin" init -q
+  step ours backup "$bin" backup -q "$tree"
+  step ours warm_backup "$bin" backup -q "$tree"
+  fresh_out
+  step ours restore "$bin" restore -q latest --target "$work/out-mnt/ours"
+  "$bin" stats > "$work/ours-stats.log" 2>&1 || true
+fi
+if [[ " $tools " == *" restic "* ]] && command -v restic >/dev/null; then
+  rm -rf "$work/repo-restic" "$work/cache-restic"
   r=(restic -r "$work/repo-restic" --cache-dir "$work/cache-restic")
   "${r[@]}" init >/dev/null
   step restic backup timeout "$limit" "${r[@]}" backup -q "$tree"
@@ -57,4 +64,5 @@ if command -v restic >/dev/null; then
   fresh_out
   step restic restore timeout "$limit" "${r[@]}" restore latest --target "$work/out-mnt/restic"
 fi
-umount "$work/out-mnt"; rm -f "$work/out.img"
+if mountpoint -q "$work/out-mnt"; then umount "$work/out-mnt"; fi
+rm -f "$work/out.img"

@@ -554,6 +554,16 @@ impl Catalog {
         Ok(out)
     }
 
+    /// A second connection to this catalog, for a writer on another thread (a backup records each index segment
+    /// the moment it is written). SQLite serialises the writers; readers never wait for them.
+    pub fn another_connection(&self) -> Result<Catalog> {
+        let err = |e| Error::Catalog { path: self.path.clone(), source: e };
+        let conn = Connection::open(&self.path).map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(err)?;
+        Ok(Catalog { conn, path: self.path.clone(), warnings: Vec::new(), rewritten: false })
+    }
+
     /// Connections for asking, from `threads` threads, whether a blob is stored.
     pub fn blob_lookup(&self, threads: usize) -> Result<super::catalog_lookup::BlobLookup> {
         super::catalog_lookup::BlobLookup::open(&self.path, threads)
