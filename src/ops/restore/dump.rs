@@ -97,12 +97,7 @@ impl Runs<'_, '_> {
 
 /// Writes the oldest run in flight once it is in. A blob the run could not deliver is read once more on its
 /// own, which names what is wrong with it.
-fn write_next(
-    reader: &BlobReader<'_>,
-    pending: &mut InFlight,
-    out: &mut dyn Write,
-    dest: &str,
-) -> Result<u64> {
+fn write_next(reader: &BlobReader<'_>, pending: &mut InFlight, out: &mut dyn Write, dest: &str) -> Result<u64> {
     let Some((run, rx)) = pending.pop_front() else { return Ok(0) };
     let plains = rx.recv().map_err(|_| Error::InvalidInput("a dump read stopped".into()))?;
     let mut written = 0u64;
