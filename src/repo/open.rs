@@ -188,8 +188,8 @@ impl Repository {
 }
 
 /// Every region must answer, and hold no repository, before anything is written: a repository is created whole
-/// or not at all.
-/// Every region's config and key listing are asked for at once (two round trips each to a distant region).
+/// or not at all. Every region's config and key listing are asked for at once (two round trips each to a distant
+/// region).
 pub(super) fn refuse_existing(storage: &Storage) -> Result<()> {
     let config = ObjectKind::Config.path("");
     let keys = ObjectKind::Key.prefix();

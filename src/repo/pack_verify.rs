@@ -76,13 +76,10 @@ impl<R: Read> Hashing<R> {
     /// Reads the next `n` bytes into `buf` (replacing what it held).
     fn take(&mut self, n: u64, buf: &mut Vec<u8>, path: &str) -> Result<()> {
         buf.clear();
-        let got = (&mut self.inner)
-            .take(n)
-            .read_to_end(buf)
-            .map_err(|e| failed(path, StorageErrorKind::Other, e.to_string()))?;
+        let got = (&mut self.inner).take(n).read_to_end(buf).map_err(|e| crate::storage::stream_error(path, "", &e))?;
         if got as u64 != n {
             let message = format!("the stream ended {} bytes early", n - got as u64);
-            return Err(failed(path, StorageErrorKind::ShortRead, message));
+            return Err(StorageError::new("read", path, "", StorageErrorKind::ShortRead, message).into());
         }
         self.hasher.update(buf);
         Ok(())
@@ -97,10 +94,6 @@ impl<R: Read> Hashing<R> {
         }
         Ok(())
     }
-}
-
-fn failed(path: &str, kind: StorageErrorKind, message: String) -> Error {
-    StorageError::new("read", path, "", kind, message).into()
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ pub use crate::format::repo_config::RegionSpec;
 pub use as_of::AsOfBackend;
 pub use backend::{Backend, Bucket, Listed, ObjectVersion, WriteOptions};
 pub use location::Location;
-pub use region::Region;
+pub use region::{Region, stream_error};
 pub use replicated::{Storage, WriteOnce};
 pub use s3ops::{BucketLock, LockMode, Retention};
 pub use tuning::StorageTuning;

@@ -7,6 +7,24 @@ use bytes::Bytes;
 use super::backend::Backend;
 use crate::error::{Result, StorageError, StorageErrorKind};
 
+/// The most bytes [`Region::read_sized`] allocates before they arrive.
+const MAX_PREALLOCATED: u64 = 256 << 20;
+
+/// A read of `path` in `region` that failed in the middle of its stream, as a storage error of the kind it was.
+pub fn stream_error(path: &str, region: &str, e: &std::io::Error) -> crate::error::Error {
+    let beyond_end = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<opendal::Error>())
+        .is_some_and(|o| o.kind() == opendal::ErrorKind::RangeNotSatisfied);
+    let kind = match e.kind() {
+        _ if beyond_end => StorageErrorKind::ShortRead,
+        std::io::ErrorKind::NotFound => StorageErrorKind::NotFound,
+        std::io::ErrorKind::PermissionDenied => StorageErrorKind::PermissionDenied,
+        _ => StorageErrorKind::Other,
+    };
+    StorageError::new("read", path, region, kind, e.to_string()).into()
+}
+
 /// A named region of a repository.
 pub struct Region {
     /// The region's name (`default` for a repository opened from a single URL).
@@ -31,20 +49,13 @@ impl Region {
     /// callers verify what they read against its name or tag).
     pub fn read_sized(&self, path: &str, size: u64) -> Result<Bytes> {
         use std::io::Read;
-        let failed = |kind, message: String| StorageError::new("read", path, &self.name, kind, message);
-        let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        // The size comes from a listing: what is set aside up front is capped, the rest grows as bytes arrive.
+        let mut buf = Vec::with_capacity(usize::try_from(size.min(MAX_PREALLOCATED)).unwrap_or(0));
         let mut stream = self.backend.read_range_stream(path, 0, size)?;
-        stream.read_to_end(&mut buf).map_err(|e| {
-            let kind = match e.kind() {
-                std::io::ErrorKind::NotFound => StorageErrorKind::NotFound,
-                std::io::ErrorKind::PermissionDenied => StorageErrorKind::PermissionDenied,
-                _ => StorageErrorKind::Other,
-            };
-            failed(kind, e.to_string())
-        })?;
+        stream.read_to_end(&mut buf).map_err(|e| stream_error(path, &self.name, &e))?;
         if buf.len() as u64 != size {
             let message = format!("{} bytes where {size} were expected", buf.len());
-            return Err(failed(StorageErrorKind::ShortRead, message).into());
+            return Err(StorageError::new("read", path, &self.name, StorageErrorKind::ShortRead, message).into());
         }
         Ok(Bytes::from(buf))
     }
@@ -87,5 +98,29 @@ impl Region {
 
     pub(super) fn mark_failed(&self) {
         self.healthy.store(false, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::error::{Error, StorageErrorKind};
+    use crate::storage::Storage;
+
+    /// A listed size that does not match the copy is a short read, however large the size claims to be (nothing
+    /// is set aside for a terabyte that never comes).
+    #[test]
+    fn a_sized_read_of_the_wrong_size_is_a_short_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::create_url(dir.path().to_str().unwrap()).unwrap();
+        storage.write("snapshots/x", b"ten bytes!".to_vec()).unwrap();
+        let region = &storage.regions()[0];
+        assert_eq!(&region.read_sized("snapshots/x", 10).unwrap()[..], b"ten bytes!");
+        for claimed in [11, 1 << 40] {
+            match region.read_sized("snapshots/x", claimed) {
+                Err(Error::Storage(e)) => assert_eq!(e.kind, StorageErrorKind::ShortRead, "{e:?}"),
+                other => panic!("size {claimed}: {other:?}"),
+            }
+        }
+        assert!(region.read_sized("snapshots/missing", 5).is_err());
     }
 }
