@@ -178,11 +178,13 @@ pub(crate) fn check_regions(g: &Context, read_data: bool) -> anyhow::Result<i32>
 
 /// `sync --into URL`: the repository, as this command sees it, copied whole into a fresh location.
 fn sync_into(g: &Context, url: &str, dry_run: bool) -> anyhow::Result<i32> {
-    let repo = g.open_repo()?;
+    let source = g.open_options()?;
+    let password = g.password_source().get(false)?;
     let shown = format!("copying into {url}");
     let ticker = Ticker::start(g.quiet || g.json, move || (shown.clone(), None));
     let started = std::time::Instant::now();
-    let report = crate::ops::sync::copy::copy_into(&repo, url, dry_run);
+    let open = || crate::repo::Repository::open_with(&source, &password);
+    let report = crate::ops::sync::copy::copy_into(open, &source, url, dry_run);
     drop(ticker);
     let report = report?;
     if g.json {

@@ -6,6 +6,7 @@
 pub mod blob_index;
 pub mod catalog;
 pub mod catalog_lookup;
+mod checked_read;
 pub mod keys;
 mod lag;
 pub mod lease;
@@ -131,8 +132,8 @@ impl Repository {
     /// Objects copied at once by `sync`, into this repository's regions or (`remote_target`: in object
     /// storage) elsewhere, each holding one object in memory (never fewer than one per core: below that,
     /// rayon's own threads copy).
-    pub fn copy_concurrency(&self, remote_target: bool) -> Result<usize> {
-        self.storage.copy_concurrency_to(remote_target)
+    pub fn copy_concurrency(&self, remote_target: bool, streamed: bool) -> Result<usize> {
+        self.storage.copy_concurrency_to(remote_target, streamed)
     }
 
     /// Packs uploaded at once: `GUMVAULT_STORAGE_UPLOADS`, else more for remote regions than for disks.

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 
 use super::Repository;
+use super::checked_read::CheckedRead;
 use crate::error::Result;
+use crate::format::id::Id;
 use crate::format::objects::ObjectKind;
 use crate::storage::{Region, Storage, WriteOptions};
 
@@ -42,24 +44,7 @@ impl RegionView<'_> {
 
     /// Every object the region holds that every region should hold (leases are left out), with its size.
     pub fn list_all(&self) -> Result<BTreeMap<String, u64>> {
-        let config = ObjectKind::Config.path("");
-        let kinds: Vec<ObjectKind> =
-            ObjectKind::ALL.into_iter().filter(|k| k.is_replicated() && *k != ObjectKind::Config).collect();
-        // One listing per kind, all at once: against a distant region each is a round trip of its own.
-        let (config_size, listings) = std::thread::scope(|scope| {
-            let listings: Vec<_> =
-                kinds.iter().map(|kind| scope.spawn(move || self.region.backend.list(kind.prefix()))).collect();
-            let config_size = self.region.backend.stat(&config);
-            (config_size, listings.into_iter().map(|h| h.join().expect("a listing does not panic")).collect::<Vec<_>>())
-        });
-        let mut out = BTreeMap::new();
-        if let Some(size) = config_size? {
-            out.insert(config, size);
-        }
-        for listing in listings {
-            out.extend(listing?);
-        }
-        Ok(out)
+        list_region(self.region)
     }
 
     /// This region's copy of an object, checked on its own (see [`Repository::verify_copy`]).
@@ -75,6 +60,24 @@ impl RegionView<'_> {
         let bytes = self.region.read_sized(path, size)?;
         self.repo.verify_copy(path, &bytes)?;
         Ok(bytes)
+    }
+
+    /// Copies the object at `path` (`size` bytes by the listing) into `target` as it streams in, never holding
+    /// it whole, for an object [`CopyTarget::streams`] takes. It is checked against its name on the way and
+    /// refused before its last bytes when damaged, so the target never stores a bad copy; the error is then the
+    /// read's (a [`crate::Error::Corrupt`] for a damaged copy), not the write's.
+    pub fn copy_streamed(&self, path: &str, size: u64, target: &CopyTarget<'_>) -> Result<()> {
+        let Some((kind, name)) = ObjectKind::parse_path(path).and_then(|(k, n)| Some((k, Id::from_hex(n)?))) else {
+            return Err(crate::Error::corrupt(path, "the name is not an object id"));
+        };
+        let stream = self.region.backend.read_range_stream(path, 0, size)?;
+        let mut checked = CheckedRead::new(stream, name, size, path, &self.region.name);
+        let opts = target.repo.write_options(kind, false);
+        let written = target.storage.write_streamed(path, size, &mut checked, &opts);
+        match checked.failure {
+            Some(read_failed) => Err(read_failed),
+            None => written,
+        }
     }
 
     /// This region's copy of an object, checked on its own; for a WAL file also BLAKE3 of the file it holds, so
@@ -108,6 +111,40 @@ impl RegionView<'_> {
     }
 }
 
+/// Every object `region` holds that every region should hold (leases are left out), with its size. It needs no
+/// key, so it can be taken while the repository is being opened.
+fn list_region(region: &Region) -> Result<BTreeMap<String, u64>> {
+    let config = ObjectKind::Config.path("");
+    let kinds: Vec<ObjectKind> =
+        ObjectKind::ALL.into_iter().filter(|k| k.is_replicated() && *k != ObjectKind::Config).collect();
+    // One listing per kind, all at once: against a distant region each is a round trip of its own.
+    let (config_size, listings) = std::thread::scope(|scope| {
+        let listings: Vec<_> =
+            kinds.iter().map(|kind| scope.spawn(move || region.backend.list(kind.prefix()))).collect();
+        let config_size = region.backend.stat(&config);
+        (config_size, listings.into_iter().map(|h| h.join().expect("a listing does not panic")).collect::<Vec<_>>())
+    });
+    let mut out = BTreeMap::new();
+    if let Some(size) = config_size? {
+        out.insert(config, size);
+    }
+    for listing in listings {
+        out.extend(listing?);
+    }
+    Ok(out)
+}
+
+/// [`list_region`] of the location at `url` (as it was at `as_of`), when it is object storage; else `None`
+/// (listing a disk costs little, and is left until the repository's regions are known).
+pub fn list_location(url: &str, as_of: Option<jiff::Timestamp>) -> Option<Result<BTreeMap<String, u64>>> {
+    let mut storage = Storage::open_url(url).ok().filter(Storage::has_remote_region)?;
+    if let Some(at) = as_of {
+        storage = storage.as_of(at);
+    }
+    let [region] = storage.regions() else { return None };
+    Some(list_region(region))
+}
+
 impl Repository {
     /// How a copy of the object at `path` is written: locked, and a data pack in the storage class.
     fn copy_options(&self, path: &str, bytes: &[u8]) -> WriteOptions {
@@ -123,11 +160,25 @@ impl Repository {
     /// after an attack, from a view `--as-of` before it). It must hold no repository, and be able to keep the
     /// repository's Object Lock and storage class.
     pub fn copy_target(&self, url: &str) -> Result<CopyTarget<'_>> {
-        let storage = Storage::create_url(url)?;
-        super::open::refuse_existing(&storage)?;
-        super::lock::check_bucket_settings(&storage, &self.config)?;
-        Ok(CopyTarget { repo: self, storage })
+        self.copy_target_in(free_location(url)?)
     }
+
+    /// [`Repository::copy_target`] of a location [`free_location`] found free.
+    pub fn copy_target_in(&self, free: FreeLocation) -> Result<CopyTarget<'_>> {
+        super::lock::check_bucket_settings(&free.0, &self.config)?;
+        Ok(CopyTarget { repo: self, storage: free.0 })
+    }
+}
+
+/// A location found to hold no repository (see [`free_location`]).
+pub struct FreeLocation(Storage);
+
+/// The location at `url`, if it holds no repository: the first half of [`Repository::copy_target`], which needs no
+/// key, so it can be asked while the repository is being opened.
+pub fn free_location(url: &str) -> Result<FreeLocation> {
+    let storage = Storage::create_url(url)?;
+    super::open::refuse_existing(&storage)?;
+    Ok(FreeLocation(storage))
 }
 
 /// A fresh location receiving a copy of the repository.
@@ -141,6 +192,19 @@ impl CopyTarget<'_> {
     pub fn write(&self, path: &str, bytes: Bytes) -> Result<()> {
         let opts = self.repo.copy_options(path, &bytes);
         self.storage.write_with(path, bytes, &opts)
+    }
+
+    /// Whether the object at `path` can be copied as it streams in ([`RegionView::copy_streamed`]): an object
+    /// named by its content whose write needs nothing it holds. A locked copy needs its MD5 before it is sent
+    /// (S3's rule for Object Lock), and a data pack its first blob's kind when data has a storage class of its own.
+    pub fn streams(&self, path: &str) -> bool {
+        let config = &self.repo.config;
+        match ObjectKind::parse_path(path) {
+            _ if config.object_lock.is_some() => false,
+            Some((ObjectKind::Pack, _)) => config.storage_class.is_none(),
+            Some((kind, _)) => kind.is_content_addressed(),
+            None => false,
+        }
     }
 
     /// Where the copy goes.

@@ -40,6 +40,16 @@ impl Backend for AppendOnly {
         self.inner.write_with(path, data, opts)
     }
 
+    fn write_streamed(
+        &self,
+        path: &str,
+        len: u64,
+        body: &mut (dyn std::io::Read + Send),
+        opts: &WriteOptions,
+    ) -> Result<()> {
+        self.inner.write_streamed(path, len, body, opts)
+    }
+
     fn write_new(&self, path: &str, data: Bytes) -> Result<bool> {
         self.inner.write_new(path, data)
     }

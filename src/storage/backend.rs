@@ -98,6 +98,19 @@ pub trait Backend: Send + Sync {
         let message = "Object Lock and storage classes need an S3 region";
         Err(StorageError::new("write", path, "", StorageErrorKind::Config, message).into())
     }
+    /// Stores an object of exactly `len` bytes read from `body`, with `opts`, durably. What a `body` that fails,
+    /// ends short or holds more has sent is never stored under `path`; a checking reader can so refuse an object
+    /// by failing before its last bytes. Backends that can take it piece by piece (a local directory, S3 without
+    /// a lock) never hold it whole; by default it is read whole, then written.
+    fn write_streamed(
+        &self,
+        path: &str,
+        len: u64,
+        body: &mut (dyn std::io::Read + Send),
+        opts: &WriteOptions,
+    ) -> Result<()> {
+        self.write_with(path, read_exactly(path, len, body)?, opts)
+    }
     /// The bucket behind this backend, when it is an S3 bucket.
     fn bucket(&self) -> Option<&dyn Bucket> {
         None
@@ -129,6 +142,19 @@ pub trait Backend: Send + Sync {
     fn restore_reserve(&self) -> bool {
         true
     }
+}
+
+/// Exactly `len` bytes of `body`, which must then end (a [`Backend::write_streamed`] that holds the object whole).
+pub(super) fn read_exactly(path: &str, len: u64, body: &mut dyn std::io::Read) -> Result<Bytes> {
+    use std::io::Read;
+    let mut data = Vec::with_capacity(len.min(256 << 20) as usize);
+    let failed = |e: std::io::Error| Error::io("read the object to write", path, e);
+    body.take(len.saturating_add(1)).read_to_end(&mut data).map_err(failed)?;
+    if data.len() as u64 != len {
+        let message = format!("the object to write has {} bytes, not {len}", data.len());
+        return Err(failed(std::io::Error::new(std::io::ErrorKind::InvalidData, message)));
+    }
+    Ok(data.into())
 }
 
 /// One object of a listing with its last-modified time.
@@ -253,6 +279,21 @@ impl Backend for OpendalBackend {
 
     fn bucket(&self) -> Option<&dyn Bucket> {
         self.s3.as_ref().map(|_| self as &dyn Bucket)
+    }
+
+    fn write_streamed(
+        &self,
+        path: &str,
+        len: u64,
+        body: &mut (dyn std::io::Read + Send),
+        opts: &WriteOptions,
+    ) -> Result<()> {
+        match (&self.fs_root, &self.s3) {
+            (Some(root), _) if opts.is_plain() => super::local::write_streamed(root, &self.region, path, len, body),
+            // Object Lock wants the body's MD5 in the headers, known only at its end: a locked object goes whole.
+            (_, Some(s3)) if opts.retention.is_none() => s3.put_streamed(path, len, body, &opts.headers()),
+            _ => self.write_with(path, read_exactly(path, len, body)?, opts),
+        }
     }
 
     fn write(&self, path: &str, data: Bytes) -> Result<()> {

@@ -21,9 +21,30 @@ pub const RESERVE_NAME: &str = "reserve";
 /// Writes `data` to `root/path` durably and whole: into `root/.tmp/` first (0600), fsynced, renamed into place,
 /// the directory fsynced. On any failure the temporary file is removed.
 pub fn write(root: &Path, region: &str, path: &str, data: &[u8]) -> Result<(), Error> {
+    write_via(root, region, path, |tmp| write_temp(tmp, data))
+}
+
+/// [`write`] of an object of `len` bytes read from `body`, a piece at a time: the temporary file is removed, and
+/// nothing is stored under `path`, unless `body` gives exactly `len` bytes.
+pub fn write_streamed(
+    root: &Path,
+    region: &str,
+    path: &str,
+    len: u64,
+    body: &mut dyn std::io::Read,
+) -> Result<(), Error> {
+    write_via(root, region, path, |tmp| stream_temp(tmp, len, body))
+}
+
+/// Moves the temporary file `fill` writes into place at `root/path`, durably; removes it when anything fails.
+fn write_via(
+    root: &Path,
+    region: &str,
+    path: &str,
+    fill: impl FnOnce(&Path) -> std::io::Result<()>,
+) -> Result<(), Error> {
     let tmp = root.join(".tmp").join(hex::encode(rand::random::<[u8; 12]>()));
-    let fail = |e: std::io::Error| local_error("write", path, region, root, e);
-    let written = write_temp(&tmp, data).and_then(|()| {
+    let written = fill(&tmp).and_then(|()| {
         let dest = root.join(path);
         let dir = dest.parent().unwrap_or(root);
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
@@ -33,7 +54,7 @@ pub fn write(root: &Path, region: &str, path: &str, data: &[u8]) -> Result<(), E
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
-    written.map_err(fail)
+    written.map_err(|e| local_error("write", path, region, root, e))
 }
 
 /// Writes `data` to `root/path` durably and whole unless an object exists there, which is then left untouched:
@@ -80,6 +101,20 @@ fn write_temp(tmp: &Path, data: &[u8]) -> std::io::Result<()> {
     }
     let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(tmp)?;
     f.write_all(data)?;
+    f.sync_all()
+}
+
+fn stream_temp(tmp: &Path, len: u64, body: &mut dyn std::io::Read) -> std::io::Result<()> {
+    use std::io::Read;
+    if let Some(dir) = tmp.parent() {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    }
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(tmp)?;
+    let copied = std::io::copy(&mut body.take(len.saturating_add(1)), &mut f)?;
+    if copied != len {
+        let message = format!("the object to write has {copied} bytes, not {len}");
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, message));
+    }
     f.sync_all()
 }
 
@@ -142,4 +177,46 @@ pub fn make_reserve(root: &Path) -> bool {
 /// Frees the reserve for this run of maintenance.
 pub fn release_reserve(root: &Path) {
     let _ = std::fs::remove_file(root.join(RESERVE_NAME));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A body of `.0` bytes of 7s that then fails (`.1`) or ends.
+    struct FailsAfter(usize, bool);
+
+    impl std::io::Read for FailsAfter {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.0 == 0 && self.1 {
+                return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "refused by the check"));
+            }
+            let n = buf.len().min(self.0);
+            buf[..n].fill(7);
+            self.0 -= n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_streamed_write_stores_only_a_whole_body() {
+        let root = tempfile::tempdir().unwrap();
+        let leftovers = || std::fs::read_dir(root.path().join(".tmp")).map(|d| d.count()).unwrap_or(0);
+        let failing = write_streamed(root.path(), "r", "data/ab/failed", 3 << 20, &mut FailsAfter(2 << 20, true));
+        assert!(failing.unwrap_err().to_string().contains("refused by the check"));
+        let short = write_streamed(root.path(), "r", "data/ab/short", 100, &mut &[1u8; 60][..]);
+        assert!(short.unwrap_err().to_string().contains("60 bytes, not 100"));
+        let long = write_streamed(root.path(), "r", "data/ab/long", 100, &mut &[1u8; 160][..]);
+        assert!(long.is_err());
+        for name in ["failed", "short", "long"] {
+            assert!(!root.path().join("data/ab").join(name).exists(), "{name} must not be stored");
+        }
+        assert_eq!(leftovers(), 0, "no temporary file is left behind");
+
+        write_streamed(root.path(), "r", "data/ab/whole", 3 << 20, &mut FailsAfter(3 << 20, false)).unwrap();
+        let stored = root.path().join("data/ab/whole");
+        assert_eq!(std::fs::read(&stored).unwrap(), vec![7u8; 3 << 20]);
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&stored).unwrap().permissions().mode() & 0o777, 0o600);
+    }
 }

@@ -143,12 +143,18 @@ impl Storage {
         Ok(StorageTuning::from_env()?.uploads.unwrap_or(if self.has_remote_region() { 4 } else { 2 }))
     }
 
-    /// Objects a copy between locations keeps in flight: `GUMVAULT_STORAGE_UPLOADS`, else 8 when either side is
-    /// remote (each object waits two round trips, its read and its write, and holds only its own bytes, read
-    /// into one buffer of its listed size), else 2.
-    pub fn copy_concurrency_to(&self, remote_target: bool) -> Result<usize> {
+    /// Objects a copy between locations keeps in flight: `GUMVAULT_STORAGE_UPLOADS`, else, when either side is
+    /// remote, 16 for copies that stream (each holds a few MiB while it waits its two round trips, its read and its
+    /// write) and 8 for copies read whole first (each holds its object, read into one buffer of its listed size);
+    /// else 2.
+    pub fn copy_concurrency_to(&self, remote_target: bool, streamed: bool) -> Result<usize> {
         let remote = remote_target || self.has_remote_region();
-        Ok(StorageTuning::from_env()?.uploads.unwrap_or(if remote { 8 } else { 2 }))
+        let default = match (remote, streamed) {
+            (true, true) => 16,
+            (true, false) => 8,
+            (false, _) => 2,
+        };
+        Ok(StorageTuning::from_env()?.uploads.unwrap_or(default))
     }
 
     /// Range reads a restore keeps in flight: `GUMVAULT_STORAGE_READS`, else 16 when a region is remote (each read
@@ -348,6 +354,21 @@ impl Storage {
             first_err.map(|e| format!(" ({})", short(&e))).unwrap_or_default()
         );
         Err(StorageError::new("write", path, "all", StorageErrorKind::TooFewRegions, message).into())
+    }
+
+    /// [`Backend::write_streamed`] into a storage of one region (`sync --into`'s fresh location); with more
+    /// regions the object is read whole and written to each ([`Storage::write_with`]).
+    pub fn write_streamed(
+        &self,
+        path: &str,
+        len: u64,
+        body: &mut (dyn std::io::Read + Send),
+        opts: &WriteOptions,
+    ) -> Result<()> {
+        match self.regions.as_slice() {
+            [only] => only.backend.write_streamed(path, len, body, opts),
+            _ => self.write_with(path, super::backend::read_exactly(path, len, body)?, opts),
+        }
     }
 
     /// Writes an object that must never be overwritten (a file of the WAL archive), so that at least

@@ -162,7 +162,7 @@ impl S3Api {
         let uri = canonical_uri(&self.bucket, key);
         let qs = canonical_query(query);
         let now = Timestamp::now();
-        let signed = self.sign(method.as_str(), &uri, &qs, headers, body, now);
+        let signed = self.sign(method.as_str(), &uri, &qs, headers, &hex::encode(Sha256::digest(body)), now);
         let url =
             if qs.is_empty() { format!("{}{uri}", self.endpoint) } else { format!("{}{uri}?{qs}", self.endpoint) };
         let mut req = self.client.request(method.clone(), url).body(body.clone());
@@ -176,6 +176,54 @@ impl S3Api {
         Ok(Reply { status, headers, body })
     }
 
+    /// Sends one signed PutObject of exactly `len` bytes read from `body`, never holding the object whole: a
+    /// body that fails or ends short aborts the request, and S3 stores nothing under `path` (it stores a PUT
+    /// only once its declared length has arrived). The payload is sent unsigned (`UNSIGNED-PAYLOAD`, as SigV4
+    /// allows for S3) since its hash is known only at the end. Not retried: a body is read once.
+    pub fn put_streamed(
+        &self,
+        path: &str,
+        len: u64,
+        body: &mut (dyn std::io::Read + Send),
+        headers: &[(String, String)],
+    ) -> Result<()> {
+        use http_body_util::channel::Channel;
+        let uri = canonical_uri(&self.bucket, Some(&format!("{}{path}", self.prefix)));
+        let mut all = headers.to_vec();
+        all.push(("content-length".into(), len.to_string()));
+        let signed = self.sign("PUT", &uri, "", &all, "UNSIGNED-PAYLOAD", Timestamp::now());
+        let (mut tx, channel) = Channel::<Bytes, std::io::Error>::new(2);
+        let mut req = self.client.put(format!("{}{uri}", self.endpoint)).body(reqwest::Body::wrap(channel));
+        for (k, v) in signed.iter().filter(|(k, _)| k != "host") {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        let rt = crate::runtime::runtime()?;
+        let sent = rt.spawn(async move {
+            let resp = req.send().await?;
+            let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
+            Ok::<Reply, reqwest::Error>(Reply { status, headers, body: resp.bytes().await? })
+        });
+        let fed = feed(body, len, |chunk| rt.block_on(tx.send_data(chunk)).is_ok());
+        if let Err(e) = &fed {
+            // The request ends without its declared length: S3 discards what it had.
+            tx.abort(std::io::Error::new(e.kind(), e.to_string()));
+        } else {
+            drop(tx);
+        }
+        let outcome = rt.block_on(sent).map_err(|e| std::io::Error::other(e.to_string()));
+        let shown = |e: &dyn std::fmt::Display| {
+            let msg = format!("{e} (S3 endpoint {})", self.endpoint);
+            Error::from(StorageError::new("write", path, &self.name, StorageErrorKind::Other, msg))
+        };
+        fed.map_err(|e| shown(&e))?;
+        match outcome {
+            Ok(Ok(r)) if (200..300).contains(&r.status) => Ok(()),
+            Ok(Ok(r)) => Err(self.http_error("write", path, &r)),
+            Ok(Err(e)) => Err(shown(&e)),
+            Err(e) => Err(shown(&e)),
+        }
+    }
+
     /// The headers to send: `headers` plus host, date, payload hash, session token and Authorization.
     fn sign(
         &self,
@@ -183,7 +231,7 @@ impl S3Api {
         uri: &str,
         query: &str,
         headers: &[(String, String)],
-        body: &[u8],
+        payload_hash: &str,
         now: Timestamp,
     ) -> Vec<(String, String)> {
         let amz_date = now.strftime("%Y%m%dT%H%M%SZ").to_string();
@@ -191,7 +239,7 @@ impl S3Api {
             headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.trim().to_string())).collect();
         all.push(("host".into(), self.host.clone()));
         all.push(("x-amz-date".into(), amz_date.clone()));
-        all.push(("x-amz-content-sha256".into(), hex::encode(Sha256::digest(body))));
+        all.push(("x-amz-content-sha256".into(), payload_hash.to_string()));
         let Some(c) = &self.credentials else { return all };
         if let Some(t) = &c.token {
             all.push(("x-amz-security-token".into(), t.clone()));
@@ -216,6 +264,29 @@ impl S3Api {
         };
         let message = format!("{code}{detail} (bucket {}, endpoint {})", self.bucket, self.endpoint);
         StorageError::new(op, path, &self.name, kind, message).into()
+    }
+}
+
+/// Reads `len` bytes from `body` in pieces of up to 1 MiB and hands each to `send` (false: the receiver is gone,
+/// so stop); `body` must then be at its end. An error when it fails, ends short or holds more.
+fn feed(body: &mut dyn std::io::Read, len: u64, mut send: impl FnMut(Bytes) -> bool) -> std::io::Result<()> {
+    use std::io::{ErrorKind, Read};
+    let mut left = len;
+    while left > 0 {
+        let mut piece = Vec::with_capacity(left.min(1 << 20) as usize);
+        let n = (&mut *body).take(left.min(1 << 20)).read_to_end(&mut piece)?;
+        if n == 0 {
+            let message = format!("the body ended after {} of {len} bytes", len - left);
+            return Err(std::io::Error::new(ErrorKind::UnexpectedEof, message));
+        }
+        left -= n as u64;
+        if !send(Bytes::from(piece)) {
+            return Ok(());
+        }
+    }
+    match body.read(&mut [0u8; 1])? {
+        0 => Ok(()),
+        _ => Err(std::io::Error::new(ErrorKind::InvalidData, format!("the body holds more than {len} bytes"))),
     }
 }
 
@@ -319,6 +390,27 @@ mod tests {
         let auth = authorization(&c, "us-east-1", "GET", "/test.txt", "", &headers, "20130524T000000Z");
         assert!(auth.ends_with("Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"), "{auth}");
         assert!(auth.contains("SignedHeaders=host;range;x-amz-content-sha256;x-amz-date"));
+    }
+
+    #[test]
+    fn a_streamed_body_is_fed_whole_or_fails() {
+        let mut sent = Vec::new();
+        feed(&mut &[3u8; 3_000_000][..], 3_000_000, |piece| {
+            sent.push(piece.len());
+            true
+        })
+        .unwrap();
+        assert_eq!(sent, [1 << 20, 1 << 20, 3_000_000 - (2 << 20)]);
+        let short = feed(&mut &[3u8; 10][..], 11, |_| true).unwrap_err();
+        assert_eq!(short.kind(), std::io::ErrorKind::UnexpectedEof);
+        assert!(feed(&mut &[3u8; 12][..], 11, |_| true).is_err(), "more than declared");
+        let mut pieces = 0;
+        feed(&mut &[3u8; 3_000_000][..], 3_000_000, |_| {
+            pieces += 1;
+            false
+        })
+        .unwrap();
+        assert_eq!(pieces, 1, "feeding stops once the request is gone");
     }
 
     #[test]

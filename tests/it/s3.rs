@@ -214,3 +214,61 @@ fn tree_packs_pruned_elsewhere_leave_the_cache() {
     assert!(!old.exists(), "a crash's leftover from hours ago stayed");
     assert!(young.exists(), "a young temporary file was removed");
 }
+
+/// `sync --into` streams each object from the source into the fresh location (S3 or a directory), checking it
+/// against its name on the way: the copy is a whole repository. A damaged pack is refused before its last bytes
+/// are sent, so neither kind of target ever stores it (nor, the copy being incomplete, its config and keys), and
+/// the message names the pack.
+#[test]
+fn sync_into_streams_whole_copies_and_never_stores_a_damaged_pack() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = S3Server::start(&tmp.path().join("s3"), &["origin", "copy", "refused"]);
+    let env = s3_env(&server, "origin");
+    assert!(with_keys(&env, &["init", "--kdf-memory", "8"]).status.success());
+    let src = env.path("src");
+    std::fs::create_dir_all(src.join("uploads")).unwrap();
+    std::fs::write(src.join("uploads/big.bin"), pseudo_random(6 << 20, 5)).unwrap();
+    for i in 0..50 {
+        std::fs::write(src.join(format!("uploads/note-{i}.txt")), format!("note {i}\n")).unwrap();
+    }
+    let out = with_keys(&env, &["backup", src.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let dir_copy = env.path("copy-dir");
+    for into in [server.url("copy", "backups/app"), dir_copy.to_str().unwrap().to_string()] {
+        let out = with_keys(&env, &["sync", "--into", &into]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let mut copy = Env::uninitialised();
+        copy.repo = into.clone();
+        copy.cache = env.path("copy-cache");
+        let out = with_keys(&copy, &["check", "--read-data"]);
+        assert!(out.status.success(), "{into}: {}", stderr(&out));
+        let target = env.path("restored");
+        let out = with_keys(&copy, &["restore", "latest", "--target", target.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_same_tree(&src, &target.join(src.strip_prefix("/").unwrap()));
+        std::fs::remove_dir_all(&target).unwrap();
+        std::fs::remove_dir_all(&copy.cache).unwrap();
+    }
+
+    // The largest pack loses its last byte's value: only the end of the stream can tell.
+    let origin = server.root.join("origin/backups/app");
+    let (name, mut bytes) = packs_in(&origin.join("data")).into_iter().max_by_key(|(_, b)| b.len()).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x40;
+    std::fs::write(origin.join("data").join(&name[..2]).join(&name), &bytes).unwrap();
+    let refused_dir = env.path("refused-dir");
+    for (into, stored) in [
+        (server.url("refused", "backups/app"), server.root.join("refused")),
+        (refused_dir.to_str().unwrap().to_string(), refused_dir.clone()),
+    ] {
+        let out = with_keys(&env, &["sync", "--into", &into]);
+        assert_ne!(code(&out), 0, "a damaged pack cannot be copied");
+        assert!(stderr(&out).contains(&name[..16]) && stderr(&out).contains("does not match"), "{}", stderr(&out));
+        let files: Vec<String> =
+            walk_files(&stored).iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+        assert!(!files.contains(&name), "{into}: the damaged pack was stored: {files:?}");
+        assert!(!files.iter().any(|f| f == "config" || f.len() == 32), "{into}: no config or keys yet: {files:?}");
+        assert!(files.iter().all(|f| f.len() == 64 || f == "reserve"), "{into}: nothing half-written: {files:?}");
+    }
+}

@@ -14,40 +14,104 @@ use super::SyncReport;
 use crate::error::{Error, Result};
 use crate::format::objects::ObjectKind;
 use crate::repo::Repository;
-use crate::repo::regions::{CopyTarget, RegionView};
+use crate::repo::regions::{CopyTarget, RegionView, free_location, list_location};
+use crate::repo::session::OpenOptions;
 
-/// Copies every object into the empty location at `url`.
-pub fn copy_into(repo: &Repository, url: &str, dry_run: bool) -> Result<SyncReport> {
-    let regions = repo.regions();
-    // The target is checked while the source regions are listed: each is a round trip or two away.
-    let (target, sources) = std::thread::scope(|scope| {
-        let target = scope.spawn(|| repo.copy_target(url));
-        let sources = list_sources(&regions);
-        (target.join().expect("checking the target does not panic"), sources)
+/// Copies every object of the repository `open` opens into the empty location at `url`. Meanwhile the target is
+/// asked whether it is free and, against object storage, the repository's location (`source`, as of its time) is
+/// listed: neither needs the key, and against a distant region each is a round trip or two the unlocking would
+/// otherwise be followed by. The early listing is used only when the repository is that one location.
+pub fn copy_into(
+    open: impl FnOnce() -> Result<Repository> + Send,
+    source: &OpenOptions,
+    url: &str,
+    dry_run: bool,
+) -> Result<SyncReport> {
+    let (repo, free, early) = std::thread::scope(|scope| {
+        let free = scope.spawn(|| free_location(url));
+        let early = scope.spawn(|| list_location(&source.url, source.as_of));
+        let repo = open();
+        (repo, free.join().expect("checking the target does not panic"), early.join().ok().flatten())
     });
-    let (target, sources) = (target?, sources?);
+    let repo = repo?;
+    let target = repo.copy_target_in(free?)?;
+    let regions = repo.regions();
+    let sources = match early {
+        Some(listing) if matches!(regions.as_slice(), [only] if only.url() == source.url) => {
+            listing?.into_iter().map(|(p, size)| (p, (0, size))).collect()
+        }
+        _ => list_sources(&regions)?,
+    };
+    copy_listed(&repo, &regions, target, sources, dry_run)
+}
+
+/// Copies the objects `sources` lists (path → region index, size) into `target`.
+fn copy_listed(
+    repo: &Repository,
+    regions: &[RegionView<'_>],
+    target: CopyTarget<'_>,
+    sources: BTreeMap<String, (usize, u64)>,
+    dry_run: bool,
+) -> Result<SyncReport> {
     // Key files and the config last: until they are there, the copy is not a repository.
     let last = |p: &str| matches!(ObjectKind::parse_path(p), Some((ObjectKind::Key | ObjectKind::Config, _)));
-    let (tail, body): (Vec<_>, Vec<_>) = sources.into_iter().partition(|(p, _)| last(p));
+    let (tail, mut body): (Vec<_>, Vec<_>) = sources.into_iter().partition(|(p, _)| last(p));
+    // The largest first, so the copy does not end waiting on one big object started last.
+    body.sort_by_key(|(_, (_, size))| std::cmp::Reverse(*size));
     let mut report = SyncReport::default();
-    let in_flight = repo.copy_concurrency(target.is_remote())?;
+    // The largest object stands for the body: when it streams, so do (nearly) all.
+    let streamed = !dry_run && body.first().is_some_and(|(p, _)| target.streams(p));
+    let in_flight = repo.copy_concurrency(target.is_remote(), streamed)?;
     let read = |path: &str, (i, size): (usize, u64)| regions[i].read_verified_sized(path, size);
+    let copy_body = |path: &str, at: (usize, u64)| copy_one(regions, path, at, &target, dry_run);
     // The tail is read and verified beside the body's copies, and written once they are all in place.
     let (copied, tail_read) = std::thread::scope(|scope| {
         let tail_read = scope.spawn(|| {
             let read: HashMap<String, Result<Bytes>> = tail.iter().map(|(p, at)| (p.clone(), read(p, *at))).collect();
             Mutex::new(read)
         });
-        let copied = super::with_copy_threads(in_flight, || copy_all(&body, read, &target, dry_run));
+        let copied = super::with_copy_threads(in_flight, || copy_all(&body, copy_body));
         (copied, tail_read.join().expect("reading the key files does not panic"))
     });
     tally(copied?, &target, &mut report)?;
-    let take_read = |path: &str, _: (usize, u64)| {
-        tail_read.lock().expect("tail lock").remove(path).unwrap_or_else(|| Err(Error::corrupt(path, "not read")))
+    let write_tail = |path: &str, _: (usize, u64)| {
+        let bytes = tail_read.lock().expect("tail lock").remove(path);
+        let bytes = bytes.unwrap_or_else(|| Err(Error::corrupt(path, "not read")))?;
+        write_whole(&target, path, bytes, dry_run)
     };
-    let copied = super::with_copy_threads(in_flight, || copy_all(&tail, take_read, &target, dry_run));
+    let copied = super::with_copy_threads(in_flight, || copy_all(&tail, write_tail));
     tally(copied?, &target, &mut report)?;
     Ok(report)
+}
+
+/// Copies one object of the body from region `i`: as it streams in when the target takes it so (most objects:
+/// no more than a few MiB of each is held), else read whole and verified, then written. A streamed copy that
+/// fails other than on a damaged source is tried once more the whole way, whose reads and writes are retried.
+fn copy_one(
+    regions: &[RegionView<'_>],
+    path: &str,
+    (i, size): (usize, u64),
+    target: &CopyTarget<'_>,
+    dry_run: bool,
+) -> Result<u64> {
+    if !dry_run && target.streams(path) {
+        match regions[i].copy_streamed(path, size, target) {
+            Ok(()) => return Ok(size),
+            Err(e @ Error::Corrupt { .. }) => return Err(e),
+            Err(_) => {}
+        }
+    }
+    let bytes = regions[i].read_verified_sized(path, size)?;
+    write_whole(target, path, bytes, dry_run)
+}
+
+/// Writes an object read whole (unless `dry_run`); its size.
+fn write_whole(target: &CopyTarget<'_>, path: &str, bytes: Bytes, dry_run: bool) -> Result<u64> {
+    let n = bytes.len() as u64;
+    if !dry_run {
+        target.write(path, bytes)?;
+    }
+    Ok(n)
 }
 
 /// Each object from the first region (in read order) that lists it, with its size there; the regions are listed
@@ -75,27 +139,12 @@ fn list_sources(regions: &[RegionView<'_>]) -> Result<BTreeMap<String, (usize, u
     Ok(sources)
 }
 
-/// Reads (with `read`) and writes every object, several at once; each path with the bytes copied or the error.
+/// Copies every object with `copy`, several at once; each path with the bytes copied or the error.
 fn copy_all(
     items: &[(String, (usize, u64))],
-    read: impl Fn(&str, (usize, u64)) -> Result<Bytes> + Sync,
-    target: &CopyTarget<'_>,
-    dry_run: bool,
+    copy: impl Fn(&str, (usize, u64)) -> Result<u64> + Sync,
 ) -> Vec<(String, Result<u64>)> {
-    items
-        .par_iter()
-        .with_max_len(1)
-        .map(|(path, at)| {
-            let outcome = read(path, *at).and_then(|bytes| {
-                let n = bytes.len() as u64;
-                if !dry_run {
-                    target.write(path, bytes)?;
-                }
-                Ok(n)
-            });
-            (path.clone(), outcome)
-        })
-        .collect()
+    items.par_iter().with_max_len(1).map(|(path, at)| (path.clone(), copy(path, *at))).collect()
 }
 
 /// Counts what was copied; any failure stops the copy before the next batch.

@@ -137,7 +137,7 @@ fn copy_missing(
             })
             .collect()
     };
-    let results = match repo.copy_concurrency(false).and_then(|n| with_copy_threads(n, copy_all)) {
+    let results = match repo.copy_concurrency(false, false).and_then(|n| with_copy_threads(n, copy_all)) {
         Ok(results) => results,
         Err(e) => return report.failed.push(format!("cannot start the copies: {e}")),
     };
