@@ -109,8 +109,11 @@ fn stream_temp(tmp: &Path, len: u64, body: &mut dyn std::io::Read) -> std::io::R
     if let Some(dir) = tmp.parent() {
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
     }
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(tmp)?;
+    let f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(tmp)?;
+    // Writes of 1 MiB, not the 8 KiB pieces `io::copy` would make of a reader that is not a file.
+    let mut f = std::io::BufWriter::with_capacity(1 << 20, f);
     let copied = std::io::copy(&mut body.take(len.saturating_add(1)), &mut f)?;
+    let f = f.into_inner().map_err(std::io::IntoInnerError::into_error)?;
     if copied != len {
         let message = format!("the object to write has {copied} bytes, not {len}");
         return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, message));
