@@ -42,14 +42,36 @@ impl<R: Read> CheckedRead<R> {
     }
 }
 
+impl<R: Read> CheckedRead<R> {
+    /// At the end: the whole object against its name (an empty object too). Once failed, it stays failed.
+    fn check_end(&mut self) -> std::io::Result<()> {
+        if let Some(e) = &self.failure {
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()));
+        }
+        if Id(*self.hasher.finalize().as_bytes()) != self.name {
+            let damaged = Error::corrupt(&self.path, "content does not match its name (damaged or truncated)");
+            return Err(self.fail(damaged, std::io::ErrorKind::InvalidData));
+        }
+        Ok(())
+    }
+}
+
 impl<R: Read> Read for CheckedRead<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if self.left == 0 || buf.is_empty() {
+        if self.left == 0 {
+            return self.check_end().map(|()| 0);
+        }
+        if let Some(e) = &self.failure {
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()));
+        }
+        if buf.is_empty() {
             return Ok(0);
         }
         let want = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
         let n = match self.inner.read(&mut buf[..want]) {
             Ok(n) => n,
+            // A signal to try again, not a failure of the object.
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return Err(e),
             Err(e) => {
                 let kind = e.kind();
                 return Err(self.fail(stream_error(&self.path, &self.region, &e), kind));
@@ -62,9 +84,9 @@ impl<R: Read> Read for CheckedRead<R> {
         }
         self.hasher.update(&buf[..n]);
         self.left -= n as u64;
-        if self.left == 0 && Id(*self.hasher.finalize().as_bytes()) != self.name {
-            let damaged = Error::corrupt(&self.path, "content does not match its name (damaged or truncated)");
-            return Err(self.fail(damaged, std::io::ErrorKind::InvalidData));
+        if self.left == 0 {
+            // The last bytes are handed over only once the whole has been checked.
+            self.check_end()?;
         }
         Ok(n)
     }
@@ -104,6 +126,15 @@ mod tests {
         assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
         assert!(handed.len() < damaged.len(), "the last bytes are never handed over");
         assert!(matches!(r.failure, Some(Error::Corrupt { .. })), "{:?}", r.failure);
+    }
+
+    #[test]
+    fn an_empty_object_is_checked_too() {
+        let (outcome, failure) = read_all(&[], Id::of_object(b"a pack that was emptied"), 0);
+        assert_eq!(outcome.unwrap_err().kind(), std::io::ErrorKind::InvalidData);
+        assert!(matches!(failure, Some(Error::Corrupt { .. })));
+        let (outcome, failure) = read_all(&[], Id::of_object(b""), 0);
+        assert!(outcome.unwrap().is_empty() && failure.is_none());
     }
 
     #[test]

@@ -130,8 +130,8 @@ impl Repository {
     }
 
     /// Objects copied at once by `sync`, into this repository's regions or (`remote_target`: in object
-    /// storage) elsewhere, each holding one object in memory (never fewer than one per core: below that,
-    /// rayon's own threads copy).
+    /// storage) elsewhere; more when the copies stream (`streamed`: a few MiB each) than when each holds its
+    /// object (never fewer than one per core: below that, rayon's own threads copy).
     pub fn copy_concurrency(&self, remote_target: bool, streamed: bool) -> Result<usize> {
         self.storage.copy_concurrency_to(remote_target, streamed)
     }

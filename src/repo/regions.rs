@@ -170,6 +170,11 @@ impl Repository {
     }
 }
 
+/// Whether `url` names object storage (where asking costs round trips, and creates nothing).
+pub fn is_remote(url: &str) -> bool {
+    matches!(crate::storage::Location::parse(url), Ok(crate::storage::Location::S3 { .. }))
+}
+
 /// A location found to hold no repository (see [`free_location`]).
 pub struct FreeLocation(Storage);
 
@@ -195,12 +200,14 @@ impl CopyTarget<'_> {
     }
 
     /// Whether the object at `path` can be copied as it streams in ([`RegionView::copy_streamed`]): an object
-    /// named by its content whose write needs nothing it holds. A locked copy needs its MD5 before it is sent
-    /// (S3's rule for Object Lock), and a data pack its first blob's kind when data has a storage class of its own.
+    /// named by its content whose write needs nothing it holds, into a location that takes it piece by piece. A
+    /// locked copy needs its MD5 before it is sent (S3's rule for Object Lock), and a data pack its first blob's
+    /// kind when data has a storage class of its own; S3 without credentials in the environment (a profile, web
+    /// identity) is written through opendal, whole.
     pub fn streams(&self, path: &str) -> bool {
         let config = &self.repo.config;
         match ObjectKind::parse_path(path) {
-            _ if config.object_lock.is_some() => false,
+            _ if config.object_lock.is_some() || !self.storage.streams_writes() => false,
             Some((ObjectKind::Pack, _)) => config.storage_class.is_none(),
             Some((kind, _)) => kind.is_content_addressed(),
             None => false,

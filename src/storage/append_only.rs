@@ -50,6 +50,10 @@ impl Backend for AppendOnly {
         self.inner.write_streamed(path, len, body, opts)
     }
 
+    fn streams_writes(&self) -> bool {
+        self.inner.streams_writes()
+    }
+
     fn write_new(&self, path: &str, data: Bytes) -> Result<bool> {
         self.inner.write_new(path, data)
     }

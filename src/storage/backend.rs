@@ -111,6 +111,10 @@ pub trait Backend: Send + Sync {
     ) -> Result<()> {
         self.write_with(path, read_exactly(path, len, body)?, opts)
     }
+    /// Whether [`Backend::write_streamed`] of an object without a lock takes it piece by piece here.
+    fn streams_writes(&self) -> bool {
+        false
+    }
     /// The bucket behind this backend, when it is an S3 bucket.
     fn bucket(&self) -> Option<&dyn Bucket> {
         None
@@ -281,6 +285,10 @@ impl Backend for OpendalBackend {
         self.s3.as_ref().map(|_| self as &dyn Bucket)
     }
 
+    fn streams_writes(&self) -> bool {
+        self.fs_root.is_some() || self.s3.as_ref().is_some_and(S3Api::signs)
+    }
+
     fn write_streamed(
         &self,
         path: &str,
@@ -291,7 +299,9 @@ impl Backend for OpendalBackend {
         match (&self.fs_root, &self.s3) {
             (Some(root), _) if opts.is_plain() => super::local::write_streamed(root, &self.region, path, len, body),
             // Object Lock wants the body's MD5 in the headers, known only at its end: a locked object goes whole.
-            (_, Some(s3)) if opts.retention.is_none() => s3.put_streamed(path, len, body, &opts.headers()),
+            (_, Some(s3)) if opts.retention.is_none() && s3.signs() => {
+                s3.put_streamed(path, len, body, &opts.headers())
+            }
             _ => self.write_with(path, read_exactly(path, len, body)?, opts),
         }
     }

@@ -356,6 +356,12 @@ impl Storage {
         Err(StorageError::new("write", path, "all", StorageErrorKind::TooFewRegions, message).into())
     }
 
+    /// Whether [`Storage::write_streamed`] takes an object without a lock piece by piece: one region, whose
+    /// backend can.
+    pub fn streams_writes(&self) -> bool {
+        matches!(self.regions.as_slice(), [only] if only.backend.streams_writes())
+    }
+
     /// [`Backend::write_streamed`] into a storage of one region (`sync --into`'s fresh location); with more
     /// regions the object is read whole and written to each ([`Storage::write_with`]).
     pub fn write_streamed(

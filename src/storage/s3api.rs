@@ -39,6 +39,8 @@ pub struct S3Api {
     region: String,
     credentials: Option<Credentials>,
     retries: usize,
+    /// An operation's time limit (`GUMVAULT_STORAGE_TIMEOUT`).
+    timeout: Duration,
     /// The region name used in messages.
     name: String,
 }
@@ -92,7 +94,12 @@ impl S3Api {
             });
         let t = StorageTuning::from_env()?;
         let client = crate::runtime::block_on(async {
-            reqwest::Client::builder().timeout(Duration::from_secs(t.timeout_secs)).build()
+            // No redirects: S3 answers a wrong region with one, which is an error to show, and a redirect to
+            // another host would carry the session token there.
+            reqwest::Client::builder()
+                .timeout(Duration::from_secs(t.timeout_secs))
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
         })?
         .map_err(|e| Error::InvalidInput(format!("cannot start the S3 client: {e}")))?;
         let prefix = prefix.trim_matches('/');
@@ -106,8 +113,15 @@ impl S3Api {
             region: region.to_string(),
             credentials,
             retries: t.retries,
+            timeout: Duration::from_secs(t.timeout_secs),
             name: name.to_string(),
         })
+    }
+
+    /// Whether requests are signed: credentials were given or are in the environment. opendal finds others
+    /// (profiles, web identity); a call made here without them goes out unsigned.
+    pub fn signs(&self) -> bool {
+        self.credentials.is_some()
     }
 
     /// The bucket's name.
@@ -177,9 +191,11 @@ impl S3Api {
     }
 
     /// Sends one signed PutObject of exactly `len` bytes read from `body`, never holding the object whole: a
-    /// body that fails or ends short aborts the request, and S3 stores nothing under `path` (it stores a PUT
-    /// only once its declared length has arrived). The payload is sent unsigned (`UNSIGNED-PAYLOAD`, as SigV4
-    /// allows for S3) since its hash is known only at the end. Not retried: a body is read once.
+    /// body that fails, ends short or holds more aborts the request before its last piece, and S3 stores nothing
+    /// under `path` (it stores a PUT only once its declared length has arrived). The payload is sent unsigned
+    /// (`UNSIGNED-PAYLOAD`, as SigV4 allows for S3) since its hash is known only at the end. Not retried: a body
+    /// is read once. An answer that comes before the whole body was sent is an error, whatever its status.
+    /// Its time limit is twice an operation's: the request lasts as long as the read that feeds it.
     pub fn put_streamed(
         &self,
         path: &str,
@@ -188,12 +204,19 @@ impl S3Api {
         headers: &[(String, String)],
     ) -> Result<()> {
         use http_body_util::channel::Channel;
+        if len == 0 {
+            // A PUT of no bytes is complete before any body could fail it: the body is asked first.
+            let shown = |e: std::io::Error| Error::io("read the object to write", path, e);
+            feed(body, 0, |_| true).map_err(shown)?;
+            return self.send("write", reqwest::Method::PUT, Some(path), &[], headers, Bytes::new()).map(drop);
+        }
         let uri = canonical_uri(&self.bucket, Some(&format!("{}{path}", self.prefix)));
         let mut all = headers.to_vec();
         all.push(("content-length".into(), len.to_string()));
         let signed = self.sign("PUT", &uri, "", &all, "UNSIGNED-PAYLOAD", Timestamp::now());
         let (mut tx, channel) = Channel::<Bytes, std::io::Error>::new(2);
         let mut req = self.client.put(format!("{}{uri}", self.endpoint)).body(reqwest::Body::wrap(channel));
+        req = req.timeout(2 * self.timeout);
         for (k, v) in signed.iter().filter(|(k, _)| k != "host") {
             req = req.header(k.as_str(), v.as_str());
         }
@@ -203,24 +226,23 @@ impl S3Api {
             let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
             Ok::<Reply, reqwest::Error>(Reply { status, headers, body: resp.bytes().await? })
         });
-        let fed = feed(body, len, |chunk| rt.block_on(tx.send_data(chunk)).is_ok());
-        if let Err(e) = &fed {
+        let fed = feed(body, len, |piece| send_piece(rt, &mut tx, &sent, piece));
+        match &fed {
             // The request ends without its declared length: S3 discards what it had.
-            tx.abort(std::io::Error::new(e.kind(), e.to_string()));
-        } else {
-            drop(tx);
+            Err(e) => tx.abort(std::io::Error::new(e.kind(), e.to_string())),
+            Ok(()) => drop(tx),
         }
         let outcome = rt.block_on(sent).map_err(|e| std::io::Error::other(e.to_string()));
         let shown = |e: &dyn std::fmt::Display| {
             let msg = format!("{e} (S3 endpoint {})", self.endpoint);
             Error::from(StorageError::new("write", path, &self.name, StorageErrorKind::Other, msg))
         };
-        fed.map_err(|e| shown(&e))?;
-        match outcome {
-            Ok(Ok(r)) if (200..300).contains(&r.status) => Ok(()),
-            Ok(Ok(r)) => Err(self.http_error("write", path, &r)),
-            Ok(Err(e)) => Err(shown(&e)),
-            Err(e) => Err(shown(&e)),
+        match (outcome, fed) {
+            (Ok(Ok(r)), _) if !(200..300).contains(&r.status) => Err(self.http_error("write", path, &r)),
+            (_, Err(e)) => Err(shown(&e)),
+            (Ok(Ok(_)), Ok(())) => Ok(()),
+            (Ok(Err(e)), Ok(())) => Err(shown(&e)),
+            (Err(e), Ok(())) => Err(shown(&e)),
         }
     }
 
@@ -267,11 +289,34 @@ impl S3Api {
     }
 }
 
-/// Reads `len` bytes from `body` in pieces of up to 1 MiB and hands each to `send` (false: the receiver is gone,
-/// so stop); `body` must then be at its end. An error when it fails, ends short or holds more.
+/// Hands `piece` to the request's body, waiting while the body is full, unless the request has ended (an early
+/// answer): hyper keeps writing the body of a request already answered, and a server that no longer reads would
+/// hold the sender forever. False when the piece was not taken.
+fn send_piece(
+    rt: &tokio::runtime::Runtime,
+    tx: &mut http_body_util::channel::Sender<Bytes, std::io::Error>,
+    request: &tokio::task::JoinHandle<std::result::Result<Reply, reqwest::Error>>,
+    piece: Bytes,
+) -> bool {
+    loop {
+        // A send that times out is dropped before it took the piece (tokio's channel is cancel-safe).
+        let piece = piece.clone();
+        match rt.block_on(async { tokio::time::timeout(Duration::from_millis(500), tx.send_data(piece)).await }) {
+            Ok(sent) => return sent.is_ok(),
+            Err(_) if request.is_finished() => return false,
+            Err(_) => {}
+        }
+    }
+}
+
+/// Reads `len` bytes from `body` in pieces of up to 1 MiB and hands each to `send` (false: the request is gone).
+/// The last piece is handed over only once `body` is found to end there, so a body that holds more never
+/// completes the request. An error when `body` fails, ends short or holds more, or the request stopped taking
+/// pieces before the end.
 fn feed(body: &mut dyn std::io::Read, len: u64, mut send: impl FnMut(Bytes) -> bool) -> std::io::Result<()> {
     use std::io::{ErrorKind, Read};
-    let mut left = len;
+    let (mut left, mut sent) = (len, 0u64);
+    let mut held: Option<Bytes> = None;
     while left > 0 {
         let mut piece = Vec::with_capacity(left.min(1 << 20) as usize);
         let n = (&mut *body).take(left.min(1 << 20)).read_to_end(&mut piece)?;
@@ -280,14 +325,27 @@ fn feed(body: &mut dyn std::io::Read, len: u64, mut send: impl FnMut(Bytes) -> b
             return Err(std::io::Error::new(ErrorKind::UnexpectedEof, message));
         }
         left -= n as u64;
-        if !send(Bytes::from(piece)) {
-            return Ok(());
+        if let Some(previous) = held.replace(Bytes::from(piece)) {
+            let n = previous.len() as u64;
+            if !send(previous) {
+                return Err(stopped(len, sent));
+            }
+            sent += n;
         }
     }
-    match body.read(&mut [0u8; 1])? {
-        0 => Ok(()),
-        _ => Err(std::io::Error::new(ErrorKind::InvalidData, format!("the body holds more than {len} bytes"))),
+    if body.read(&mut [0u8; 1])? != 0 {
+        return Err(std::io::Error::new(ErrorKind::InvalidData, format!("the body holds more than {len} bytes")));
     }
+    match held.map(&mut send) {
+        Some(false) => Err(stopped(len, sent)),
+        _ => Ok(()),
+    }
+}
+
+/// The request took no more of a body of `len` bytes once `sent` were sent (it was answered early).
+fn stopped(len: u64, sent: u64) -> std::io::Error {
+    let message = format!("the request ended after {sent} of {len} bytes of its body were sent");
+    std::io::Error::other(message)
 }
 
 /// `/bucket/key` with every byte outside the unreserved set percent-encoded, `/` kept (S3 encodes once).
@@ -403,14 +461,22 @@ mod tests {
         assert_eq!(sent, [1 << 20, 1 << 20, 3_000_000 - (2 << 20)]);
         let short = feed(&mut &[3u8; 10][..], 11, |_| true).unwrap_err();
         assert_eq!(short.kind(), std::io::ErrorKind::UnexpectedEof);
-        assert!(feed(&mut &[3u8; 12][..], 11, |_| true).is_err(), "more than declared");
+        // A body that holds more: its last piece is never handed over, so the request never completes.
+        let mut handed = 0;
+        let more = feed(&mut &[3u8; 3_000_001][..], 3_000_000, |p| {
+            handed += p.len();
+            true
+        });
+        assert!(more.is_err() && handed == 2 << 20, "{more:?}, {handed} bytes handed over");
+        // A request answered early takes no more: that is an error, not a body sent whole.
         let mut pieces = 0;
-        feed(&mut &[3u8; 3_000_000][..], 3_000_000, |_| {
+        let early = feed(&mut &[3u8; 3_000_000][..], 3_000_000, |_| {
             pieces += 1;
             false
-        })
-        .unwrap();
+        });
+        assert!(early.unwrap_err().to_string().contains("after 0 of 3000000 bytes"));
         assert_eq!(pieces, 1, "feeding stops once the request is gone");
+        assert!(feed(&mut &[][..], 0, |_| false).is_ok(), "an empty body has nothing to send");
     }
 
     #[test]

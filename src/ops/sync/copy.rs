@@ -14,11 +14,11 @@ use super::SyncReport;
 use crate::error::{Error, Result};
 use crate::format::objects::ObjectKind;
 use crate::repo::Repository;
-use crate::repo::regions::{CopyTarget, RegionView, free_location, list_location};
+use crate::repo::regions::{CopyTarget, RegionView, free_location, is_remote, list_location};
 use crate::repo::session::OpenOptions;
 
-/// Copies every object of the repository `open` opens into the empty location at `url`. Meanwhile the target is
-/// asked whether it is free and, against object storage, the repository's location (`source`, as of its time) is
+/// Copies every object of the repository `open` opens into the empty location at `url`. Meanwhile, against object
+/// storage, the target is asked whether it is free and the repository's location (`source`, as of its time) is
 /// listed: neither needs the key, and against a distant region each is a round trip or two the unlocking would
 /// otherwise be followed by. The early listing is used only when the repository is that one location.
 pub fn copy_into(
@@ -28,13 +28,14 @@ pub fn copy_into(
     dry_run: bool,
 ) -> Result<SyncReport> {
     let (repo, free, early) = std::thread::scope(|scope| {
-        let free = scope.spawn(|| free_location(url));
+        // A directory is looked at only after the password opened the key: looking creates it.
+        let free = scope.spawn(|| is_remote(url).then(|| free_location(url)));
         let early = scope.spawn(|| list_location(&source.url, source.as_of));
         let repo = open();
         (repo, free.join().expect("checking the target does not panic"), early.join().ok().flatten())
     });
     let repo = repo?;
-    let target = repo.copy_target_in(free?)?;
+    let target = repo.copy_target_in(free.unwrap_or_else(|| free_location(url))?)?;
     let regions = repo.regions();
     let sources = match early {
         Some(listing) if matches!(regions.as_slice(), [only] if only.url() == source.url) => {
