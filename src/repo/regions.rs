@@ -67,13 +67,33 @@ impl RegionView<'_> {
     /// refused before its last bytes when damaged, so the target never stores a bad copy; the error is then the
     /// read's (a [`crate::Error::Corrupt`] for a damaged copy), not the write's.
     pub fn copy_streamed(&self, path: &str, size: u64, target: &CopyTarget<'_>) -> Result<()> {
+        self.stream_into(path, size, |body, opts| target.storage.write_streamed(path, size, body, opts))
+    }
+
+    /// [`RegionView::copy_streamed`] into another region of the repository, for an object
+    /// [`RegionView::takes_streamed`] says it takes so.
+    pub fn copy_streamed_to(&self, path: &str, size: u64, dest: &RegionView<'_>) -> Result<()> {
+        self.stream_into(path, size, |body, opts| dest.region.backend.write_streamed(path, size, body, opts))
+    }
+
+    /// Whether this region takes a copy of the object at `path` as it streams in (see [`CopyTarget::streams`]).
+    pub fn takes_streamed(&self, path: &str) -> bool {
+        streamable(&self.repo.config, path) && self.region.backend.streams_writes()
+    }
+
+    /// The object at `path`, checked on the way, handed to `write` with the repository's write options for it.
+    fn stream_into(
+        &self,
+        path: &str,
+        size: u64,
+        write: impl FnOnce(&mut (dyn std::io::Read + Send), &WriteOptions) -> Result<()>,
+    ) -> Result<()> {
         let Some((kind, name)) = ObjectKind::parse_path(path).and_then(|(k, n)| Some((k, Id::from_hex(n)?))) else {
             return Err(crate::Error::corrupt(path, "the name is not an object id"));
         };
         let stream = self.region.backend.read_range_stream(path, 0, size)?;
         let mut checked = CheckedRead::new(stream, name, size, path, &self.region.name);
-        let opts = target.repo.write_options(kind, false);
-        let written = target.storage.write_streamed(path, size, &mut checked, &opts);
+        let written = write(&mut checked, &self.repo.write_options(kind, false));
         match checked.failure {
             Some(read_failed) => Err(read_failed),
             None => written,
@@ -170,6 +190,17 @@ impl Repository {
     }
 }
 
+/// Whether a copy of the object at `path` can be written as it streams in, whatever the location: an object named
+/// by its content whose write needs nothing it holds (see [`CopyTarget::streams`]).
+fn streamable(config: &crate::format::repo_config::RepoConfig, path: &str) -> bool {
+    match ObjectKind::parse_path(path) {
+        _ if config.object_lock.is_some() => false,
+        Some((ObjectKind::Pack, _)) => config.storage_class.is_none(),
+        Some((kind, _)) => kind.is_content_addressed(),
+        None => false,
+    }
+}
+
 /// Whether `url` names object storage (where asking costs round trips, and creates nothing).
 pub fn is_remote(url: &str) -> bool {
     matches!(crate::storage::Location::parse(url), Ok(crate::storage::Location::S3 { .. }))
@@ -205,13 +236,7 @@ impl CopyTarget<'_> {
     /// kind when data has a storage class of its own; S3 without credentials in the environment (a profile, web
     /// identity) is written through opendal, whole.
     pub fn streams(&self, path: &str) -> bool {
-        let config = &self.repo.config;
-        match ObjectKind::parse_path(path) {
-            _ if config.object_lock.is_some() || !self.storage.streams_writes() => false,
-            Some((ObjectKind::Pack, _)) => config.storage_class.is_none(),
-            Some((kind, _)) => kind.is_content_addressed(),
-            None => false,
-        }
+        streamable(&self.repo.config, path) && self.storage.streams_writes()
     }
 
     /// Where the copy goes.

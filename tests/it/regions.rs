@@ -194,6 +194,21 @@ fn a_repository_in_three_regions_survives_losing_damaging_and_rebuilding_one() {
     r.ok(&["sync"]);
     r.ok(&["check", "--regions", "--read-data"]);
 
+    // The local region loses a pack whose copy in us, the first region read, is damaged: sync streams it from
+    // the next region, never the damaged bytes; `sync --read-data` then replaces the damaged copy too.
+    let mut bytes = std::fs::read(&victim).unwrap();
+    let good = bytes.clone();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x55;
+    std::fs::write(&victim, bytes).unwrap();
+    let local_copy = r.local.join("data").join(&name[..2]).join(&name);
+    std::fs::remove_file(&local_copy).unwrap();
+    r.ok(&["sync"]);
+    assert!(std::fs::read(&local_copy).unwrap() == good, "the local region got the damaged copy");
+    r.ok(&["sync", "--read-data"]);
+    assert!(std::fs::read(&victim).unwrap() == good, "sync --read-data replaced the damaged copy");
+    r.ok(&["check", "--regions", "--read-data"]);
+
     // The local region loses everything: sync rebuilds it, and it alone restores every snapshot.
     std::fs::remove_dir_all(&r.local).unwrap();
     std::fs::create_dir_all(&r.local).unwrap();

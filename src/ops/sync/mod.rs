@@ -233,6 +233,18 @@ fn copy_one(
         if !opts.from.is_empty() && !opts.from.iter().any(|f| f == r.name()) {
             continue;
         }
+        let dest = regions.iter().find(|r| r.name() == target).expect("target region exists");
+        if !opts.dry_run && dest.takes_streamed(path) {
+            // As it streams in (a few MiB held); only a damaged source moves on, anything else goes whole.
+            match r.copy_streamed_to(path, size, dest) {
+                Ok(()) => return Ok(size),
+                Err(e @ Error::Corrupt { .. }) => {
+                    tried.push(format!("{}: {e}", r.name()));
+                    continue;
+                }
+                Err(_) => {}
+            }
+        }
         let bytes = match r.read_verified_sized(path, size) {
             Ok(b) => b,
             Err(e) => {
@@ -242,7 +254,6 @@ fn copy_one(
         };
         let n = bytes.len() as u64;
         if !opts.dry_run {
-            let dest = regions.iter().find(|r| r.name() == target).expect("target region exists");
             // A WAL file is never overwritten, except a damaged copy by a good one: a copy that appeared since
             // the listing (a push) stays.
             let never_overwrite = !may_overwrite(path) && !bad.contains(&(target, path));
