@@ -1,7 +1,7 @@
-//! An immutable object read as a stream and checked against its name on the way, for copies that never hold the
-//! object whole (`sync --into`): the read that would hand over the object's last bytes fails instead unless the
-//! whole matches, so a writer fed from it (see [`crate::storage::Backend::write_streamed`]) never completes a
-//! damaged copy.
+//! An immutable object read as a stream and checked against its name on the way, for work that never holds the
+//! object whole: copies (`sync`, `sync --into`) and `check --read-data` (`pack_verify`). The read that would hand
+//! over the object's last bytes fails instead unless the whole matches, so a writer fed from it (see
+//! [`crate::storage::Backend::write_streamed`]) never completes a damaged copy.
 
 use std::io::Read;
 

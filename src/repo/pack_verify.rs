@@ -6,6 +6,7 @@
 use std::io::Read;
 
 use super::Repository;
+use super::checked_read::CheckedRead;
 use crate::error::{Error, Result, StorageError, StorageErrorKind};
 use crate::format::index::PackEntry;
 use crate::format::objects::ObjectKind;
@@ -16,8 +17,8 @@ impl Repository {
     /// the order a whole read would find them: the name, then the header, then the first blob that fails.
     pub fn verify_pack_streamed(&self, entry: &PackEntry) -> Result<()> {
         let path = ObjectKind::Pack.path_of(&entry.id);
-        let mut stream =
-            Hashing { inner: self.storage.read_range_stream(&path, 0, entry.size)?, hasher: blake3::Hasher::new() };
+        let inner = self.storage.read_range_stream(&path, 0, entry.size)?;
+        let mut stream = Pack(CheckedRead::new(inner, entry.id, entry.size, &path, ""));
         let mut blobs: Vec<&PackedBlob> = entry.blobs.iter().collect();
         blobs.sort_by_key(|b| b.offset);
         let (mut at, mut buf, mut bad_blob) = (0u64, Vec::new(), None);
@@ -38,10 +39,8 @@ impl Repository {
         }
         let tail_len =
             entry.size.checked_sub(at).ok_or_else(|| Error::corrupt(&path, "the index places blobs past its end"))?;
+        // The last read fails unless the whole pack hashes to its name.
         stream.take(tail_len, &mut buf, &path)?;
-        if stream.hasher.finalize().as_bytes() != &entry.id.0 {
-            return Err(Error::corrupt(&path, "content does not match its name (damaged or truncated)"));
-        }
         let header = self.header_from_tail(&buf, at, entry.size).map_err(|e| Error::corrupt(&path, e))?;
         if header.len() != entry.blobs.len() || header.iter().zip(&entry.blobs).any(|(a, b)| a != b) {
             return Err(Error::corrupt(&path, "its header disagrees with the index"));
@@ -66,26 +65,26 @@ impl Repository {
     }
 }
 
-/// A stream whose every byte goes through the hash of the pack's name.
-struct Hashing<R> {
-    inner: R,
-    hasher: blake3::Hasher,
-}
+/// A pack as it streams in, checked against its name on the way ([`CheckedRead`]), read in pieces.
+struct Pack<R>(CheckedRead<R>);
 
-impl<R: Read> Hashing<R> {
+impl<R: Read> Pack<R> {
     /// Reads the next `n` bytes into `buf` (replacing what it held).
     fn take(&mut self, n: u64, buf: &mut Vec<u8>, path: &str) -> Result<()> {
         buf.clear();
-        let got = (&mut self.inner).take(n).read_to_end(buf).map_err(|e| crate::storage::stream_error(path, "", &e))?;
+        let read = (&mut self.0).take(n).read_to_end(buf);
+        if let Some(e) = self.0.failure.take() {
+            return Err(e);
+        }
+        let got = read.map_err(|e| crate::storage::stream_error(path, "", &e))?;
         if got as u64 != n {
             let message = format!("the stream ended {} bytes early", n - got as u64);
             return Err(StorageError::new("read", path, "", StorageErrorKind::ShortRead, message).into());
         }
-        self.hasher.update(buf);
         Ok(())
     }
 
-    /// Reads and hashes `n` bytes no blob of the index covers, a piece at a time.
+    /// Reads `n` bytes no blob of the index covers, a piece at a time.
     fn skip(&mut self, mut n: u64, buf: &mut Vec<u8>, path: &str) -> Result<()> {
         while n > 0 {
             let piece = n.min(1 << 20);
