@@ -2,8 +2,10 @@
 # A real backup of millions of stream chunks: STREAM_BYTES (default 21 GB, about 2.1 million chunks of ~10 KB) of a
 # dump-like stream (benches/dump-like.c: distinct COPY rows, ~3:1 compressible) piped into `backup --stdin`, then
 # the same stream again (every chunk known: an incremental backup against the full catalog), `stats`, `check`,
-# `prune` and the dump of the snapshot back out, compared with the stream by its SHA-256.
+# `prune`, the dump of the snapshot back out and its restore into a directory, each compared with the stream by its
+# SHA-256.
 #   benches/stream-blobs.sh [gumvault binary]      STREAM_WORK=/tmp/stream STREAM_BYTES=21000000000 STREAM_AGAIN=1
+#   STREAM_RESTORE=1
 # Output: TSV (tool, step, wall_s, max_rss_kb, status) on stdout; docs/benchmarks.md has the figures.
 set -euo pipefail
 bin="$(realpath "${1:-target/release/gumvault}")"
@@ -33,4 +35,11 @@ step check "'$bin' check -q"
 step prune "'$bin' prune -q"
 step dump "'$bin' dump latest /events.sql | sha256sum > '$work/restored.sha256'"
 cmp -s "$work/stream.sha256" "$work/restored.sha256" || { echo "the dump differs from the stream" >&2; exit 1; }
+if [ "${STREAM_RESTORE:-1}" = 1 ]; then # the file restored into a directory (needs STREAM_BYTES of free disk)
+  rm -rf "$work/restored"
+  step restore "'$bin' restore -q latest --target '$work/restored'"
+  sha256sum < "$work/restored/events.sql" > "$work/restored.sha256"
+  rm -rf "$work/restored"
+  cmp -s "$work/stream.sha256" "$work/restored.sha256" || { echo "the restored file differs from the stream" >&2; exit 1; }
+fi
 cat "$work/stats.log" >&2

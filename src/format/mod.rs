@@ -4,6 +4,7 @@
 
 pub mod blob;
 pub mod chunker;
+pub mod content_list;
 pub mod crypto;
 pub mod id;
 pub mod index;

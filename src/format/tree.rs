@@ -104,9 +104,14 @@ pub struct Node {
     /// File size in bytes (files only).
     #[serde(default)]
     pub size: u64,
-    /// Blob ids of the file's content, in order (files only).
+    /// Blob ids of the file's content, in order (files of at most
+    /// [`INLINE_MAX`](crate::format::content_list::INLINE_MAX) blobs).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub content: Vec<Id>,
+    /// The content lists of a larger file, in order: their ids, concatenated, are its content
+    /// ([`crate::format::content_list`]). A node has `content` or `content_lists`, never both.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub content_lists: Vec<ContentList>,
     /// The tree of a directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subtree: Option<Id>,
@@ -145,6 +150,7 @@ impl Node {
             dev: 0,
             size: 0,
             content: Vec::new(),
+            content_lists: Vec::new(),
             subtree: None,
             target: None,
             rdev: None,
@@ -159,10 +165,49 @@ impl Node {
         Node { size, content, ..Node::new(name, NodeKind::File, mode) }
     }
 
+    /// Blobs of the file's content, however it lists them.
+    pub fn blob_count(&self) -> usize {
+        self.content.len() + self.content_lists.iter().map(|l| l.blobs as usize).sum::<usize>()
+    }
+
+    /// Whether the file has no content blobs (it is empty).
+    pub fn has_no_content(&self) -> bool {
+        self.content.is_empty() && self.content_lists.is_empty()
+    }
+
+    /// Whether two nodes name the same content blobs: lists are cut by their ids alone, so the same content
+    /// gives the same lists.
+    pub fn same_content(&self, other: &Node) -> bool {
+        self.content == other.content && self.content_lists == other.content_lists
+    }
+
+    /// Takes the content of `other` (an unchanged file's, from the last snapshot).
+    pub fn copy_content_from(&mut self, other: &Node) {
+        self.content = other.content.clone();
+        self.content_lists = other.content_lists.clone();
+    }
+
+    /// Drops the content (a file whose blobs are lost).
+    pub fn clear_content(&mut self) {
+        self.content = Vec::new();
+        self.content_lists = Vec::new();
+    }
+
     /// A directory whose entries are the tree `subtree`.
     pub fn dir(name: RawName, mode: u32, subtree: Id) -> Node {
         Node { subtree: Some(subtree), ..Node::new(name, NodeKind::Dir, mode) }
     }
+}
+
+/// One content list of a large file: a blob of kind `tree` holding `blobs` data blob ids.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContentList {
+    /// The list's blob id.
+    pub id: Id,
+    /// How many ids it holds (at least 1): what a reader checks the list against, and what a restore plans
+    /// with before it reads the list.
+    pub blobs: u32,
 }
 
 /// A directory's entries, sorted by name bytes.
@@ -205,6 +250,12 @@ impl Tree {
         {
             return Err("tree holds an invalid entry name".into());
         }
+        if tree.nodes.iter().any(|n| {
+            !n.content_lists.is_empty()
+                && (!n.content.is_empty() || n.kind != NodeKind::File || n.content_lists.iter().any(|l| l.blobs == 0))
+        }) {
+            return Err("tree holds a node with both content and content lists, or an empty content list".into());
+        }
         Ok(tree)
     }
 }
@@ -239,6 +290,27 @@ mod tests {
         assert!(json.contains("\"b64\""));
         assert_eq!(Tree::from_bytes(json.as_bytes()).unwrap(), tree);
         assert!(tree.find(&[0xff, b'a']).is_some());
+    }
+
+    #[test]
+    fn content_lists_round_trip_and_never_stand_beside_content() {
+        let list = ContentList { id: Id([5; 32]), blobs: 4000 };
+        let mut big = node(b"big".to_vec());
+        big.content = Vec::new();
+        big.content_lists = vec![list, ContentList { blobs: 7, ..list }];
+        let tree = Tree::new(vec![big.clone()]);
+        assert_eq!(Tree::from_bytes(&tree.to_bytes()).unwrap(), tree);
+        assert_eq!(big.blob_count(), 4007);
+        assert!(!big.has_no_content() && !big.same_content(&node(b"big".to_vec())));
+        let mut both = big.clone();
+        both.content = vec![Id([1; 32])];
+        assert!(Tree::from_bytes(&Tree::new(vec![both]).to_bytes()).is_err());
+        let mut empty = big.clone();
+        empty.content_lists[1].blobs = 0;
+        assert!(Tree::from_bytes(&Tree::new(vec![empty]).to_bytes()).is_err());
+        let mut dir = big;
+        dir.kind = NodeKind::Dir;
+        assert!(Tree::from_bytes(&Tree::new(vec![dir]).to_bytes()).is_err());
     }
 
     #[test]

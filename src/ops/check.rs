@@ -18,7 +18,7 @@ use crate::format::id::Id;
 use crate::format::index::PackEntry;
 use crate::format::snapshot::{BaseBackup, Snapshot};
 use crate::format::tree::{NodeKind, Tree};
-use crate::ops::tree_walk::{self, Visit};
+use crate::ops::tree_walk::{self, Next, Visit};
 use crate::repo::Repository;
 use crate::repo::blob_index::{BlobIndex, MemoryBudget, PackRow};
 use crate::repo::catalog::Catalog;
@@ -260,18 +260,24 @@ fn check_snapshots(
     }
     let locate = |id: &Id| Ok(index.tree(id));
     tree_walk::walk(repo, roots, locate, |tree_id, (sid, path), visit| {
+        // A content list's label is its file's path; a tree's, its directory's (ending in `/`).
+        let what = if path.ends_with('/') { "tree" } else { "content list" };
         let tree = match visit {
             Visit::Tree(t) => t,
+            Visit::List(ids) => {
+                check_data_blobs(index, &sid, &path, &ids, report)?;
+                return Ok(Vec::new());
+            }
             Visit::NotIndexed => {
                 report.problems.push(format!(
-                    "snapshot {}: tree {} of {path} is not in any index",
+                    "snapshot {}: {what} {} of {path} is not in any index",
                     sid.short(),
                     tree_id.short()
                 ));
                 return Ok(Vec::new());
             }
             Visit::Failed(e) => {
-                report.problems.push(format!("snapshot {}: tree of {path}: {e}", sid.short()));
+                report.problems.push(format!("snapshot {}: {what} of {path}: {e}", sid.short()));
                 return Ok(Vec::new());
             }
         };
@@ -281,35 +287,42 @@ fn check_snapshots(
     Ok(base_backups)
 }
 
-/// Checks one tree's entries; returns its subtrees, labelled with their snapshot and path.
+/// Checks one tree's entries; returns its subtrees and content lists, labelled with their snapshot and path.
 fn check_tree(
     index: &BlobIndex,
     sid: &Id,
     path: &str,
     tree: &Tree,
     report: &mut CheckReport,
-) -> Result<Vec<(Id, (Id, String))>> {
-    let mut subtrees = Vec::new();
+) -> Result<Vec<Next<(Id, String)>>> {
+    let mut next = Vec::new();
     for node in &tree.nodes {
         let child = format!("{}{}", path, node.name.display());
         if node.kind == NodeKind::Dir {
             match node.subtree {
-                Some(sub) => subtrees.push((sub, (*sid, format!("{child}/")))),
+                Some(sub) => next.push(Next::Tree(sub, (*sid, format!("{child}/")))),
                 None => report.problems.push(format!("snapshot {}: directory {child} has no tree", sid.short())),
             }
         }
-        for id in &node.content {
-            match index.find(id)? {
-                Some((_, r)) if index.pack(r.pack).kind == BlobKind::Data => {}
-                _ => report.problems.push(format!(
-                    "snapshot {}: {child}: data blob {} is not in any index",
-                    sid.short(),
-                    id.short()
-                )),
-            }
+        check_data_blobs(index, sid, &child, &node.content, report)?;
+        next.extend(node.content_lists.iter().map(|l| Next::List(*l, (*sid, child.clone()))));
+    }
+    Ok(next)
+}
+
+/// Every one of a file's data blobs `ids` is in the index, in a data pack.
+fn check_data_blobs(index: &BlobIndex, sid: &Id, file: &str, ids: &[Id], report: &mut CheckReport) -> Result<()> {
+    for id in ids {
+        match index.find(id)? {
+            Some((_, r)) if index.pack(r.pack).kind == BlobKind::Data => {}
+            _ => report.problems.push(format!(
+                "snapshot {}: {file}: data blob {} is not in any index",
+                sid.short(),
+                id.short()
+            )),
         }
     }
-    Ok(subtrees)
+    Ok(())
 }
 
 /// The WAL archive: every kept base backup's chain, names that are not this repository's, and with `read_data`

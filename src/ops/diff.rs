@@ -61,7 +61,7 @@ fn diff_trees(
                 diff_trees(reader, x.subtree.as_ref(), y.subtree.as_ref(), &path, out)?;
             }
             (Some(x), Some(y)) => {
-                if x.content != y.content || x.target != y.target || x.size != y.size {
+                if !x.same_content(y) || x.target != y.target || x.size != y.size {
                     out.push(Change { kind: 'M', path });
                 } else if (x.mode, x.uid, x.gid, x.mtime_ns) != (y.mode, y.uid, y.gid, y.mtime_ns) {
                     out.push(Change { kind: 'U', path });
@@ -133,8 +133,11 @@ pub fn snapshot_stats(reader: &BlobReader<'_>, root: &Id) -> Result<SnapshotStat
                 NodeKind::File => {
                     st.files += 1;
                     st.logical_bytes += node.size;
-                    for id in &node.content {
-                        count(id, &mut st)?;
+                    for list in &node.content_lists {
+                        count(&list.id, &mut st)?;
+                    }
+                    for id in reader.content(&node) {
+                        count(&id?, &mut st)?;
                     }
                 }
                 _ => {}

@@ -282,7 +282,7 @@ fn lost_marker(name: &[u8], template: &Node) -> Node {
     n.name = RawName(marker);
     n.kind = NodeKind::File;
     n.size = 0;
-    n.content = Vec::new();
+    n.clear_content();
     n.subtree = None;
     n.target = None;
     n
@@ -328,7 +328,7 @@ fn rewrite_tree(
                 }
                 nodes.push(n);
             }
-            NodeKind::File if node.content.iter().any(|b| !known.contains(b)) => {
+            NodeKind::File if !content_known(reader, known, node) => {
                 lost.push(child_path);
                 nodes.push(lost_marker(&node.name.0, node));
                 changed = true;
@@ -340,6 +340,12 @@ fn rewrite_tree(
         return Ok(*id);
     }
     save(saver, Tree::new(nodes), dry_run)
+}
+
+/// Whether every blob of a file's content is known: its content lists, readable, and every id they hold.
+fn content_known(reader: &BlobReader<'_>, known: &HashSet<Id>, node: &Node) -> bool {
+    node.content_lists.iter().all(|l| known.contains(&l.id))
+        && reader.content(node).all(|id| id.is_ok_and(|id| known.contains(&id)))
 }
 
 fn save(saver: &BlobSaver<'_>, tree: Tree, dry_run: bool) -> Result<Id> {

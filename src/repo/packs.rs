@@ -9,11 +9,12 @@ use super::tree_cache::TreeCache;
 use super::{Repository, verify_name};
 use crate::error::{Error, Result};
 use crate::format::blob::{self, BlobInfo, BlobKind};
+use crate::format::content_list;
 use crate::format::id::Id;
 use crate::format::index::PackEntry;
 use crate::format::objects::ObjectKind;
 use crate::format::pack::{self, FinishedPack, PackWriter, PackedBlob, SalvagedPack};
-use crate::format::tree::Tree;
+use crate::format::tree::{ContentList, Tree};
 
 /// The most bytes of a pack read (and of plaintext decoded) at once when a streamed run has to be read again the
 /// careful way.
@@ -297,6 +298,12 @@ impl Repository {
             Err(Error::Corrupt { .. }) => Ok(open_all(&self.storage.read_range(&path, base, end - base)?)),
             Err(e) => Err(e),
         }
+    }
+
+    /// Decodes a content list's plaintext, which must hold as many ids as its node says.
+    pub fn parse_list(&self, list: &ContentList, plain: &[u8]) -> Result<Vec<Id>> {
+        content_list::decode(plain, list.blobs)
+            .map_err(|e| Error::corrupt(format!("content list {}", list.id.short()), e))
     }
 
     /// Decodes a tree blob's plaintext.

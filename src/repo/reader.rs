@@ -4,7 +4,7 @@ use std::sync::Mutex;
 
 use crate::error::{Error, Result};
 use crate::format::id::Id;
-use crate::format::tree::Tree;
+use crate::format::tree::{ContentList, Node, Tree};
 use crate::repo::Repository;
 use crate::repo::catalog::{BlobLocation, Catalog};
 
@@ -42,8 +42,65 @@ impl<'a> BlobReader<'a> {
         self.repo.parse_tree(id, &plain)
     }
 
+    /// Loads a content list: the ids it holds, as many as its node says.
+    pub fn load_list(&self, list: &ContentList) -> Result<Vec<Id>> {
+        let plain = self.read(&list.id).map_err(|e| match e {
+            Error::Corrupt { object, source } => {
+                Error::Corrupt { object: format!("{object}, a content list of the file",), source }
+            }
+            other => other,
+        })?;
+        self.repo.parse_list(list, &plain)
+    }
+
+    /// A file's content blob ids, in order, reading one content list at a time.
+    pub fn content<'r>(&'r self, node: &'r Node) -> ContentIds<'r, 'a> {
+        ContentIds {
+            reader: self,
+            inline: node.content.iter(),
+            lists: node.content_lists.iter(),
+            current: Vec::new().into_iter(),
+            failed: false,
+        }
+    }
+
     /// Gives the catalog back for writing.
     pub fn into_catalog(self) -> &'a mut Catalog {
         self.catalog.into_inner().expect("catalog lock")
+    }
+}
+
+/// A file's content blob ids, one content list in memory at a time. After an error (a list that cannot be read)
+/// it ends.
+pub struct ContentIds<'r, 'a> {
+    reader: &'r BlobReader<'a>,
+    inline: std::slice::Iter<'r, Id>,
+    lists: std::slice::Iter<'r, ContentList>,
+    current: std::vec::IntoIter<Id>,
+    failed: bool,
+}
+
+impl Iterator for ContentIds<'_, '_> {
+    type Item = Result<Id>;
+
+    fn next(&mut self) -> Option<Result<Id>> {
+        if let Some(id) = self.inline.next() {
+            return Some(Ok(*id));
+        }
+        loop {
+            if let Some(id) = self.current.next() {
+                return Some(Ok(id));
+            }
+            if self.failed {
+                return None;
+            }
+            match self.reader.load_list(self.lists.next()?) {
+                Ok(ids) => self.current = ids.into_iter(),
+                Err(e) => {
+                    self.failed = true;
+                    return Some(Err(e));
+                }
+            }
+        }
     }
 }

@@ -3,6 +3,7 @@
 mod common;
 
 mod backup_restore;
+mod content_lists;
 mod crash;
 mod daemon;
 mod damage;

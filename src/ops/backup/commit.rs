@@ -74,6 +74,12 @@ fn packs_outside(reader: &BlobReader<'_>, root: &Id, live: &HashSet<Id>) -> Resu
             for id in &node.content {
                 check(id)?;
             }
+            for list in &node.content_lists {
+                check(&list.id)?;
+                for id in reader.load_list(list)? {
+                    check(&id)?;
+                }
+            }
         }
     }
     Ok(packs)

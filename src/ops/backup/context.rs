@@ -12,7 +12,7 @@ use super::stream::{self, StreamContent};
 use crate::children::ChildEnv;
 use crate::error::Result;
 use crate::format::blob::BlobKind;
-use crate::format::chunker::ChunkerParams;
+use crate::format::chunker::{Chunker, ChunkerParams};
 use crate::format::id::Id;
 use crate::format::snapshot::BaseBackup;
 use crate::format::tree::{Node, NodeKind, RawName, Tree};
@@ -98,9 +98,11 @@ impl<'a, 'c> BackupContext<'a, 'c> {
         self.loader.subtree(node)
     }
 
-    /// True when every blob of `content` is still in the repository, so an unchanged file can reuse it.
-    pub fn has_all(&self, content: &[Id]) -> Result<bool> {
-        for id in content {
+    /// True when every blob that an unchanged file's `node` names is still in the repository, so the file can
+    /// reuse them. A file's content lists are checked, not the ids inside them: a list is saved only after its
+    /// blobs, and prune keeps or drops a list and its blobs together (the same nodes reach them).
+    pub fn has_all(&self, node: &Node) -> Result<bool> {
+        for id in node.content.iter().chain(node.content_lists.iter().map(|l| &l.id)) {
             if !self.saver.has(id)? {
                 return Ok(false);
             }
@@ -108,25 +110,36 @@ impl<'a, 'c> BackupContext<'a, 'c> {
         Ok(true)
     }
 
-    /// Reads a stream to its end, cut with this context's parameters; `what` names it in errors.
-    pub fn save_stream(&self, reader: impl Read + Send, what: &str, size_hint: Option<u64>) -> Result<StreamContent> {
-        stream::save_stream(self.saver, reader, self.params, self.gear, self.progress, what, size_hint)
+    /// Reads a stream to its end into `out`, cut with this context's parameters; `what` names it in errors.
+    pub fn save_stream(
+        &self,
+        out: &mut StreamContent,
+        reader: impl Read + Send,
+        what: &str,
+        size_hint: Option<u64>,
+    ) -> Result<()> {
+        let chunker = Chunker::with_size_hint(reader, self.params, self.gear, size_hint);
+        stream::save_stream(self.saver, out, chunker, self.progress, what)
     }
 
-    /// `len` zero bytes as blobs of at most the maximum chunk size, without reading anything: a hole.
-    pub fn save_zeros(&self, len: u64) -> Result<StreamContent> {
+    /// `len` zero bytes into `out` as blobs of at most the maximum chunk size, without reading anything: a hole.
+    pub fn save_zeros(&self, out: &mut StreamContent, len: u64) -> Result<()> {
         let max = u64::from(self.params.max_size);
-        let mut out = StreamContent::default();
         let mut left = len;
         while left > 0 {
             let n = left.min(max);
-            out.blobs.push(self.saver.save_zeros(n as usize)?);
+            out.push(self.saver, self.saver.save_zeros(n as usize)?)?;
             left -= n;
         }
-        out.size = len;
-        out.holes = len;
+        out.size += len;
+        out.holes += len;
         self.progress.bytes_skipped.fetch_add(len, Ordering::Relaxed);
-        Ok(out)
+        Ok(())
+    }
+
+    /// Puts what was read into the file's `node`: its size, and its blobs or content lists.
+    pub fn finish_content(&self, content: StreamContent, node: &mut Node) -> Result<()> {
+        content.finish_into(self.saver, node)
     }
 
     /// Saves a directory's entries as a tree; returns its id.
@@ -136,13 +149,13 @@ impl<'a, 'c> BackupContext<'a, 'c> {
 
     /// Saves a stream as one file named `name` (mode `mode`) made by gumvault, stamped now.
     pub fn save_stream_file(&self, name: &str, mode: u32, reader: impl Read + Send, what: &str) -> Result<Node> {
-        let content = self.save_stream(reader, what, None)?;
+        let mut content = StreamContent::default();
+        self.save_stream(&mut content, reader, what, None)?;
         self.progress.files_new.fetch_add(1, Ordering::Relaxed);
         self.progress.bytes_read.fetch_add(content.size, Ordering::Relaxed);
         self.progress.total_bytes.fetch_add(content.size, Ordering::Relaxed);
         let mut node = synthetic(name, NodeKind::File, mode);
-        node.size = content.size;
-        node.content = content.blobs;
+        self.finish_content(content, &mut node)?;
         Ok(node)
     }
 }

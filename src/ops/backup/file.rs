@@ -24,8 +24,8 @@ pub(super) enum FileRead {
     Read {
         /// `fstat` of the open file just before the (last) read.
         meta: Metadata,
-        /// Its blobs.
-        content: StreamContent,
+        /// Its blobs (boxed: it is much larger than the other variant).
+        content: Box<StreamContent>,
         /// It changed during both reads.
         torn: bool,
     },
@@ -47,12 +47,12 @@ pub(super) fn read_stable(ctx: &BackupContext<'_, '_>, path: &Path) -> Result<Fi
             Err(e) => return Err(e),
         };
         if same_version(&before, &after) && content.size == before.size() {
-            return Ok(FileRead::Read { meta: before, content, torn: false });
+            return Ok(FileRead::Read { meta: before, content: Box::new(content), torn: false });
         }
         last = Some((after, content));
     }
     let (meta, content) = last.expect("two reads happened");
-    Ok(FileRead::Read { meta, content, torn: true })
+    Ok(FileRead::Read { meta, content: Box::new(content), torn: true })
 }
 
 /// One read: the metadata before, the content, the metadata after.
@@ -64,13 +64,13 @@ fn read_once(ctx: &BackupContext<'_, '_>, file: &File, path: &Path) -> Result<(M
     let mut pos = 0;
     for (start, end) in data_segments(file, before.size()) {
         if start > pos {
-            content.extend(ctx.save_zeros(start - pos)?);
+            ctx.save_zeros(&mut content, start - pos)?;
         }
-        content.extend(ctx.save_stream(Range { file, pos: start, end }, &what, Some(end - start))?);
+        ctx.save_stream(&mut content, Range { file, pos: start, end }, &what, Some(end - start))?;
         pos = end;
     }
     if pos < before.size() && content.size == pos {
-        content.extend(ctx.save_zeros(before.size() - pos)?);
+        ctx.save_zeros(&mut content, before.size() - pos)?;
     }
     let after = stat(file)?;
     Ok((before, content, after))

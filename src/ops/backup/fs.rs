@@ -200,9 +200,9 @@ fn save_file(
     let mut node = base_node(name, meta, NodeKind::File);
     node.size = meta.size();
     if let Some(old) = parent.filter(|old| unchanged(old, &node))
-        && ctx.has_all(&old.content)?
+        && ctx.has_all(old)?
     {
-        node.content = old.content.clone();
+        node.copy_content_from(old);
         ctx.progress.files_unchanged.fetch_add(1, Ordering::Relaxed);
         ctx.progress.bytes_skipped.fetch_add(node.size, Ordering::Relaxed);
         ctx.progress.total_bytes.fetch_add(node.size, Ordering::Relaxed);
@@ -224,16 +224,16 @@ fn save_file(
         }
     };
     let mut node = base_node(node.name, &meta, NodeKind::File);
-    node.size = content.size;
-    node.content = content.blobs;
+    let (size, holes) = (content.size, content.holes);
+    ctx.finish_content(*content, &mut node)?;
     let counter = if parent.is_some_and(|p| p.kind == NodeKind::File) {
         &ctx.progress.files_changed
     } else {
         &ctx.progress.files_new
     };
     counter.fetch_add(1, Ordering::Relaxed);
-    ctx.progress.bytes_read.fetch_add(content.size - content.holes, Ordering::Relaxed);
-    ctx.progress.total_bytes.fetch_add(content.size, Ordering::Relaxed);
+    ctx.progress.bytes_read.fetch_add(size - holes, Ordering::Relaxed);
+    ctx.progress.total_bytes.fetch_add(size, Ordering::Relaxed);
     Ok(Some(node))
 }
 

@@ -12,7 +12,7 @@ use crate::format::index::PackEntry;
 use crate::format::pack::PackedBlob;
 use crate::format::snapshot::BaseBackup;
 use crate::format::tree::NodeKind;
-use crate::ops::tree_walk::{self, Visit};
+use crate::ops::tree_walk::{self, Next, Visit};
 use crate::repo::Repository;
 use crate::repo::blob_index::BitSet;
 
@@ -126,27 +126,35 @@ pub(super) fn used_blobs(repo: &Repository, st: &State) -> Result<Marked> {
     tree_walk::walk(repo, roots, locate, |tree_id, (), visit| {
         let tree = match visit {
             Visit::Tree(t) => t,
+            Visit::List(ids) => {
+                let mut m = m.borrow_mut();
+                for id in &ids {
+                    m.mark(id)?;
+                }
+                return Ok(Vec::new());
+            }
             Visit::Failed(e) => return Err(e),
             Visit::NotIndexed => {
                 return Err(Error::corrupt(
-                    format!("tree {tree_id}"),
+                    format!("tree or content list {tree_id}"),
                     "in no pack; prune stops (run `gumvault check`)",
                 ));
             }
         };
         let mut m = m.borrow_mut();
-        let mut subtrees = Vec::new();
+        let mut next = Vec::new();
         for node in tree.nodes {
             if node.kind == NodeKind::Dir
                 && let Some(sub) = node.subtree
             {
-                subtrees.push((sub, ()));
+                next.push(Next::Tree(sub, ()));
             }
             for id in node.content {
                 m.mark(&id)?;
             }
+            next.extend(node.content_lists.into_iter().map(|l| Next::List(l, ())));
         }
-        Ok(subtrees)
+        Ok(next)
     })?;
     let m = m.into_inner();
     let used_elsewhere = m.elsewhere.len() as u64;

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::format::id::Id;
 use crate::format::pack::PackedBlob;
 use crate::format::tree::{Node, NodeKind};
-use crate::repo::reader::BlobReader;
+use crate::repo::reader::{BlobReader, ContentIds};
 
 /// Plaintext a run may hold: what waits in memory per run in flight.
 const RUN_PLAIN: u64 = 4 << 20;
@@ -33,7 +33,7 @@ pub fn dump(reader: &BlobReader<'_>, node: &Node, path: &str, out: &mut dyn Writ
     let mut pending = InFlight::new();
     let mut written = 0u64;
     pool.in_place_scope(|scope| -> Result<()> {
-        let mut runs = Runs { reader, ids: &node.content, at: 0 };
+        let mut runs = Runs { reader, ids: reader.content(node).peekable() };
         while let Some(run) = runs.next_run()? {
             let (tx, rx) = sync_channel(1);
             let blobs = run.blobs.clone();
@@ -66,18 +66,17 @@ struct Run {
 /// Cuts a file's blob ids into runs, locating each in the catalog.
 struct Runs<'r, 'a> {
     reader: &'r BlobReader<'a>,
-    ids: &'r [Id],
-    at: usize,
+    ids: std::iter::Peekable<ContentIds<'r, 'a>>,
 }
 
 impl Runs<'_, '_> {
     fn next_run(&mut self) -> Result<Option<Run>> {
-        let Some(first) = self.ids.get(self.at) else { return Ok(None) };
-        let loc = self.reader.locate(first)?;
+        let Some(first) = self.ids.next() else { return Ok(None) };
+        let loc = self.reader.locate(&first?)?;
         let mut run = Run { pack: loc.pack, blobs: vec![PackedBlob { info: loc.info, offset: loc.offset }] };
         let (mut end, mut plain) = (loc.offset + u64::from(loc.info.stored_len), u64::from(loc.info.raw_len));
-        self.at += 1;
-        while let Some(id) = self.ids.get(self.at) {
+        // A list that cannot be read ends the run; the next run's first id is then that error.
+        while let Some(Ok(id)) = self.ids.peek() {
             let next = self.reader.locate(id)?;
             let fits = next.pack == run.pack
                 && next.offset >= end
@@ -89,7 +88,7 @@ impl Runs<'_, '_> {
             end = next.offset + u64::from(next.info.stored_len);
             plain += u64::from(next.info.raw_len);
             run.blobs.push(PackedBlob { info: next.info, offset: next.offset });
-            self.at += 1;
+            self.ids.next();
         }
         Ok(Some(run))
     }

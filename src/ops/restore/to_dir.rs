@@ -33,7 +33,7 @@ use super::walk::{Entry, Walked};
 use crate::error::Result;
 use crate::format::id::Id;
 use crate::format::pack::PackedBlob;
-use crate::format::tree::NodeKind;
+use crate::format::tree::{ContentList, NodeKind};
 use crate::repo::reader::BlobReader;
 
 /// Options of a restore to a directory.
@@ -114,20 +114,38 @@ struct FileJob {
     planned: AtomicU64,
     /// Why the file cannot be restored, once something failed.
     failed: Mutex<Option<String>>,
+    /// The content list being planned, for a file that has lists.
+    lists: Mutex<ListCursor>,
 }
 
 impl FileJob {
     fn new(entry: Entry, slot: Slot, existing: Existing) -> Self {
         FileJob {
             partial: partial_name(&slot.name),
-            remaining: AtomicUsize::new(entry.node.content.len()),
+            remaining: AtomicUsize::new(entry.node.blob_count()),
             entry,
             slot,
             existing,
             ino: AtomicU64::new(0),
             planned: AtomicU64::new(0),
             failed: Mutex::new(None),
+            lists: Mutex::new(ListCursor::default()),
         }
+    }
+
+    /// The ids of the file's blobs `range`. A file with content lists reads them as its pieces are planned, in
+    /// order, holding one list at a time.
+    fn blob_ids(&self, reader: &BlobReader<'_>, range: Range<usize>) -> Result<Vec<Id>> {
+        let node = &self.entry.node;
+        if node.content_lists.is_empty() {
+            return Ok(node.content[range].to_vec());
+        }
+        let mut cursor = self.lists.lock().expect("list cursor lock");
+        let ids = cursor.take(reader, &node.content_lists, range.clone());
+        if ids.is_err() || range.end >= node.blob_count() {
+            *cursor = ListCursor::default();
+        }
+        ids
     }
 
     fn fail(&self, why: String) {
@@ -291,7 +309,7 @@ impl<'w, 'r, 'a> Run<'w, 'r, 'a> {
     }
 
     fn push_file(&mut self, job: FileJob) {
-        self.batch_blobs += job.entry.node.content.len();
+        self.batch_blobs += job.entry.node.blob_count();
         self.batch.push(job);
         if self.batch.len() >= self.limits.files || self.batch_blobs >= self.limits.blobs {
             self.settle_batch();
@@ -305,7 +323,7 @@ impl<'w, 'r, 'a> Run<'w, 'r, 'a> {
         let mut full = Vec::new();
         for job in settle(self.writer, batch, self.overwrite, &mut self.summary) {
             self.writer.progress.total_bytes.fetch_add(job.entry.node.size, Ordering::Relaxed);
-            let blobs = job.entry.node.content.len();
+            let blobs = job.entry.node.blob_count();
             self.windows.push(Arc::new(job), blobs, &mut |w| full.push(w));
             for w in full.drain(..) {
                 self.hand_over(w);
@@ -414,15 +432,50 @@ fn is_identical(reader: &BlobReader<'_>, target: &Target, job: &FileJob) -> bool
     let Ok(file) = target.read_file(job.slot.dir, &job.slot.name) else { return false };
     let mut offset = 0u64;
     let mut buf = Vec::new();
-    for id in &job.entry.node.content {
-        let Ok(loc) = reader.locate(id) else { return false };
+    for id in reader.content(&job.entry.node) {
+        let Ok(id) = id else { return false };
+        let Ok(loc) = reader.locate(&id) else { return false };
         buf.resize(loc.info.raw_len as usize, 0);
-        if file.read_exact_at(&mut buf, offset).is_err() || reader.repo.blob_id(&buf) != *id {
+        if file.read_exact_at(&mut buf, offset).is_err() || reader.repo.blob_id(&buf) != id {
             return false;
         }
         offset += buf.len() as u64;
     }
     offset == job.entry.node.size
+}
+
+/// One content list of a file in memory: the ids of blobs `first..first + held.len()`, and which list is next.
+#[derive(Default)]
+struct ListCursor {
+    next: usize,
+    first: usize,
+    held: Vec<Id>,
+}
+
+impl ListCursor {
+    /// The ids of blobs `range` of a file whose lists are `lists`, reading lists forward as needed.
+    fn take(&mut self, reader: &BlobReader<'_>, lists: &[ContentList], range: Range<usize>) -> Result<Vec<Id>> {
+        if range.start < self.first {
+            *self = ListCursor::default(); // planned out of order: start again from the first list
+        }
+        let mut out = Vec::with_capacity(range.len());
+        let mut at = range.start;
+        while at < range.end {
+            if at >= self.first + self.held.len() {
+                let list = lists.get(self.next).ok_or_else(|| {
+                    crate::error::Error::corrupt("a file's content lists", "hold fewer blobs than they add up to")
+                })?;
+                self.first += self.held.len();
+                self.held = reader.load_list(list)?;
+                self.next += 1;
+                continue;
+            }
+            let end = (range.end - self.first).min(self.held.len());
+            out.extend_from_slice(&self.held[at - self.first..end]);
+            at = self.first + end;
+        }
+        Ok(out)
+    }
 }
 
 /// The parallel side of a restore: step 3, a window at a time.
@@ -449,7 +502,7 @@ impl Writer<'_, '_> {
     fn create_files(&self, w: &Window<Arc<FileJob>>) {
         let firsts = || w.pieces.iter().filter(|p| p.is_first()).map(|p| &w.items[p.item]);
         firsts().collect::<Vec<_>>().par_iter().for_each(|job| create_partial(self.target, job));
-        for job in firsts().filter(|j| j.entry.node.content.is_empty()) {
+        for job in firsts().filter(|j| j.entry.node.has_no_content()) {
             self.finalize(job);
         }
     }
@@ -514,9 +567,16 @@ impl Writer<'_, '_> {
                 self.give_up(job, p.blobs.len());
                 continue;
             }
+            let ids = match job.blob_ids(self.reader, p.blobs.clone()) {
+                Ok(ids) => ids,
+                Err(err) => {
+                    job.fail(err.to_string());
+                    self.give_up(job, p.blobs.len());
+                    continue;
+                }
+            };
             let mut offset = job.planned.load(Ordering::SeqCst);
-            for i in p.blobs.clone() {
-                let id = job.entry.node.content[i];
+            for (i, id) in p.blobs.clone().zip(ids) {
                 match self.reader.locate(&id) {
                     Ok(loc) => {
                         let need = by_pack.entry(loc.pack).or_default().entry(id).or_insert_with(|| Need {

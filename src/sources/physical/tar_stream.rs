@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::format::id::Id;
 use crate::format::tree::{Node, NodeKind, RawName, Tree};
 use crate::ops::backup::context::BackupContext;
+use crate::ops::backup::stream::StreamContent;
 
 /// Bytes kept of a small member recovery reads (backup_label, pg_control, PG_VERSION).
 const KEEP_HEAD: usize = 64 << 10;
@@ -134,7 +135,7 @@ fn member(
             let before = parent.node(ctx, &dir, &node.name.0);
             let counter = match before {
                 None => &ctx.progress.files_new,
-                Some(b) if b.kind == NodeKind::File && b.content == node.content => &ctx.progress.files_unchanged,
+                Some(b) if b.kind == NodeKind::File && b.same_content(&node) => &ctx.progress.files_unchanged,
                 Some(_) => &ctx.progress.files_changed,
             };
             counter.fetch_add(1, Ordering::Relaxed);
@@ -173,7 +174,8 @@ fn file_content(
         _ => Keep::Nothing,
     };
     let mut tee = Tee { inner: (&mut *input).take(size), keep, buf: Vec::new() };
-    let content = ctx.save_stream(&mut tee, &format!("{what}: {}", lossy(path)), Some(size))?;
+    let mut content = StreamContent::default();
+    ctx.save_stream(&mut content, &mut tee, &format!("{what}: {}", lossy(path)), Some(size))?;
     if content.size != size {
         return Err(Error::SourceFailed(format!("{what} ended inside member {}", lossy(path))));
     }
@@ -189,9 +191,7 @@ fn file_content(
     kept.files += 1;
     ctx.progress.bytes_read.fetch_add(size, Ordering::Relaxed);
     ctx.progress.total_bytes.fetch_add(size, Ordering::Relaxed);
-    node.size = size;
-    node.content = content.blobs;
-    Ok(())
+    ctx.finish_content(content, node)
 }
 
 /// The directory at `path`, made (with its parents) when no member named it yet.

@@ -17,6 +17,7 @@ use crate::format::id::Id;
 use crate::format::tree::{Node, NodeKind, RawName, Tree};
 use crate::ops::backup::context::{BackupContext, synthetic_dir};
 use crate::ops::backup::source::{JobSource, Profile};
+use crate::ops::backup::stream::StreamContent;
 use crate::ops::globs::PathGlobs;
 
 impl JobSource for S3Source {
@@ -167,9 +168,9 @@ fn save_object(
         ..Node::file(RawName(name.as_bytes().to_vec()), 0o644, obj.size, Vec::new())
     };
     if let Some(old) = old.filter(|o| unchanged(o, obj))
-        && ctx.has_all(&old.content)?
+        && ctx.has_all(old)?
     {
-        node.content = old.content.clone();
+        node.copy_content_from(old);
         node.content_type = old.content_type.clone();
         node.s3_headers = old.s3_headers.clone();
         ctx.progress.files_unchanged.fetch_add(1, Ordering::Relaxed);
@@ -212,8 +213,9 @@ fn download(
             return Ok(None);
         }
     };
-    let content = match ctx.save_stream(reader, &what, Some(size)) {
-        Ok(c) => c,
+    let mut content = StreamContent::default();
+    match ctx.save_stream(&mut content, reader, &what, Some(size)) {
+        Ok(()) => {}
         Err(Error::Io { source, .. }) => {
             ctx.warn(what.as_str(), format!("cannot read {what}: {source}"));
             return Ok(None);
@@ -227,7 +229,7 @@ fn download(
         );
         return Ok(None);
     }
-    node.content = content.blobs;
+    ctx.finish_content(content, &mut node)?;
     let counter = if changed { &ctx.progress.files_changed } else { &ctx.progress.files_new };
     counter.fetch_add(1, Ordering::Relaxed);
     ctx.progress.bytes_read.fetch_add(size, Ordering::Relaxed);

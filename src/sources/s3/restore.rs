@@ -62,7 +62,7 @@ fn headers(entry: &Entry) -> Vec<(String, String)> {
 /// An object's content cut into parts of [`PART_SIZE`] (the last one shorter), read blob by blob.
 struct Parts<'a, 'r> {
     reader: &'a BlobReader<'r>,
-    blobs: std::slice::Iter<'a, crate::format::id::Id>,
+    blobs: crate::repo::reader::ContentIds<'a, 'r>,
     buf: Vec<u8>,
     bytes: u64,
     progress: &'a AtomicU64,
@@ -73,7 +73,7 @@ impl Parts<'_, '_> {
     fn next_part(&mut self) -> Result<Option<Vec<u8>>> {
         while self.buf.len() < PART_SIZE {
             let Some(id) = self.blobs.next() else { break };
-            let data = self.reader.read(id)?;
+            let data = self.reader.read(&id?)?;
             self.bytes += data.len() as u64;
             self.progress.fetch_add(data.len() as u64, Ordering::Relaxed);
             self.buf.extend_from_slice(&data);
@@ -90,7 +90,7 @@ impl Parts<'_, '_> {
 /// part fails, so no half object appears).
 fn upload(reader: &BlobReader<'_>, b: &SourceBucket, entry: &Entry, key: &str, progress: &AtomicU64) -> Result<u64> {
     let headers = headers(entry);
-    let mut parts = Parts { reader, blobs: entry.node.content.iter(), buf: Vec::new(), bytes: 0, progress };
+    let mut parts = Parts { reader, blobs: reader.content(&entry.node), buf: Vec::new(), bytes: 0, progress };
     let first = parts.next_part()?.unwrap_or_default();
     let Some(second) = parts.next_part()? else {
         b.api.put_object(key, first.into(), &headers)?;
