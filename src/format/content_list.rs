@@ -45,6 +45,9 @@ pub fn decode(bytes: &[u8], expected: u32) -> Result<Vec<Id>, DecodeError> {
             bytes.len()
         )));
     }
+    if expected as usize > MAX_LIST {
+        return Err(DecodeError::Invalid(format!("a content list of {expected} ids (at most {MAX_LIST})")));
+    }
     let ids: Vec<Id> = bytes.chunks_exact(32).map(|c| Id(c.try_into().expect("chunks of 32"))).collect();
     if ids.len() != expected as usize {
         return Err(DecodeError::Invalid(format!(

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::DecodeError;
+use crate::format::content_list::MAX_LIST;
 use crate::format::id::Id;
 
 /// A file name or symlink target as raw bytes. Serialized as a JSON string when it is UTF-8, otherwise as
@@ -252,9 +253,13 @@ impl Tree {
         }
         if tree.nodes.iter().any(|n| {
             !n.content_lists.is_empty()
-                && (!n.content.is_empty() || n.kind != NodeKind::File || n.content_lists.iter().any(|l| l.blobs == 0))
+                && (!n.content.is_empty()
+                    || n.kind != NodeKind::File
+                    || n.content_lists.iter().any(|l| l.blobs == 0 || l.blobs as usize > MAX_LIST))
         }) {
-            return Err("tree holds a node with both content and content lists, or an empty content list".into());
+            return Err(
+                "tree holds a node with both content and content lists, or a content list of no or too many ids".into(),
+            );
         }
         Ok(tree)
     }
@@ -308,6 +313,9 @@ mod tests {
         let mut empty = big.clone();
         empty.content_lists[1].blobs = 0;
         assert!(Tree::from_bytes(&Tree::new(vec![empty]).to_bytes()).is_err());
+        let mut huge = big.clone();
+        huge.content_lists[1].blobs = MAX_LIST as u32 + 1;
+        assert!(Tree::from_bytes(&Tree::new(vec![huge]).to_bytes()).is_err());
         let mut dir = big;
         dir.kind = NodeKind::Dir;
         assert!(Tree::from_bytes(&Tree::new(vec![dir]).to_bytes()).is_err());

@@ -310,18 +310,22 @@ fn check_tree(
     Ok(next)
 }
 
-/// Every one of a file's data blobs `ids` is in the index, in a data pack.
+/// Every one of a file's data blobs `ids` (its content, or one content list of it) is in the index, in a data
+/// pack. What is missing is one problem, not one per blob: a lost pack can take thousands of one file's blobs.
 fn check_data_blobs(index: &BlobIndex, sid: &Id, file: &str, ids: &[Id], report: &mut CheckReport) -> Result<()> {
+    let mut missing = Vec::new();
     for id in ids {
         match index.find(id)? {
             Some((_, r)) if index.pack(r.pack).kind == BlobKind::Data => {}
-            _ => report.problems.push(format!(
-                "snapshot {}: {file}: data blob {} is not in any index",
-                sid.short(),
-                id.short()
-            )),
+            _ => missing.push(id),
         }
     }
+    let problem = match missing.as_slice() {
+        [] => return Ok(()),
+        [id] => format!("data blob {} is not in any index", id.short()),
+        [first, ..] => format!("{} data blobs (the first {}) are not in any index", missing.len(), first.short()),
+    };
+    report.problems.push(format!("snapshot {}: {file}: {problem}", sid.short()));
     Ok(())
 }
 

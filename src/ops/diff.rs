@@ -28,6 +28,23 @@ pub fn diff(reader: &BlobReader<'_>, a: &Id, b: &Id) -> Result<Vec<Change>> {
     Ok(out)
 }
 
+/// Whether two files hold the same blobs. Nodes in the same form compare as they are (lists are cut by the ids
+/// alone); a file saved inline before content lists and the same file in lists compare id by id.
+fn same_content(reader: &BlobReader<'_>, x: &Node, y: &Node) -> Result<bool> {
+    if x.same_content(y) {
+        return Ok(true);
+    }
+    if x.content_lists.is_empty() == y.content_lists.is_empty() || x.blob_count() != y.blob_count() {
+        return Ok(false);
+    }
+    for (a, b) in reader.content(x).zip(reader.content(y)) {
+        if a? != b? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 fn diff_trees(
     reader: &BlobReader<'_>,
     a: Option<&Id>,
@@ -61,7 +78,7 @@ fn diff_trees(
                 diff_trees(reader, x.subtree.as_ref(), y.subtree.as_ref(), &path, out)?;
             }
             (Some(x), Some(y)) => {
-                if !x.same_content(y) || x.target != y.target || x.size != y.size {
+                if x.target != y.target || x.size != y.size || !same_content(reader, x, y)? {
                     out.push(Change { kind: 'M', path });
                 } else if (x.mode, x.uid, x.gid, x.mtime_ns) != (y.mode, y.uid, y.gid, y.mtime_ns) {
                     out.push(Change { kind: 'U', path });

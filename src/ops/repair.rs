@@ -328,7 +328,7 @@ fn rewrite_tree(
                 }
                 nodes.push(n);
             }
-            NodeKind::File if !content_known(reader, known, node) => {
+            NodeKind::File if !content_known(reader, known, node)? => {
                 lost.push(child_path);
                 nodes.push(lost_marker(&node.name.0, node));
                 changed = true;
@@ -342,10 +342,21 @@ fn rewrite_tree(
     save(saver, Tree::new(nodes), dry_run)
 }
 
-/// Whether every blob of a file's content is known: its content lists, readable, and every id they hold.
-fn content_known(reader: &BlobReader<'_>, known: &HashSet<Id>, node: &Node) -> bool {
-    node.content_lists.iter().all(|l| known.contains(&l.id))
-        && reader.content(node).all(|id| id.is_ok_and(|id| known.contains(&id)))
+/// Whether every blob of a file's content is known: its content lists, intact, and every id they hold. A list
+/// that cannot be read for another reason than damage (a region down) stops the repair, as a tree's does: that
+/// is no loss to record.
+fn content_known(reader: &BlobReader<'_>, known: &HashSet<Id>, node: &Node) -> Result<bool> {
+    if node.content_lists.iter().any(|l| !known.contains(&l.id)) {
+        return Ok(false);
+    }
+    for id in reader.content(node) {
+        match id {
+            Ok(id) if known.contains(&id) => {}
+            Ok(_) | Err(Error::Corrupt { .. }) => return Ok(false),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
 }
 
 fn save(saver: &BlobSaver<'_>, tree: Tree, dry_run: bool) -> Result<Id> {

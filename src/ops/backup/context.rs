@@ -99,15 +99,37 @@ impl<'a, 'c> BackupContext<'a, 'c> {
     }
 
     /// True when every blob that an unchanged file's `node` names is still in the repository, so the file can
-    /// reuse them. A file's content lists are checked, not the ids inside them: a list is saved only after its
-    /// blobs, and prune keeps or drops a list and its blobs together (the same nodes reach them).
+    /// reuse them: its content lists and every id in them (a lost pack that `repair index` dropped takes data
+    /// blobs out of the index while the lists stay). A damaged list also means the file is read again.
     pub fn has_all(&self, node: &Node) -> Result<bool> {
-        for id in node.content.iter().chain(node.content_lists.iter().map(|l| &l.id)) {
-            if !self.saver.has(id)? {
+        for list in &node.content_lists {
+            if !self.saver.has(&list.id)? {
                 return Ok(false);
             }
         }
+        for id in self.loader.reader.content(node) {
+            match id {
+                Ok(id) if self.saver.has(&id)? => {}
+                Ok(_) | Err(crate::error::Error::Corrupt { .. }) => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
         Ok(true)
+    }
+
+    /// Gives the unchanged file's `node` the content of `old`, its ids cut into content lists when a snapshot
+    /// from before lists holds more than fit in a node (the lists are saved; the data is not read again).
+    pub fn reuse_content(&self, old: &Node, node: &mut Node) -> Result<()> {
+        if old.content.len() <= crate::format::content_list::INLINE_MAX {
+            node.copy_content_from(old);
+            return Ok(());
+        }
+        let mut content = StreamContent::default();
+        for id in &old.content {
+            content.push(self.saver, *id)?;
+        }
+        content.size = old.size;
+        content.finish_into(self.saver, node)
     }
 
     /// Reads a stream to its end into `out`, cut with this context's parameters; `what` names it in errors.

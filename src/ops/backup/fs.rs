@@ -202,7 +202,7 @@ fn save_file(
     if let Some(old) = parent.filter(|old| unchanged(old, &node))
         && ctx.has_all(old)?
     {
-        node.copy_content_from(old);
+        ctx.reuse_content(old, &mut node)?;
         ctx.progress.files_unchanged.fetch_add(1, Ordering::Relaxed);
         ctx.progress.bytes_skipped.fetch_add(node.size, Ordering::Relaxed);
         ctx.progress.total_bytes.fetch_add(node.size, Ordering::Relaxed);

@@ -170,7 +170,7 @@ fn save_object(
     if let Some(old) = old.filter(|o| unchanged(o, obj))
         && ctx.has_all(old)?
     {
-        node.copy_content_from(old);
+        ctx.reuse_content(old, &mut node)?;
         node.content_type = old.content_type.clone();
         node.s3_headers = old.s3_headers.clone();
         ctx.progress.files_unchanged.fetch_add(1, Ordering::Relaxed);
