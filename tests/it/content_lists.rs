@@ -133,6 +133,8 @@ fn a_damaged_content_list_is_named_and_its_file_is_not_restored_looking_whole() 
     let src = env.path("src");
     build(&src);
     let id = snapshot_id(&env.json(&["backup", src.to_str().unwrap()]));
+    let before = env.path("restored-before");
+    env.ok(&["restore", "latest", "--target", before.to_str().unwrap()]);
     let (pack, offset) = {
         let (repo, mut cat) = open(&env, "lib-cache");
         let reader = BlobReader::new(&repo, &mut cat);
@@ -160,6 +162,14 @@ fn a_damaged_content_list_is_named_and_its_file_is_not_restored_looking_whole() 
     assert!(!left.iter().any(|n| n.starts_with("big.bin")), "nothing of big.bin is left: {left:?}");
     assert_eq!(std::fs::read(restored.join("small.txt")).unwrap(), b"small");
     assert_eq!(std::fs::read(restored.join("sparse.img")).unwrap(), std::fs::read(src.join("sparse.img")).unwrap());
+
+    // A restore over the earlier one: the file in place cannot be compared with a damaged list. That is what
+    // it says (not "differs"), and the good file in place is left as it is.
+    let out = fresh(&["restore", "latest", "--target", before.to_str().unwrap()]);
+    assert_eq!(code(&out), 12, "{}", stderr(&out));
+    assert!(stderr(&out).contains("content list") && !stderr(&out).contains("--overwrite"), "{}", stderr(&out));
+    let kept = before.join(src.strip_prefix("/").unwrap()).join("big.bin");
+    assert!(std::fs::read(kept).unwrap() == std::fs::read(src.join("big.bin")).unwrap());
 
     let dumped = fresh(&["dump", "latest", src.join("big.bin").to_str().unwrap()]);
     assert_ne!(code(&dumped), 0, "a dump of it fails");

@@ -399,17 +399,20 @@ fn place_fifo(target: &Target, e: &Entry, slot: &Slot, overwrite: bool) -> PathR
 }
 
 /// Step 2: files already in place with the snapshot's size and time are compared with the snapshot; identical
-/// ones are kept (their metadata set again), different ones are replaced with `--overwrite` or reported.
+/// ones are kept (their metadata set again), different ones are replaced with `--overwrite` or reported. A file
+/// whose content the snapshot cannot give (a damaged content list, a lost blob) is reported as that, and what is
+/// in place is left alone.
 fn settle(writer: &Writer<'_, '_>, jobs: Vec<FileJob>, overwrite: bool, summary: &mut RestoreSummary) -> Vec<FileJob> {
     let target = writer.target;
-    let verdicts: Vec<Option<bool>> = jobs
+    let verdicts: Vec<Option<Result<bool, String>>> = jobs
         .par_iter()
         .map(|j| matches!(j.existing, Existing::File { .. }).then(|| is_identical(writer.reader, target, j)))
         .collect();
     let mut keep = Vec::with_capacity(jobs.len());
     for (job, verdict) in jobs.into_iter().zip(verdicts) {
         match verdict {
-            Some(true) => {
+            Some(Err(why)) => summary.fail(&job.entry.path, format!("{why}; the file was not restored")),
+            Some(Ok(true)) => {
                 summary.unchanged += 1;
                 let fixed = target
                     .read_file(job.slot.dir, &job.slot.name)
@@ -418,7 +421,7 @@ fn settle(writer: &Writer<'_, '_>, jobs: Vec<FileJob>, overwrite: bool, summary:
                     summary.fail(&job.entry.path, format!("identical, but its metadata cannot be set: {why}"));
                 }
             }
-            Some(false) if !overwrite => {
+            Some(Ok(false)) if !overwrite => {
                 summary.fail(&job.entry.path, "already exists and differs; pass --overwrite to replace it")
             }
             _ => keep.push(job),
@@ -427,21 +430,22 @@ fn settle(writer: &Writer<'_, '_>, jobs: Vec<FileJob>, overwrite: bool, summary:
     keep
 }
 
-/// Reads the file at the job's slot and compares it, blob by blob, with the snapshot's content.
-fn is_identical(reader: &BlobReader<'_>, target: &Target, job: &FileJob) -> bool {
-    let Ok(file) = target.read_file(job.slot.dir, &job.slot.name) else { return false };
+/// Reads the file at the job's slot and compares it, blob by blob, with the snapshot's content; an error when the
+/// snapshot's side cannot be had.
+fn is_identical(reader: &BlobReader<'_>, target: &Target, job: &FileJob) -> Result<bool, String> {
+    let Ok(file) = target.read_file(job.slot.dir, &job.slot.name) else { return Ok(false) };
     let mut offset = 0u64;
     let mut buf = Vec::new();
     for id in reader.content(&job.entry.node) {
-        let Ok(id) = id else { return false };
-        let Ok(loc) = reader.locate(&id) else { return false };
+        let id = id.map_err(|e| e.to_string())?;
+        let loc = reader.locate(&id).map_err(|e| e.to_string())?;
         buf.resize(loc.info.raw_len as usize, 0);
         if file.read_exact_at(&mut buf, offset).is_err() || reader.repo.blob_id(&buf) != id {
-            return false;
+            return Ok(false);
         }
         offset += buf.len() as u64;
     }
-    offset == job.entry.node.size
+    Ok(offset == job.entry.node.size)
 }
 
 /// One content list of a file in memory: the ids of blobs `first..first + held.len()`, and which list is next.
