@@ -346,17 +346,7 @@ fn rewrite_tree(
 /// that cannot be read for another reason than damage (a region down) stops the repair, as a tree's does: that
 /// is no loss to record.
 fn content_known(reader: &BlobReader<'_>, known: &HashSet<Id>, node: &Node) -> Result<bool> {
-    if node.content_lists.iter().any(|l| !known.contains(&l.id)) {
-        return Ok(false);
-    }
-    for id in reader.content(node) {
-        match id {
-            Ok(id) if known.contains(&id) => {}
-            Ok(_) | Err(Error::Corrupt { .. }) => return Ok(false),
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(true)
+    reader.has_all_content(node, |id| Ok(known.contains(id)))
 }
 
 fn save(saver: &BlobSaver<'_>, tree: Tree, dry_run: bool) -> Result<Id> {

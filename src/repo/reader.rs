@@ -46,7 +46,7 @@ impl<'a> BlobReader<'a> {
     pub fn load_list(&self, list: &ContentList) -> Result<Vec<Id>> {
         let plain = self.read(&list.id).map_err(|e| match e {
             Error::Corrupt { object, source } => {
-                Error::Corrupt { object: format!("{object}, a content list of the file",), source }
+                Error::Corrupt { object: format!("{object}, a content list of the file"), source }
             }
             other => other,
         })?;
@@ -62,6 +62,24 @@ impl<'a> BlobReader<'a> {
             current: Vec::new().into_iter(),
             failed: false,
         }
+    }
+
+    /// Whether `has` holds every blob a file's node names: its content lists and every id in them. A damaged list
+    /// counts as a missing blob; a list that cannot be read for another reason (a region down) is an error.
+    pub fn has_all_content(&self, node: &Node, mut has: impl FnMut(&Id) -> Result<bool>) -> Result<bool> {
+        for list in &node.content_lists {
+            if !has(&list.id)? {
+                return Ok(false);
+            }
+        }
+        for id in self.content(node) {
+            match id {
+                Ok(id) if has(&id)? => {}
+                Ok(_) | Err(Error::Corrupt { .. }) => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
     }
 
     /// Gives the catalog back for writing.

@@ -102,19 +102,7 @@ impl<'a, 'c> BackupContext<'a, 'c> {
     /// reuse them: its content lists and every id in them (a lost pack that `repair index` dropped takes data
     /// blobs out of the index while the lists stay). A damaged list also means the file is read again.
     pub fn has_all(&self, node: &Node) -> Result<bool> {
-        for list in &node.content_lists {
-            if !self.saver.has(&list.id)? {
-                return Ok(false);
-            }
-        }
-        for id in self.loader.reader.content(node) {
-            match id {
-                Ok(id) if self.saver.has(&id)? => {}
-                Ok(_) | Err(crate::error::Error::Corrupt { .. }) => return Ok(false),
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(true)
+        self.loader.reader.has_all_content(node, |id| self.saver.has(id))
     }
 
     /// Gives the unchanged file's `node` the content of `old`, its ids cut into content lists when a snapshot
