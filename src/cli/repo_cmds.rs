@@ -228,6 +228,8 @@ pub(crate) fn key(g: &Context, cmd: &KeyCommand) -> anyhow::Result<i32> {
         KeyCommand::Passwd(a) => {
             let pw = password::new_password(a.new_password_file.as_deref())?;
             let id = repo.change_password(&pw, kdf_of(a))?;
+            // The old key file is gone from the repository: its copy kept here goes too.
+            crate::repo::key_hint::forget(&g.cache_dir(), &g.open_options()?.url);
             println!("password changed (new key {id})");
         }
     }

@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use super::Repository;
+use super::key_hint::KeyHint;
 use crate::error::{Error, Result};
 use crate::format::crypto::{self, KdfParams, MasterKey};
 use crate::format::key_file::KeyFile;
@@ -24,8 +25,55 @@ pub struct KeyInfo {
     pub current: bool,
 }
 
-/// The master key, from the first key file that `password` opens, and that file's id.
-pub(super) fn unlock(storage: &Storage, password: &[u8]) -> Result<(MasterKey, String)> {
+/// A key file opened with the password: the master key, and the file (its id and bytes, to keep as a hint).
+pub(super) struct Unlocked {
+    pub key: MasterKey,
+    pub file: KeyHint,
+}
+
+/// The master key, from the first key file that `password` opens. With a `hint` (the file that opened the
+/// repository last time from this machine), that file is unlocked from its kept copy while the repository is
+/// asked for it, and taken when the repository still has those bytes; otherwise the key files are listed and
+/// tried in turn.
+pub(super) fn unlock(storage: &Storage, password: &[u8], hint: Option<&KeyHint>) -> Result<Unlocked> {
+    let mut tried = None;
+    if let Some(hint) = hint {
+        match unlock_hinted(storage, password, hint) {
+            Hinted::Opened(unlocked) => return Ok(*unlocked),
+            Hinted::WrongPassword => tried = Some(hint),
+            Hinted::Unusable => {}
+        }
+    }
+    unlock_listed(storage, password, tried)
+}
+
+/// What the kept copy of a key file gave.
+enum Hinted {
+    Opened(Box<Unlocked>),
+    /// The repository holds the same file, and the password does not open it.
+    WrongPassword,
+    /// The repository no longer holds those bytes under that name (or could not say): list the key files.
+    Unusable,
+}
+
+fn unlock_hinted(storage: &Storage, password: &[u8], hint: &KeyHint) -> Hinted {
+    let path = ObjectKind::Key.path(&hint.name);
+    let (current, opened) = std::thread::scope(|scope| {
+        let current = scope.spawn(|| storage.read(&path));
+        let opened = KeyFile::parse(&path, &hint.file).and_then(|kf| kf.unlock(&path, password));
+        (current.join().expect("a key read does not panic"), opened)
+    });
+    match (current, opened) {
+        (Ok(bytes), Ok(opened)) if bytes[..] == hint.file[..] => match opened {
+            Some(key) => Hinted::Opened(Box::new(Unlocked { key, file: hint.clone() })),
+            None => Hinted::WrongPassword,
+        },
+        _ => Hinted::Unusable,
+    }
+}
+
+/// Lists the key files and tries each (but `tried`, the same file the hint already tried).
+fn unlock_listed(storage: &Storage, password: &[u8], tried: Option<&KeyHint>) -> Result<Unlocked> {
     let keys = match storage.list(ObjectKind::Key.prefix()) {
         Err(crate::Error::Storage(e)) if e.kind == crate::error::StorageErrorKind::Unavailable => Vec::new(),
         other => other?,
@@ -34,9 +82,14 @@ pub(super) fn unlock(storage: &Storage, password: &[u8]) -> Result<(MasterKey, S
         return Err(Error::RepoNotFound { url: storage.url().to_string() });
     }
     for (path, _) in &keys {
-        let kf = KeyFile::parse(path, &storage.read(path)?)?;
+        let bytes = storage.read(path)?;
+        let name = key_name(path);
+        if tried.is_some_and(|t| t.name == name && t.file[..] == bytes[..]) {
+            continue;
+        }
+        let kf = KeyFile::parse(path, &bytes)?;
         if let Some(key) = kf.unlock(path, password)? {
-            return Ok((key, key_name(path)));
+            return Ok(Unlocked { key, file: KeyHint { name, file: bytes.to_vec() } });
         }
     }
     Err(Error::WrongPassword { repo: storage.url().to_string() })

@@ -7,6 +7,7 @@ pub mod blob_index;
 pub mod catalog;
 pub mod catalog_lookup;
 mod checked_read;
+pub mod key_hint;
 pub mod keys;
 mod lag;
 pub mod lease;

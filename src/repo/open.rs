@@ -1,5 +1,6 @@
 //! Creating and opening a repository, and connecting every region its config lists.
 
+use super::key_hint::KeyHint;
 use super::{InitOptions, Repository, keys};
 use crate::error::{Error, Result};
 use crate::format::chunker::Gear;
@@ -55,13 +56,19 @@ impl Repository {
     /// Opens a repository with a password. The config is fetched while the key files are listed and unlocked,
     /// so against a distant region opening costs the key's round trips and not one more.
     pub fn open(storage: Storage, password: &[u8]) -> Result<Repository> {
+        Ok(Repository::open_hinted(storage, password, None)?.0)
+    }
+
+    /// [`Repository::open`], unlocking the key file of `hint` (see [`super::key_hint`]) while the repository is
+    /// asked whether it still holds it; also the key file that opened it, to keep as the next hint.
+    pub fn open_hinted(storage: Storage, password: &[u8], hint: Option<&KeyHint>) -> Result<(Repository, KeyHint)> {
         let config_path = ObjectKind::Config.path("");
         let (unlocked, early_config) = std::thread::scope(|scope| {
             let early = scope.spawn(|| storage.read(&config_path));
-            let unlocked = keys::unlock(&storage, password);
+            let unlocked = keys::unlock(&storage, password, hint);
             (unlocked, early.join().ok().and_then(|r| r.ok()))
         });
-        let (key, key_id) = unlocked?;
+        let keys::Unlocked { key, file } = unlocked?;
         let open_config = |sealed: &[u8]| {
             key.open(ObjectKind::Config.aad(), sealed).ok_or_else(|| Error::corrupt("config", "authentication failed"))
         };
@@ -78,7 +85,8 @@ impl Repository {
         };
         let config = parse_config(&plain)?;
         let gear = Gear::new(key.gear_table());
-        Ok(Repository { storage, key, config, gear, key_id, tree_cache: None })
+        let key_id = file.name.clone();
+        Ok((Repository { storage, key, config, gear, key_id, tree_cache: None }, file))
     }
 
     /// Opens every region the config lists (URLs replaced by `overrides` of the same name), in place of the

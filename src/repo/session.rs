@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use super::Repository;
 use super::catalog::{Catalog, Listing, Needs};
+use super::key_hint;
 use crate::error::{Error, Result};
 use crate::format::id::Id;
 use crate::format::objects::ObjectKind;
@@ -52,7 +53,7 @@ impl Repository {
         if let Some(at) = opts.as_of {
             storage = storage.as_of(at);
         }
-        let mut repo = Repository::open(storage, password)?;
+        let mut repo = open_remembering_key(storage, opts, password)?;
         if opts.single_region {
             if let Some(n) = opts.min_regions.filter(|n| *n > 1) {
                 return Err(Error::InvalidInput(format!("--min-regions {n} cannot be met with --single-region")));
@@ -64,6 +65,19 @@ impl Repository {
         }
         Ok(repo)
     }
+}
+
+/// Opens the repository in `storage`, against object storage with the key file this machine opened it with last
+/// time as a head start (see [`super::key_hint`]), which is kept for next time when it changed.
+fn open_remembering_key(storage: Storage, opts: &OpenOptions, password: &[u8]) -> Result<Repository> {
+    let hints = storage.has_remote_region() && !opts.cache_dir.as_os_str().is_empty();
+    let hint = hints.then(|| key_hint::load(&opts.cache_dir, &opts.url)).flatten();
+    let (repo, used) = Repository::open_hinted(storage, password, hint.as_ref())?;
+    // A view of the past may open with a key file since replaced: the everyday hint stays.
+    if hints && opts.as_of.is_none() && hint.as_ref() != Some(&used) {
+        key_hint::store(&opts.cache_dir, &opts.url, &used);
+    }
+    Ok(repo)
 }
 
 impl Session {

@@ -278,3 +278,89 @@ fn sync_into_streams_whole_copies_and_never_stores_a_damaged_pack() {
         assert!(files.iter().all(|f| f.len() == 64 || f == "reserve"), "{into}: nothing half-written: {files:?}");
     }
 }
+
+/// A second command on the same machine unlocks the key file kept from the first while the bucket is asked for
+/// it, without listing `keys/`; the kept copy never opens more than the bucket's keys do (a password changed on
+/// another machine, a wrong password) and is replaced once it no longer matches.
+#[test]
+fn the_key_file_kept_from_the_last_opening_is_a_head_start_never_an_authority() {
+    use crate::common::proxy::Proxy;
+    let mut env = Env::uninitialised();
+    let server = S3Server::start(&env.path("s3"), &["gumvault-keys"]);
+    let proxy = Proxy::start(server.port);
+    env.repo = format!("s3://gumvault-keys/r?endpoint=http://127.0.0.1:{}&region=us-east-1", proxy.port);
+    let run = |env: &Env, args: &[&str]| with_keys(env, args);
+    assert!(run(&env, &["init", "--kdf-memory", "8", "--kdf-iterations", "1"]).status.success());
+    let key_listing =
+        |lines: &[String]| lines.iter().any(|l| l.contains("prefix=r%2Fkeys") || l.contains("prefix=r/keys"));
+    let hint_file = || {
+        let dir = env.cache.join("key-hints");
+        let files: Vec<_> =
+            std::fs::read_dir(&dir).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+        assert!(files.len() <= 1, "{files:?}");
+        files.into_iter().next()
+    };
+    let keys_in_bucket = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(server.root.join("gumvault-keys/r/keys")).unwrap().flatten().map(|e| e.path()).collect()
+    };
+
+    // The first opening lists the keys and keeps the one that opened, as the bucket has it, privately.
+    let before = proxy.request_lines().len();
+    let out = run(&env, &["snapshots"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(key_listing(&proxy.request_lines()[before..]), "the first opening lists keys/");
+    let kept = hint_file().expect("a key file kept after the first opening");
+    let [key] = keys_in_bucket().try_into().unwrap();
+    let key_name = key.file_name().unwrap().to_str().unwrap().to_string();
+    let mut expected = format!("{key_name}\n").into_bytes();
+    expected.extend(std::fs::read(&key).unwrap());
+    assert_eq!(std::fs::read(&kept).unwrap(), expected);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(kept.metadata().unwrap().permissions().mode() & 0o777, 0o600);
+
+    // The second fetches that key file by name (to compare) and lists nothing under keys/.
+    let before = proxy.request_lines().len();
+    let out = run(&env, &["snapshots"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines = proxy.request_lines()[before..].to_vec();
+    assert!(!key_listing(&lines), "{lines:#?}");
+    assert!(lines.iter().any(|l| l.contains(&format!("keys/{key_name}"))), "{lines:#?}");
+
+    // A wrong password is refused as ever, and the kept copy stays.
+    let mut wrong = Env { password: "not it".into(), ..Env::uninitialised() };
+    wrong.repo = env.repo.clone();
+    wrong.cache = env.cache.clone();
+    let out = run(&wrong, &["snapshots"]);
+    assert_eq!(code(&out), gumvault::exit::WRONG_PASSWORD, "{}", stderr(&out));
+    assert_eq!(std::fs::read(&kept).unwrap(), expected);
+
+    // Another machine changes the password: the old key file leaves the bucket. Here the kept copy still opens
+    // with the old password, yet the old password is refused, because the bucket no longer holds that file.
+    let mut other = Env { password: env.password.clone(), ..Env::uninitialised() };
+    other.repo = env.repo.clone();
+    let new_password = other.path("new-password");
+    std::fs::write(&new_password, "a new password\n").unwrap();
+    let out =
+        run(&other, &["key", "passwd", "--new-password-file", new_password.to_str().unwrap(), "--kdf-memory", "8"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(&env, &["snapshots"]);
+    assert_eq!(code(&out), gumvault::exit::WRONG_PASSWORD, "{}", stderr(&out));
+
+    // The new password opens, and the kept copy becomes the new key file.
+    let mut renewed = Env { password: "a new password".into(), ..Env::uninitialised() };
+    renewed.repo = env.repo.clone();
+    renewed.cache = env.cache.clone();
+    let out = run(&renewed, &["snapshots"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let [new_key] = keys_in_bucket().try_into().unwrap();
+    assert_ne!(new_key, key);
+    let kept = hint_file().expect("the new key file kept");
+    assert!(std::fs::read(&kept).unwrap().starts_with(new_key.file_name().unwrap().as_encoded_bytes()));
+
+    // Changing the password on this machine drops the copy of the key file it replaced.
+    let newer = renewed.path("newer");
+    std::fs::write(&newer, "newer\n").unwrap();
+    let out = run(&renewed, &["key", "passwd", "--new-password-file", newer.to_str().unwrap(), "--kdf-memory", "8"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(hint_file(), None);
+}
