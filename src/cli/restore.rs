@@ -266,7 +266,7 @@ fn print_postgres(entry: &SnapshotEntry, path: &str, o: &pg_target::TargetOutcom
     );
 }
 
-/// `restore --source NAME --to-s3 URL`: writes the source's files back as objects.
+/// `restore --source NAME --to-s3 URL`: writes the source's files back as objects; exit 12 when some could not be.
 fn to_s3(
     g: &Context,
     reader: &BlobReader<'_>,
@@ -288,6 +288,9 @@ fn to_s3(
     let done = crate::sources::s3::restore_to_bucket(reader, entries, url, a.overwrite, a.concurrency, &progress);
     drop(ticker);
     let done = done?;
+    for e in &done.errors {
+        eprintln!("gumvault: error: {e}");
+    }
     if g.json {
         println!("{}", json!({ "snapshot_id": entry.id.to_hex(), "bucket": url, "summary": done }));
     } else if !g.quiet {
@@ -298,6 +301,14 @@ fn to_s3(
             entry.id.short(),
             format::duration(started.elapsed().as_secs_f64())
         );
+    }
+    if !done.errors.is_empty() {
+        eprintln!(
+            "gumvault: restore incomplete: {} objects could not be restored (see above; `gumvault check` says \
+             more); every other object was",
+            done.errors.len()
+        );
+        return Ok(exit::DATA_ERROR);
     }
     Ok(exit::OK)
 }

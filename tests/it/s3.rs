@@ -364,3 +364,74 @@ fn the_key_file_kept_from_the_last_opening_is_a_head_start_never_an_authority() 
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(hint_file(), None);
 }
+
+/// `restore --to-s3` from a repository with one damaged blob: the object it belongs to is named and left out
+/// (no partial object in the bucket), every other object is written, and the exit code is 12.
+#[test]
+fn a_bucket_restore_writes_every_object_it_can_and_names_the_one_it_cannot() {
+    use gumvault::config::{S3Source, Secret};
+    let env = Env::new();
+    let server = S3Server::start(&env.path("s3"), &["uploads", "restored"]);
+    let bucket = |name: &str| {
+        let src = S3Source {
+            name: "test".into(),
+            optional: false,
+            url: server.url(name, ""),
+            include: vec![],
+            exclude: vec![],
+            access_key_id: Some(Secret::new(ACCESS_KEY)),
+            secret_access_key: Some(Secret::new(SECRET_KEY)),
+            concurrency: None,
+        };
+        gumvault::sources::s3::open_bucket(&src.url, Some(&src)).unwrap()
+    };
+    let uploads = bucket("uploads");
+    let originals = [
+        ("a/big.bin", pseudo_random(10 << 20, 3)),
+        ("b/small.txt", b"small".to_vec()),
+        ("c/other.bin", pseudo_random(3000, 4)),
+    ];
+    for (key, data) in &originals {
+        uploads.write(key, data.clone()).unwrap();
+    }
+    let config = env.path("gumvault.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[repository]\nurl = \"{}\"\n\n[jobs.app]\nsources = [{{ name = \"uploads\", kind = \"s3\", url = \"{}\" }}]\n",
+            env.repo,
+            server.url("uploads", "")
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| with_keys(&env, &[&["--config", config.to_str().unwrap()], args].concat());
+    let out = run(&["run", "app"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let data = std::path::Path::new(&env.repo).join("data");
+    let pack = crate::common::files_under(&data).into_iter().max_by_key(|(_, len)| *len).unwrap().0;
+    let mut bytes = std::fs::read(&pack).unwrap();
+    bytes[100] ^= 0x08;
+    std::fs::write(&pack, &bytes).unwrap();
+
+    let out = run(&["restore", "latest", "--source", "uploads", "--to-s3", &server.url("restored", ""), "--json"]);
+    let err = stderr(&out);
+    assert_eq!(code(&out), gumvault::exit::DATA_ERROR, "{err}");
+    assert!(err.contains("restore incomplete"), "{err}");
+    // The damaged byte is in the pack's first blob: whichever object that belongs to (objects are read in
+    // parallel) is the one failure, named with its key.
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let errors = report["summary"]["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{report:#}");
+    let (lost, _) =
+        originals.iter().find(|(key, _)| errors[0].as_str().unwrap().starts_with(&format!("{key}: "))).unwrap();
+    assert!(err.contains(&format!("error: {lost}: ")), "{err}");
+    assert_eq!(report["summary"]["objects"], 2, "{report:#}");
+    let restored = bucket("restored");
+    for (key, data) in &originals {
+        if key == lost {
+            assert!(!restored.exists(key).unwrap(), "the damaged object {key} was written");
+        } else {
+            assert_eq!(&restored.read(key).unwrap().to_vec(), data, "{key}");
+        }
+    }
+}

@@ -22,10 +22,23 @@ pub struct BucketRestore {
     pub objects: u64,
     /// Their bytes.
     pub bytes: u64,
+    /// Objects not written because their content could not be read from the repository, each as `key: why`
+    /// (every other object was written).
+    pub errors: Vec<String>,
+}
+
+/// Why one object was not written.
+enum Failure {
+    /// Its content could not be read from the repository (damaged or missing): that object alone.
+    Content(Error),
+    /// The bucket refused or failed: the objects after it would fare the same, so the restore stops.
+    Bucket(Error),
 }
 
 /// Writes the files of `entries` (paths relative to the source's directory) as objects below the URL's prefix,
-/// with their Content-Type. Refuses to replace existing objects unless `overwrite`.
+/// with their Content-Type. Refuses to replace existing objects unless `overwrite`. An object whose content
+/// cannot be read is left out and named in [`BucketRestore::errors`] while the others are written (as a restore
+/// into a directory does); a failure of the bucket itself stops the restore with that error.
 pub fn restore_to_bucket(
     reader: &BlobReader<'_>,
     entries: &[Entry],
@@ -44,10 +57,40 @@ pub fn restore_to_bucket(
         refuse_existing(&bucket.op, url, &files)?;
     }
     let pool = crate::runtime::io_pool(concurrency, "uploads to the bucket")?;
-    let done = pool.install(|| {
-        files.par_iter().map(|(entry, key)| upload(reader, &bucket, entry, key, progress)).collect::<Result<Vec<u64>>>()
-    })?;
-    Ok(BucketRestore { objects: done.len() as u64, bytes: done.iter().sum() })
+    let bucket_failed = std::sync::Mutex::new(None);
+    let outcomes: Vec<Option<Result<u64>>> = pool.install(|| {
+        files
+            .par_iter()
+            .map(|(entry, key)| {
+                if bucket_failed.lock().expect("failure lock").is_some() {
+                    return None;
+                }
+                match upload(reader, &bucket, entry, key, progress) {
+                    Ok(n) => Some(Ok(n)),
+                    Err(Failure::Content(e)) => Some(Err(e)),
+                    Err(Failure::Bucket(e)) => {
+                        bucket_failed.lock().expect("failure lock").get_or_insert(e);
+                        None
+                    }
+                }
+            })
+            .collect()
+    });
+    if let Some(e) = bucket_failed.into_inner().expect("failure lock") {
+        return Err(e);
+    }
+    let mut done = BucketRestore::default();
+    for ((_, key), outcome) in files.iter().zip(outcomes) {
+        match outcome {
+            Some(Ok(n)) => {
+                done.objects += 1;
+                done.bytes += n;
+            }
+            Some(Err(e)) => done.errors.push(format!("{key}: {e}")),
+            None => {}
+        }
+    }
+    Ok(done)
 }
 
 /// The headers an object is written with: its Content-Type and the other headers the backup kept.
@@ -88,25 +131,31 @@ impl Parts<'_, '_> {
 
 /// Writes one object: in one PutObject when it fits in a part, else in a multipart upload (abandoned when a
 /// part fails, so no half object appears).
-fn upload(reader: &BlobReader<'_>, b: &SourceBucket, entry: &Entry, key: &str, progress: &AtomicU64) -> Result<u64> {
+fn upload(
+    reader: &BlobReader<'_>,
+    b: &SourceBucket,
+    entry: &Entry,
+    key: &str,
+    progress: &AtomicU64,
+) -> std::result::Result<u64, Failure> {
     let headers = headers(entry);
     let mut parts = Parts { reader, blobs: reader.content(&entry.node), buf: Vec::new(), bytes: 0, progress };
-    let first = parts.next_part()?.unwrap_or_default();
-    let Some(second) = parts.next_part()? else {
-        b.api.put_object(key, first.into(), &headers)?;
+    let first = parts.next_part().map_err(Failure::Content)?.unwrap_or_default();
+    let Some(second) = parts.next_part().map_err(Failure::Content)? else {
+        b.api.put_object(key, first.into(), &headers).map_err(Failure::Bucket)?;
         return Ok(parts.bytes);
     };
-    let upload = b.api.multipart_start(key, &headers)?;
-    let sent = (|| -> Result<Vec<String>> {
-        let mut etags = vec![b.api.multipart_part(key, &upload, 1, first.into())?];
+    let upload = b.api.multipart_start(key, &headers).map_err(Failure::Bucket)?;
+    let sent = (|| -> std::result::Result<Vec<String>, Failure> {
+        let mut etags = vec![b.api.multipart_part(key, &upload, 1, first.into()).map_err(Failure::Bucket)?];
         let mut next = Some(second);
         while let Some(part) = next {
-            etags.push(b.api.multipart_part(key, &upload, etags.len() + 1, part.into())?);
-            next = parts.next_part()?;
+            etags.push(b.api.multipart_part(key, &upload, etags.len() + 1, part.into()).map_err(Failure::Bucket)?);
+            next = parts.next_part().map_err(Failure::Content)?;
         }
         Ok(etags)
     })();
-    match sent.and_then(|etags| b.api.multipart_complete(key, &upload, &etags)) {
+    match sent.and_then(|etags| b.api.multipart_complete(key, &upload, &etags).map_err(Failure::Bucket)) {
         Ok(()) => Ok(parts.bytes),
         Err(e) => {
             b.api.multipart_abort(key, &upload);
