@@ -56,10 +56,16 @@ enum Hinted {
     Unusable,
 }
 
+/// The kept copy unlocked while the bucket's file of the same name is read to compare (see [`unlock`]).
 fn unlock_hinted(storage: &Storage, password: &[u8], hint: &KeyHint) -> Hinted {
     let path = ObjectKind::Key.path(&hint.name);
     let (current, opened) = std::thread::scope(|scope| {
-        let current = scope.spawn(|| storage.read(&path));
+        // Straight from the location, not through `Storage::read`: a failed head start must not mark the region
+        // failed for the rest of the command (the listing that follows reports any real failure).
+        let current = scope.spawn(|| match storage.regions() {
+            [only] => only.backend.read(&path),
+            _ => storage.read(&path),
+        });
         let opened = KeyFile::parse(&path, &hint.file).and_then(|kf| kf.unlock(&path, password));
         (current.join().expect("a key read does not panic"), opened)
     });

@@ -369,22 +369,9 @@ fn the_key_file_kept_from_the_last_opening_is_a_head_start_never_an_authority() 
 /// (no partial object in the bucket), every other object is written, and the exit code is 12.
 #[test]
 fn a_bucket_restore_writes_every_object_it_can_and_names_the_one_it_cannot() {
-    use gumvault::config::{S3Source, Secret};
     let env = Env::new();
     let server = S3Server::start(&env.path("s3"), &["uploads", "restored"]);
-    let bucket = |name: &str| {
-        let src = S3Source {
-            name: "test".into(),
-            optional: false,
-            url: server.url(name, ""),
-            include: vec![],
-            exclude: vec![],
-            access_key_id: Some(Secret::new(ACCESS_KEY)),
-            secret_access_key: Some(Secret::new(SECRET_KEY)),
-            concurrency: None,
-        };
-        gumvault::sources::s3::open_bucket(&src.url, Some(&src)).unwrap()
-    };
+    let bucket = |name: &str| server.bucket(name);
     let uploads = bucket("uploads");
     let originals = [
         ("a/big.bin", pseudo_random(10 << 20, 3)),

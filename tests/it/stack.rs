@@ -11,7 +11,6 @@ use crate::common::pg::PgServer;
 use crate::common::redis::RedisServer;
 use crate::common::s3::{ACCESS_KEY, S3Server, SECRET_KEY};
 use crate::common::{Env, code, pseudo_random, stderr};
-use gumvault::config::{S3Source, Secret};
 use rayon::prelude::*;
 
 const STRIPE: &str = "sk_live_4eC39HqLyjWDarjtT1zdp7dc";
@@ -115,17 +114,7 @@ queries = [{queries}]
     }
 
     fn bucket(&self, bucket: &str) -> opendal::blocking::Operator {
-        let src = S3Source {
-            name: "test".into(),
-            optional: false,
-            url: self.s3.url(bucket, ""),
-            include: vec![],
-            exclude: vec![],
-            access_key_id: Some(Secret::new(ACCESS_KEY)),
-            secret_access_key: Some(Secret::new(SECRET_KEY)),
-            concurrency: None,
-        };
-        gumvault::sources::s3::open_bucket(&src.url, Some(&src)).unwrap()
+        self.s3.bucket(bucket)
     }
 }
 

@@ -78,6 +78,21 @@ impl S3Server {
         server.child.try_wait().unwrap().is_none().then_some(server)
     }
 
+    /// A client of `bucket` on this server with the test credentials, to put and read objects directly.
+    pub fn bucket(&self, bucket: &str) -> opendal::blocking::Operator {
+        let src = gumvault::config::S3Source {
+            name: "test".into(),
+            optional: false,
+            url: self.url(bucket, ""),
+            include: vec![],
+            exclude: vec![],
+            access_key_id: Some(gumvault::config::Secret::new(ACCESS_KEY)),
+            secret_access_key: Some(gumvault::config::Secret::new(SECRET_KEY)),
+            concurrency: None,
+        };
+        gumvault::sources::s3::open_bucket(&src.url, Some(&src)).unwrap()
+    }
+
     /// An `s3://` repository URL for a bucket and prefix on this server.
     pub fn url(&self, bucket: &str, prefix: &str) -> String {
         format!("s3://{bucket}/{prefix}?endpoint=http://127.0.0.1:{}&region=us-east-1", self.port)
