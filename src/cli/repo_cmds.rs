@@ -227,9 +227,10 @@ pub(crate) fn key(g: &Context, cmd: &KeyCommand) -> anyhow::Result<i32> {
         }
         KeyCommand::Passwd(a) => {
             let pw = password::new_password(a.new_password_file.as_deref())?;
+            let url = g.open_options()?.url;
             let id = repo.change_password(&pw, kdf_of(a))?;
             // The old key file is gone from the repository: its copy kept here goes too.
-            crate::repo::key_hint::forget(&g.cache_dir(), &g.open_options()?.url);
+            crate::repo::key_hint::forget(&g.cache_dir(), &url);
             println!("password changed (new key {id})");
         }
     }

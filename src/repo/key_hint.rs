@@ -9,8 +9,9 @@
 //! The copy is only a head start, never an authority: it is used when the repository still holds exactly those
 //! bytes under that name, so a key removed or replaced there (`key passwd` on another machine) cannot open the
 //! repository from here. It is the key file as the repository stores it (the master key sealed under the
-//! password, like kopia's cached format blob), in a 0700 directory as a 0600 file, and it is deleted when
-//! this machine changes the password and replaced the first time it no longer matches.
+//! password, like kopia's cached format blob), in a 0700 directory as a 0600 file. It is deleted when this
+//! machine changes the password and when an opening with it fails (a key removed elsewhere must not linger
+//! here), and replaced when another key file opened.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -31,13 +32,32 @@ fn hint_path(cache_dir: &Path, url: &str) -> PathBuf {
     cache_dir.join("key-hints").join(&digest.as_str()[..32])
 }
 
-/// The hint kept for `url`, if there is a well-formed one.
+/// Longest hint read: a key file is a few hundred bytes.
+const MAX_HINT: u64 = 64 * 1024;
+
+/// The hint kept for `url`, if there is a well-formed one: a regular file (not followed through a link) of ours
+/// that only we can read, of at most [`MAX_HINT`] bytes. Anything else is ignored, never an error.
 pub fn load(cache_dir: &Path, url: &str) -> Option<KeyHint> {
-    let bytes = std::fs::read(hint_path(cache_dir, url)).ok()?;
+    let bytes = read_private(&hint_path(cache_dir, url))?;
     let newline = bytes.iter().position(|b| *b == b'\n')?;
     let name = std::str::from_utf8(&bytes[..newline]).ok()?;
     let well_formed = !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_hexdigit());
     well_formed.then(|| KeyHint { name: name.to_string(), file: bytes[newline + 1..].to_vec() })
+}
+
+fn read_private(path: &Path) -> Option<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path).ok()?;
+    let meta = file.metadata().ok()?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if !meta.is_file() || meta.uid() != me || meta.mode() & 0o077 != 0 || meta.len() > MAX_HINT {
+        return None;
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_HINT).read_to_end(&mut bytes).ok()?;
+    Some(bytes)
 }
 
 /// Keeps `hint` for `url`: written whole under a temporary name and renamed, so a reader never sees half of one.
@@ -82,6 +102,20 @@ mod tests {
             std::fs::write(&path, bad).unwrap();
             assert_eq!(load(dir.path(), "s3://b/a"), None, "{bad:?}");
         }
+        // Not private, too large, or a link: ignored.
+        store(dir.path(), "s3://b/a", &hint);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(load(dir.path(), "s3://b/a"), None);
+        std::fs::remove_file(&path).unwrap();
+        store(dir.path(), "s3://b/a", &KeyHint { file: vec![b'x'; 70_000], ..hint.clone() });
+        assert_eq!(load(dir.path(), "s3://b/a"), None);
+        std::fs::remove_file(&path).unwrap();
+        let real = dir.path().join("elsewhere");
+        std::fs::write(&real, b"8ca12cb8c8f21fa8e7e41f4300bb09b0\n{}").unwrap();
+        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::os::unix::fs::symlink(&real, &path).unwrap();
+        assert_eq!(load(dir.path(), "s3://b/a"), None);
+        std::fs::remove_file(&path).unwrap();
         store(dir.path(), "s3://b/a", &hint);
         forget(dir.path(), "s3://b/a");
         assert_eq!(load(dir.path(), "s3://b/a"), None);

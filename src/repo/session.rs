@@ -72,7 +72,16 @@ impl Repository {
 fn open_remembering_key(storage: Storage, opts: &OpenOptions, password: &[u8]) -> Result<Repository> {
     let hints = storage.has_remote_region() && !opts.cache_dir.as_os_str().is_empty();
     let hint = hints.then(|| key_hint::load(&opts.cache_dir, &opts.url)).flatten();
-    let (repo, used) = Repository::open_hinted(storage, password, hint.as_ref())?;
+    let (repo, used) = match Repository::open_hinted(storage, password, hint.as_ref()) {
+        Ok(opened) => opened,
+        Err(e) => {
+            // Perhaps the key was removed elsewhere: its copy does not stay here.
+            if hint.is_some() {
+                key_hint::forget(&opts.cache_dir, &opts.url);
+            }
+            return Err(e);
+        }
+    };
     // A view of the past may open with a key file since replaced: the everyday hint stays.
     if hints && opts.as_of.is_none() && hint.as_ref() != Some(&used) {
         key_hint::store(&opts.cache_dir, &opts.url, &used);

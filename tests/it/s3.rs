@@ -281,7 +281,7 @@ fn sync_into_streams_whole_copies_and_never_stores_a_damaged_pack() {
 
 /// A second command on the same machine unlocks the key file kept from the first while the bucket is asked for
 /// it, without listing `keys/`; the kept copy never opens more than the bucket's keys do (a password changed on
-/// another machine, a wrong password) and is replaced once it no longer matches.
+/// another machine, a wrong password) and is dropped by a failed opening and replaced by a good one.
 #[test]
 fn the_key_file_kept_from_the_last_opening_is_a_head_start_never_an_authority() {
     use crate::common::proxy::Proxy;
@@ -332,6 +332,9 @@ fn the_key_file_kept_from_the_last_opening_is_a_head_start_never_an_authority() 
     wrong.cache = env.cache.clone();
     let out = run(&wrong, &["snapshots"]);
     assert_eq!(code(&out), gumvault::exit::WRONG_PASSWORD, "{}", stderr(&out));
+    // A failed opening drops the copy (it might be of a removed key); the next good one keeps it again.
+    assert_eq!(hint_file(), None);
+    assert!(run(&env, &["snapshots"]).status.success());
     assert_eq!(std::fs::read(&kept).unwrap(), expected);
 
     // Another machine changes the password: the old key file leaves the bucket. Here the kept copy still opens
@@ -345,6 +348,7 @@ fn the_key_file_kept_from_the_last_opening_is_a_head_start_never_an_authority() 
     assert!(out.status.success(), "{}", stderr(&out));
     let out = run(&env, &["snapshots"]);
     assert_eq!(code(&out), gumvault::exit::WRONG_PASSWORD, "{}", stderr(&out));
+    assert_eq!(hint_file(), None, "the revoked key file is still kept here");
 
     // The new password opens, and the kept copy becomes the new key file.
     let mut renewed = Env { password: "a new password".into(), ..Env::uninitialised() };
