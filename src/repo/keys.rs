@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use super::Repository;
 use super::key_hint::KeyHint;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StorageErrorKind};
 use crate::format::crypto::{self, KdfParams, MasterKey};
 use crate::format::key_file::KeyFile;
 use crate::format::objects::ObjectKind;
@@ -42,6 +42,7 @@ pub(super) fn unlock(storage: &Storage, password: &[u8], hint: Option<&KeyHint>)
             Hinted::Opened(unlocked) => return Ok(*unlocked),
             Hinted::WrongPassword => tried = Some(hint),
             Hinted::Unusable => {}
+            Hinted::Failed(e) => return Err(e),
         }
     }
     unlock_listed(storage, password, tried)
@@ -52,8 +53,11 @@ enum Hinted {
     Opened(Box<Unlocked>),
     /// The repository holds the same file, and the password does not open it.
     WrongPassword,
-    /// The repository no longer holds those bytes under that name (or could not say): list the key files.
+    /// The repository no longer holds those bytes under that name: list the key files.
     Unusable,
+    /// The location could not be read (unreachable, refused) after the backend's retries: listing it would
+    /// fail the same way, only as long again.
+    Failed(Error),
 }
 
 /// The kept copy unlocked while the bucket's file of the same name is read to compare (see [`unlock`]).
@@ -74,6 +78,11 @@ fn unlock_hinted(storage: &Storage, password: &[u8], hint: &KeyHint) -> Hinted {
             Some(key) => Hinted::Opened(Box::new(Unlocked { key, file: hint.clone() })),
             None => Hinted::WrongPassword,
         },
+        (Err(Error::Storage(e)), _)
+            if !matches!(e.kind, StorageErrorKind::NotFound | StorageErrorKind::Unavailable) =>
+        {
+            Hinted::Failed(Error::Storage(e))
+        }
         _ => Hinted::Unusable,
     }
 }
@@ -81,7 +90,7 @@ fn unlock_hinted(storage: &Storage, password: &[u8], hint: &KeyHint) -> Hinted {
 /// Lists the key files and tries each (but `tried`, the same file the hint already tried).
 fn unlock_listed(storage: &Storage, password: &[u8], tried: Option<&KeyHint>) -> Result<Unlocked> {
     let keys = match storage.list(ObjectKind::Key.prefix()) {
-        Err(crate::Error::Storage(e)) if e.kind == crate::error::StorageErrorKind::Unavailable => Vec::new(),
+        Err(Error::Storage(e)) if e.kind == StorageErrorKind::Unavailable => Vec::new(),
         other => other?,
     };
     if keys.is_empty() {

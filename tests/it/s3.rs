@@ -337,6 +337,19 @@ fn the_key_file_kept_from_the_last_opening_is_a_head_start_never_an_authority() 
     assert!(run(&env, &["snapshots"]).status.success());
     assert_eq!(std::fs::read(&kept).unwrap(), expected);
 
+    // A bucket that refuses the key file fails the opening on that one read, not once more by listing keys/,
+    // and the kept copy stays: an unreadable location says nothing about the key.
+    proxy.refuse(Some("r/keys"));
+    let before = proxy.request_lines().len();
+    let out = run(&env, &["snapshots"]);
+    proxy.refuse(None);
+    assert_eq!(code(&out), gumvault::exit::STORAGE_DENIED, "{}", stderr(&out));
+    assert!(stderr(&out).contains(&format!("keys/{key_name}")), "{}", stderr(&out));
+    let lines = proxy.request_lines()[before..].to_vec();
+    let key_requests = lines.iter().filter(|l| l.contains("r/keys") || l.contains("r%2Fkeys")).count();
+    assert_eq!(key_requests, 1, "{lines:#?}");
+    assert_eq!(std::fs::read(&kept).unwrap(), expected);
+
     // Another machine changes the password: the old key file leaves the bucket. Here the kept copy still opens
     // with the old password, yet the old password is refused, because the bucket no longer holds that file.
     let mut other = Env { password: env.password.clone(), ..Env::uninitialised() };
