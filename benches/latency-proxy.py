@@ -4,16 +4,23 @@ new connection one round trip more; bandwidth is not limited (bytes in flight ar
 a long fat network).
 
 usage: latency-proxy.py LISTEN_PORT TARGET_PORT DELAY_MS
+With PROXY_LOG=FILE, each request line is appended to FILE as it is forwarded, with the seconds since the
+proxy started (a trace of what a command asks and when; a line is seen when a read starts with it).
 """
 import asyncio
+import os
 import sys
+import time
 
 listen_port, target_port = int(sys.argv[1]), int(sys.argv[2])
 delay = float(sys.argv[3]) / 1000
 CHUNK = 256 * 1024
+METHODS = (b"GET ", b"PUT ", b"POST ", b"HEAD ", b"DELETE ")
+log = open(os.environ["PROXY_LOG"], "a", buffering=1) if os.environ.get("PROXY_LOG") else None
+started = time.monotonic()
 
 
-async def pipe(reader, writer):
+async def pipe(reader, writer, trace=False):
     loop = asyncio.get_running_loop()
     queue = asyncio.Queue()
 
@@ -34,6 +41,9 @@ async def pipe(reader, writer):
                 await asyncio.sleep(wait)
             if not data:
                 break
+            if trace and data.startswith(METHODS):
+                line = data.split(b"\r\n", 1)[0].decode("latin-1")
+                log.write(f"{time.monotonic() - started:.3f}\t{line}\n")
             writer.write(data)
             await writer.drain()
     except (ConnectionError, asyncio.CancelledError):
@@ -50,7 +60,7 @@ async def handle(client_reader, client_writer):
     except OSError:
         client_writer.close()
         return
-    await asyncio.gather(pipe(client_reader, server_writer), pipe(server_reader, client_writer))
+    await asyncio.gather(pipe(client_reader, server_writer, log is not None), pipe(server_reader, client_writer))
 
 
 async def main():
