@@ -439,3 +439,78 @@ fn a_bucket_restore_writes_every_object_it_can_and_names_the_one_it_cannot() {
         }
     }
 }
+
+/// `restore --to-s3` of an object of several parts whose last part cannot be read: the multipart upload is
+/// abandoned after its first part went up, so the bucket holds no object under that key (not a short one
+/// looking whole) and no upload is left open; the other objects are written.
+#[test]
+fn a_bucket_restore_abandons_a_multipart_upload_whose_later_part_cannot_be_read() {
+    use gumvault::repo::reader::BlobReader;
+    let env = Env::new();
+    let server = S3Server::start(&env.path("s3"), &["uploads", "restored"]);
+    let uploads = server.bucket("uploads");
+    // Parts of 8, 8 and 4 MiB; the damage goes into a blob of the third, read after the upload began (the
+    // first two are read before it starts).
+    let big = pseudo_random(20 << 20, 5);
+    uploads.write("a/big.bin", big.clone()).unwrap();
+    uploads.write("b/small.txt", b"small".to_vec()).unwrap();
+    let config = env.path("gumvault.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[repository]\nurl = \"{}\"\n\n[jobs.app]\nsources = [{{ name = \"uploads\", kind = \"s3\", url = \"{}\" }}]\n",
+            env.repo,
+            server.url("uploads", "")
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| with_keys(&env, &[&["--config", config.to_str().unwrap()], args].concat());
+    assert!(run(&["run", "app"]).status.success());
+
+    // The blob that holds byte 17 MiB of big.bin, found through the library, gets one bit flipped in its pack.
+    let listed = run(&["ls", "latest"]);
+    let listing = String::from_utf8_lossy(&listed.stdout).to_string();
+    let path = listing.lines().map(str::trim).find(|l| l.ends_with("a/big.bin")).unwrap_or_else(|| panic!("{listing}"));
+    let storage = gumvault::storage::Storage::open_url(&env.repo).unwrap();
+    let repo = gumvault::repo::Repository::open(storage, env.password.as_bytes()).unwrap();
+    let mut cat = gumvault::repo::catalog::Catalog::open(&env.path("lib-cache"), &repo).unwrap();
+    let snapshot = cat.snapshots().unwrap().pop().unwrap();
+    let reader = BlobReader::new(&repo, &mut cat);
+    let tree = repo.load_snapshot(&snapshot.id).unwrap().tree;
+    let node = gumvault::ops::restore::find(&reader, &tree, path).unwrap();
+    let (mut at, mut target) = (0u64, None);
+    for id in node.content.iter() {
+        let len = reader.read(id).unwrap().len() as u64;
+        if at + len > 17 << 20 {
+            target = Some(reader.locate(id).unwrap());
+            break;
+        }
+        at += len;
+    }
+    let target = target.expect("a blob past 17 MiB");
+    let pack = std::path::Path::new(&env.repo).join("data").join(&target.pack.to_hex()[..2]).join(target.pack.to_hex());
+    let mut bytes = std::fs::read(&pack).unwrap();
+    bytes[target.offset as usize + 40] ^= 0x08;
+    std::fs::write(&pack, &bytes).unwrap();
+
+    let out = run(&["restore", "latest", "--source", "uploads", "--to-s3", &server.url("restored", ""), "--json"]);
+    let err = stderr(&out);
+    assert_eq!(code(&out), gumvault::exit::DATA_ERROR, "{err}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let errors = report["summary"]["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{report:#}");
+    assert!(errors[0].as_str().unwrap().starts_with("a/big.bin: "), "{report:#}");
+    let restored = server.bucket("restored");
+    assert!(!restored.exists("a/big.bin").unwrap(), "a damaged object was written");
+    assert_eq!(restored.read("b/small.txt").unwrap().to_vec(), b"small");
+    // No upload is left open: S3 would keep (and bill) its first part until a lifecycle rule removed it.
+    // s3s-fs keeps an open upload and its parts as `.upload…` files in its root until it is completed or
+    // aborted.
+    let open_uploads: Vec<String> = std::fs::read_dir(&server.root)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|name| name.starts_with(".upload"))
+        .collect();
+    assert!(open_uploads.is_empty(), "{open_uploads:?}");
+}
