@@ -53,19 +53,22 @@ enum Hinted {
     Opened(Box<Unlocked>),
     /// The repository holds the same file, and the password does not open it.
     WrongPassword,
-    /// The repository no longer holds those bytes under that name: list the key files.
+    /// The repository no longer holds those bytes under that name, or refused to say (S3 answers 403, not 404,
+    /// for a missing object to a caller that may list only some prefixes): list the key files.
     Unusable,
-    /// The location could not be read (unreachable, refused) after the backend's retries: listing it would
-    /// fail the same way, only as long again.
+    /// The only location could not be reached (refused connections, timeouts, server errors) through all of the
+    /// backend's retries: listing it would fail the same way, after as many again.
     Failed(Error),
 }
 
 /// The kept copy unlocked while the bucket's file of the same name is read to compare (see [`unlock`]).
 fn unlock_hinted(storage: &Storage, password: &[u8], hint: &KeyHint) -> Hinted {
     let path = ObjectKind::Key.path(&hint.name);
+    let single = matches!(storage.regions(), [_]);
     let (current, opened) = std::thread::scope(|scope| {
         // Straight from the location, not through `Storage::read`: a failed head start must not mark the region
-        // failed for the rest of the command (the listing that follows reports any real failure).
+        // failed for the rest of the command. With several regions, the listing that follows is a union of
+        // those that answer, so no failure here ends the opening.
         let current = scope.spawn(|| match storage.regions() {
             [only] => only.backend.read(&path),
             _ => storage.read(&path),
@@ -78,13 +81,15 @@ fn unlock_hinted(storage: &Storage, password: &[u8], hint: &KeyHint) -> Hinted {
             Some(key) => Hinted::Opened(Box::new(Unlocked { key, file: hint.clone() })),
             None => Hinted::WrongPassword,
         },
-        (Err(Error::Storage(e)), _)
-            if !matches!(e.kind, StorageErrorKind::NotFound | StorageErrorKind::Unavailable) =>
-        {
-            Hinted::Failed(Error::Storage(e))
-        }
+        (Err(Error::Storage(e)), _) if single && unreachable(e.kind) => Hinted::Failed(Error::Storage(e)),
         _ => Hinted::Unusable,
     }
+}
+
+/// The kinds of failure the backend retries before it reports them: the location did not answer (or answered
+/// that it could not serve), which says nothing about the key files.
+pub(super) fn unreachable(kind: StorageErrorKind) -> bool {
+    matches!(kind, StorageErrorKind::Other | StorageErrorKind::RateLimited)
 }
 
 /// Lists the key files and tries each (but `tried`, the same file the hint already tried).

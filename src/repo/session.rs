@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use super::Repository;
 use super::catalog::{Catalog, Listing, Needs};
 use super::key_hint;
-use crate::error::{Error, Result, StorageErrorKind};
+use crate::error::{Error, Result};
 use crate::format::id::Id;
 use crate::format::objects::ObjectKind;
 use crate::format::repo_config::RegionSpec;
@@ -75,10 +75,10 @@ fn open_remembering_key(storage: Storage, opts: &OpenOptions, password: &[u8]) -
     let (repo, used) = match Repository::open_hinted(storage, password, hint.as_ref()) {
         Ok(opened) => opened,
         Err(e) => {
-            // Perhaps the key was removed elsewhere: its copy does not stay here. A location that could not be
-            // read says nothing about the key, and the copy stays for when it can.
-            let unreadable = matches!(&e, Error::Storage(s) if s.kind != StorageErrorKind::NotFound);
-            if hint.is_some() && !unreadable {
+            // Perhaps the key was removed elsewhere: its copy does not stay here. A location that did not answer
+            // says nothing about the key, and the copy stays for when it does.
+            let unreachable = matches!(&e, Error::Storage(s) if super::keys::unreachable(s.kind));
+            if hint.is_some() && !unreachable {
                 key_hint::forget(&opts.cache_dir, &opts.url);
             }
             return Err(e);
