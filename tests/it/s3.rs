@@ -397,6 +397,18 @@ fn the_key_file_kept_from_the_last_opening_is_a_head_start_never_an_authority() 
     assert_eq!(std::fs::read(hint_file().expect("the copy kept through the outage")).unwrap(), kept);
 }
 
+/// A config whose job `app` backs up the bucket `uploads` of `server` into the test repository.
+fn uploads_job(env: &Env, server: &S3Server) -> std::path::PathBuf {
+    let config = env.path("gumvault.toml");
+    let text = format!(
+        "[repository]\nurl = \"{}\"\n\n[jobs.app]\nsources = [{{ name = \"uploads\", kind = \"s3\", url = \"{}\" }}]\n",
+        env.repo,
+        server.url("uploads", "")
+    );
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
 /// `restore --to-s3` from a repository with one damaged blob: the object it belongs to is named and left out
 /// (no partial object in the bucket), every other object is written, and the exit code is 12.
 #[test]
@@ -413,16 +425,7 @@ fn a_bucket_restore_writes_every_object_it_can_and_names_the_one_it_cannot() {
     for (key, data) in &originals {
         uploads.write(key, data.clone()).unwrap();
     }
-    let config = env.path("gumvault.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[repository]\nurl = \"{}\"\n\n[jobs.app]\nsources = [{{ name = \"uploads\", kind = \"s3\", url = \"{}\" }}]\n",
-            env.repo,
-            server.url("uploads", "")
-        ),
-    )
-    .unwrap();
+    let config = uploads_job(&env, &server);
     let run = |args: &[&str]| with_keys(&env, &[&["--config", config.to_str().unwrap()], args].concat());
     let out = run(&["run", "app"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -469,16 +472,7 @@ fn a_bucket_restore_abandons_a_multipart_upload_whose_later_part_cannot_be_read(
     let big = pseudo_random(20 << 20, 5);
     uploads.write("a/big.bin", big.clone()).unwrap();
     uploads.write("b/small.txt", b"small".to_vec()).unwrap();
-    let config = env.path("gumvault.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[repository]\nurl = \"{}\"\n\n[jobs.app]\nsources = [{{ name = \"uploads\", kind = \"s3\", url = \"{}\" }}]\n",
-            env.repo,
-            server.url("uploads", "")
-        ),
-    )
-    .unwrap();
+    let config = uploads_job(&env, &server);
     let run = |args: &[&str]| with_keys(&env, &[&["--config", config.to_str().unwrap()], args].concat());
     assert!(run(&["run", "app"]).status.success());
 
