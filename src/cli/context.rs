@@ -51,8 +51,8 @@ pub(crate) struct GlobalArgs {
     /// a fresh bucket)
     #[arg(long, global = true, value_name = "TIME")]
     pub as_of: Option<String>,
-    /// Memory that prune and check may give the index (e.g. 512MiB, 4GiB; default 1GiB, about 25 million
-    /// blobs). A larger index is sorted and searched in private scratch files in the cache directory instead
+    /// Memory that prune and check may give the index, and stats ID its sorted ids (e.g. 512MiB, 4GiB; default
+    /// 1GiB, about 25 million blobs). Beyond it they are sorted in private scratch files in the cache directory
     #[arg(long, env = "GUMVAULT_MEMORY_BUDGET", global = true, value_name = "SIZE", value_parser = super::format::parse_bytes)]
     pub memory_budget: Option<u64>,
     /// Print machine-readable JSON instead of text
@@ -145,7 +145,7 @@ impl Context {
             .unwrap_or_else(default_cache_dir)
     }
 
-    /// The memory budget of prune and check, spilling into the cache directory.
+    /// The memory budget of prune, check and stats, spilling into the cache directory.
     pub fn memory_budget(&self) -> crate::repo::blob_index::MemoryBudget {
         crate::repo::blob_index::MemoryBudget {
             bytes: self.args.memory_budget.unwrap_or(crate::repo::blob_index::MemoryBudget::DEFAULT_BYTES),

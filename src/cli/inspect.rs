@@ -75,7 +75,7 @@ pub(crate) fn stats(g: &Context, a: &StatsArgs) -> anyhow::Result<i32> {
         Some(sel) => {
             let entry = a.filter.pick(&s.catalog, sel)?;
             let reader = BlobReader::new(&s.repo, &mut s.catalog);
-            let st = diff::snapshot_stats(&reader, &entry.snapshot.tree)?;
+            let st = diff::snapshot_stats(&reader, &entry.snapshot.tree, &g.memory_budget())?;
             if g.json {
                 println!("{}", json!({"snapshot_id": entry.id.to_hex(), "stats": st}));
             } else {

@@ -1,6 +1,6 @@
 //! `diff` and `stats`: comparing two snapshots and measuring what a snapshot or the repository holds.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::error::Result;
 use crate::format::id::Id;
 use crate::format::tree::{Node, NodeKind};
+use crate::repo::blob_index::{BlobRecord, MemoryBudget};
 use crate::repo::reader::BlobReader;
 
 /// One difference between two snapshots.
@@ -123,24 +124,21 @@ pub struct SnapshotStats {
     pub stored_bytes: u64,
     /// logical / unique plaintext: how much deduplication saved within the snapshot.
     pub dedup_ratio: f64,
+    /// Whether the ids went through scratch files (the snapshot references more than the memory budget holds).
+    #[serde(skip)]
+    pub spilled: bool,
 }
 
-/// Walks a snapshot and totals it.
-pub fn snapshot_stats(reader: &BlobReader<'_>, root: &Id) -> Result<SnapshotStats> {
+/// Walks a snapshot and totals it. Its distinct blobs are counted by sorting every id it references, in memory
+/// up to `budget` and in sorted runs on disk beyond it, so memory does not grow with the snapshot: each distinct
+/// id is then looked up once in the catalog for its sizes.
+pub fn snapshot_stats(reader: &BlobReader<'_>, root: &Id, budget: &MemoryBudget) -> Result<SnapshotStats> {
     let mut st = SnapshotStats::default();
-    let mut seen = HashSet::new();
+    let mut ids = budget.sorter(0)?;
     let mut stack = vec![*root];
-    let mut count = |id: &Id, st: &mut SnapshotStats| -> Result<()> {
-        if seen.insert(*id) {
-            let loc = reader.locate(id)?;
-            st.unique_blobs += 1;
-            st.unique_bytes += loc.info.raw_len as u64;
-            st.stored_bytes += loc.info.stored_len as u64;
-        }
-        Ok(())
-    };
+    let mut note = |id: &Id| ids.push(BlobRecord { id: *id, pack: 0, stored_len: 0 });
     while let Some(t) = stack.pop() {
-        count(&t, &mut st)?;
+        note(&t)?;
         for node in reader.load_tree(&t)?.nodes {
             match node.kind {
                 NodeKind::Dir => {
@@ -151,15 +149,34 @@ pub fn snapshot_stats(reader: &BlobReader<'_>, root: &Id) -> Result<SnapshotStat
                     st.files += 1;
                     st.logical_bytes += node.size;
                     for list in &node.content_lists {
-                        count(&list.id, &mut st)?;
+                        note(&list.id)?;
                     }
                     for id in reader.content(&node) {
-                        count(&id?, &mut st)?;
+                        note(&id?)?;
                     }
                 }
                 _ => {}
             }
         }
+    }
+    st.spilled = ids.spilled();
+    let (mut last, mut failed) = (None, None);
+    ids.finish()?.for_each(|_, r| {
+        if failed.is_some() || last == Some(r.id) {
+            return;
+        }
+        last = Some(r.id);
+        match reader.locate(&r.id) {
+            Ok(loc) => {
+                st.unique_blobs += 1;
+                st.unique_bytes += loc.info.raw_len as u64;
+                st.stored_bytes += loc.info.stored_len as u64;
+            }
+            Err(e) => failed = Some(e),
+        }
+    })?;
+    if let Some(e) = failed {
+        return Err(e);
     }
     st.dedup_ratio = if st.unique_bytes > 0 { st.logical_bytes as f64 / st.unique_bytes as f64 } else { 1.0 };
     Ok(st)

@@ -48,6 +48,19 @@ impl MemoryBudget {
     fn records(&self) -> usize {
         (self.bytes.saturating_sub(ALLOWANCE) / sorted::RECORD_LEN as u64) as usize
     }
+
+    /// A sorter of blob records within this budget, spilling into the scratch directory; `expected` (an upper
+    /// estimate, 0 when unknown) sizes its buffer once.
+    pub fn sorter(&self, expected: usize) -> Result<sorted::Builder> {
+        // Made when missing (0700), never re-moded: the default is the system's temporary directory, and the
+        // scratch files are private on their own (0600, unlinked at once).
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.scratch)
+            .map_err(|e| Error::io("create the scratch directory", &self.scratch, e))?;
+        Ok(sorted::Builder::new(self.records(), expected, &self.scratch))
+    }
 }
 
 impl Default for MemoryBudget {
@@ -128,20 +141,13 @@ impl BlobIndex {
         listed: Vec<(Id, u64)>,
         mut on_bad: impl FnMut(&Id, Error) -> Result<()>,
     ) -> Result<BlobIndex> {
-        // Made when missing (0700), never re-moded: the default is the system's temporary directory, and the
-        // scratch files are private on their own (0600, unlinked at once).
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&budget.scratch)
-            .map_err(|e| Error::io("create the scratch directory", &budget.scratch, e))?;
         let bytes: u64 = listed.iter().map(|(_, size)| *size).sum();
         let expected = (bytes / (crate::format::pack::ENTRY_LEN as u64 + 8)) as usize;
         let mut loader = Loader {
             packs: Vec::new(),
             numbers: HashMap::new(),
             trees: HashMap::new(),
-            blobs: sorted::Builder::new(budget.records(), expected, &budget.scratch),
+            blobs: budget.sorter(expected)?,
             spool: SpoolWriter::new(&budget.scratch)?,
         };
         let names: Vec<Id> = listed.into_iter().map(|(id, _)| id).collect();

@@ -84,6 +84,11 @@ impl Builder {
 
     /// Adds one record.
     pub fn push(&mut self, r: BlobRecord) -> Result<()> {
+        if self.buf.len() == self.buf.capacity() {
+            // Doubling, but never past the run: the buffer stays within the budget when `expected` was low.
+            let more = self.buf.capacity().max(MIN_RUN).min(self.run_len - self.buf.len());
+            self.buf.reserve_exact(more);
+        }
         self.buf.push(r);
         if self.buf.len() >= self.run_len { self.spill() } else { Ok(()) }
     }
