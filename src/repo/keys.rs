@@ -64,14 +64,17 @@ enum Hinted {
 /// The kept copy unlocked while the bucket's file of the same name is read to compare (see [`unlock`]).
 fn unlock_hinted(storage: &Storage, password: &[u8], hint: &KeyHint) -> Hinted {
     let path = ObjectKind::Key.path(&hint.name);
-    let single = matches!(storage.regions(), [_]);
+    let only = match storage.regions() {
+        [only] => Some(only),
+        _ => None,
+    };
     let (current, opened) = std::thread::scope(|scope| {
         // Straight from the location, not through `Storage::read`: a failed head start must not mark the region
         // failed for the rest of the command. With several regions, the listing that follows is a union of
         // those that answer, so no failure here ends the opening.
-        let current = scope.spawn(|| match storage.regions() {
-            [only] => only.backend.read(&path),
-            _ => storage.read(&path),
+        let current = scope.spawn(|| match only {
+            Some(only) => only.backend.read(&path),
+            None => storage.read(&path),
         });
         let opened = KeyFile::parse(&path, &hint.file).and_then(|kf| kf.unlock(&path, password));
         (current.join().expect("a key read does not panic"), opened)
@@ -81,7 +84,7 @@ fn unlock_hinted(storage: &Storage, password: &[u8], hint: &KeyHint) -> Hinted {
             Some(key) => Hinted::Opened(Box::new(Unlocked { key, file: hint.clone() })),
             None => Hinted::WrongPassword,
         },
-        (Err(Error::Storage(e)), _) if single && unreachable(e.kind) => Hinted::Failed(Error::Storage(e)),
+        (Err(Error::Storage(e)), _) if only.is_some() && unreachable(e.kind) => Hinted::Failed(Error::Storage(e)),
         _ => Hinted::Unusable,
     }
 }
